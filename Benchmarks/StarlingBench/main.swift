@@ -1,0 +1,71 @@
+import Foundation
+import StarlingWire
+
+// starling-bench: runs named workloads and prints Starling's figure beside its peer's.
+//
+//   starling-bench [--json] [--peer ray|none] [--only a,b,c] [--list]
+//
+// Hidden modes used by the benchmark itself: `serve-echo URL TOKEN_FILE`.
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+
+if arguments.first == "serve-echo", arguments.count >= 3 {
+    try await EchoServerProcess.run(address: arguments[1], tokenFile: arguments[2])
+    exit(0)
+}
+
+var options = BenchOptions()
+var index = 0
+while index < arguments.count {
+    let argument = arguments[index]
+    switch argument {
+    case "--json": options.json = true
+    case "--list": options.list = true
+    case "--peer":
+        index += 1
+        guard index < arguments.count else { fail("--peer needs a value: ray or none") }
+        options.peer = arguments[index]
+    case "--only":
+        index += 1
+        guard index < arguments.count else { fail("--only needs a comma-separated list of workloads") }
+        options.only = Set(arguments[index].split(separator: ",").map(String.init))
+    case "-h", "--help":
+        print("""
+        usage: starling-bench [--json] [--peer ray|none] [--only w1,w2] [--list]
+          --json      one JSON object per line instead of a table
+          --peer ray  compare with Ray 2.60 where a workload has a Ray peer (sets up a venv)
+          --only      run only these workloads
+          --list      list the workloads
+        """)
+        exit(0)
+    default:
+        fail("unknown argument \(argument); see --help")
+    }
+    index += 1
+}
+
+let workloads = WireWorkloads.all
+if options.list {
+    for workload in workloads { print(workload.name) }
+    exit(0)
+}
+if let only = options.only {
+    let unknown = only.subtracting(workloads.map(\.name))
+    if !unknown.isEmpty { fail("unknown workloads: \(unknown.sorted().joined(separator: ", ")); see --list") }
+}
+
+let report = Report(json: options.json)
+for workload in workloads where options.only?.contains(workload.name) ?? true {
+    do {
+        let result = try await workload.run(options)
+        report.add(workload, result)
+    } catch {
+        report.failed(workload, error)
+    }
+}
+report.finish()
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("starling-bench: \(message)\n".utf8))
+    exit(2)
+}

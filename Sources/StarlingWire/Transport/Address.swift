@@ -1,0 +1,49 @@
+/// A validated NNG endpoint address: `ipc:///path`, `tcp://host:port`, `tls+tcp://host:port`,
+/// or `inproc://name`.
+public struct Address: Sendable, Hashable, CustomStringConvertible {
+    public enum Scheme: String, Sendable {
+        case ipc, tcp, inproc
+        case tlsTCP = "tls+tcp"
+    }
+
+    public let scheme: Scheme
+    /// Everything after `scheme://`.
+    public let rest: String
+
+    public init(_ string: String) throws {
+        guard let range = string.range(of: "://") else {
+            throw WireError.badAddress(string, detail: "expected scheme://…, e.g. tcp://127.0.0.1:6380 or ipc:///tmp/x.sock")
+        }
+        let schemeText = String(string[..<range.lowerBound])
+        guard let scheme = Scheme(rawValue: schemeText) else {
+            throw WireError.badAddress(string, detail: "unknown scheme \"\(schemeText)\"; use tcp, tls+tcp, ipc or inproc")
+        }
+        let rest = String(string[range.upperBound...])
+        guard !rest.isEmpty else { throw WireError.badAddress(string, detail: "nothing after \(schemeText)://") }
+        if scheme == .tcp || scheme == .tlsTCP {
+            guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (0...65535).contains(port) else {
+                throw WireError.badAddress(string, detail: "expected host:port with a port from 0 to 65535")
+            }
+        }
+        if scheme == .ipc, rest.utf8.count > 107 {
+            throw WireError.badAddress(string, detail: "ipc paths are limited to 107 bytes by the kernel")
+        }
+        self.scheme = scheme
+        self.rest = rest
+    }
+
+    public var description: String { "\(scheme.rawValue)://\(rest)" }
+
+    /// `host:port` for tcp addresses with the port replaced (for port 0 binds).
+    func withPort(_ port: Int) -> Address {
+        guard scheme == .tcp || scheme == .tlsTCP, let colon = rest.lastIndex(of: ":") else { return self }
+        // Safe: built from a validated address with a numeric port.
+        return (try? Address("\(scheme.rawValue)://\(rest[..<colon]):\(port)")) ?? self
+    }
+
+    /// The tcp port, if any.
+    public var port: Int? {
+        guard scheme == .tcp || scheme == .tlsTCP, let colon = rest.lastIndex(of: ":") else { return nil }
+        return Int(rest[rest.index(after: colon)...])
+    }
+}

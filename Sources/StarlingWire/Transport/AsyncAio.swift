@@ -1,0 +1,81 @@
+import CNNG
+import Synchronization
+
+/// One `nng_aio` bridged to async/await: the only place NNG callbacks meet Swift continuations.
+///
+/// An instance serves one operation at a time (the owner awaits each). NNG invokes the
+/// callback on its own threads, sometimes inline from the start call, so the continuation is
+/// stored before the operation starts and the callback never blocks. A cancel that arrives
+/// before the operation has started is remembered and applied right after it starts.
+final class AsyncAio: @unchecked Sendable {
+    // Safe to share: `handle` is written once in init and freed in deinit (after nng_aio_free
+    // has waited for any callback); every mutable field lives behind `state`'s mutex.
+    private(set) var handle: OpaquePointer!
+    private let state = Mutex(State())
+
+    private struct State {
+        var continuation: UnsafeContinuation<Int32, Never>?
+        var cancelled = false
+    }
+
+    init() throws {
+        var aio: OpaquePointer?
+        let box = Unmanaged.passUnretained(self).toOpaque()
+        try NNG.check(nng_aio_alloc(&aio, { arg in
+            guard let arg else { return }
+            Unmanaged<AsyncAio>.fromOpaque(arg).takeUnretainedValue().completed()
+        }, box), "nng_aio_alloc")
+        handle = aio
+        WireDiagnostics.aioAllocated()
+    }
+
+    deinit {
+        // Waits for a callback in progress; never called from the callback itself because
+        // the callback holds only an unretained reference.
+        nng_aio_free(handle)
+        WireDiagnostics.aioFreed()
+    }
+
+    /// Re-arms for a new owner (pooled aios): forget an earlier owner's cancellation.
+    func reset() {
+        state.withLock { $0.cancelled = false }
+    }
+
+    /// Runs one NNG operation started by `start` and returns nng's result code (0 = success).
+    /// `timeout` in milliseconds, or nil for none. Swift Task cancellation cancels the aio.
+    func run(timeout: Int32?, _ start: (OpaquePointer) -> Void) async -> Int32 {
+        nng_aio_set_timeout(handle, timeout ?? NNG_DURATION_INFINITE)
+        let aio = handle!
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { continuation in
+                state.withLock { $0.continuation = continuation }
+                start(aio)
+                if state.withLock({ $0.cancelled }) { nng_aio_cancel(aio) }
+            }
+        } onCancel: {
+            state.withLock { $0.cancelled = true }
+            nng_aio_cancel(self.handle)
+        }
+    }
+
+    private func completed() {
+        let result = nng_aio_result(handle)
+        let continuation = state.withLock { state in
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume(returning: result)
+    }
+
+    /// Takes the message a receive left in the aio (the caller now owns it).
+    func takeMessage() -> OpaquePointer? {
+        let message = nng_aio_get_msg(handle)
+        nng_aio_set_msg(handle, nil)
+        return message
+    }
+
+    /// Hands a message to the aio for a send (NNG owns it once the send succeeds).
+    func setMessage(_ message: OpaquePointer) {
+        nng_aio_set_msg(handle, message)
+    }
+}

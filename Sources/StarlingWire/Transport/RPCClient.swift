@@ -1,0 +1,304 @@
+import CNNG
+import StarlingLog
+import Synchronization
+
+/// A connection to one peer's RPC endpoint: many concurrent typed calls over one REQ socket.
+///
+/// Connecting authenticates with the cluster token (see `Handshake`); after a lost connection
+/// NNG redials in the background and the next call authenticates the new connection first.
+/// ```swift
+/// let client = try await RPCClient.connect(to: Address("tcp://127.0.0.1:6380"), token: token)
+/// let reply = try await client.call(DiagnosticsRPC.echo, EchoRequest(payload: [1, 2, 3]))
+/// ```
+public final class RPCClient: Sendable {
+    /// The peer's address.
+    public let peer: Address
+    private let socket: nng_socket
+    private let connections: ConnectionRegistry
+    private let inFlight: InFlightCalls
+    private let token: ClusterToken
+    private let name: String
+    private let settings: TransportSettings
+    private let slots = Mutex<[RequestSlot]>([])
+    private let authenticated = Mutex<UInt32?>(nil)
+    private let gate = HandshakeGate()
+    private let closed = Atomic<Bool>(false)
+
+    /// Idle (context, aio) pairs kept for reuse; more are made on demand and freed after use.
+    static let idleSlotLimit = 64
+
+    private init(peer: Address, token: ClusterToken, name: String, settings: TransportSettings) throws {
+        var socket = nng_socket()
+        try NNG.check(nng_req0_open(&socket), "nng_req0_open")
+        self.socket = socket
+        self.peer = peer
+        self.token = token
+        self.name = name
+        self.settings = settings
+        let inFlight = InFlightCalls()
+        self.inFlight = inFlight
+        if settings.failCallsOnDisconnect {
+            self.connections = ConnectionRegistry(onRemoved: { _ in inFlight.connectionLost() })
+        } else {
+            self.connections = ConnectionRegistry()
+        }
+        do {
+            try NNG.check(nng_socket_set_size(socket, NNG.optRecvMaxSize, settings.maxMessageSize), "set recv-size-max")
+            // Never resend a request on a live connection: a slow task would run twice.
+            try NNG.check(nng_socket_set_ms(socket, NNG.optReqResendTime, NNG_DURATION_INFINITE), "set req:resend-time")
+            try connections.watch(socket)
+            try Endpoint.dial(socket, to: peer, settings: settings)
+        } catch {
+            nng_close(socket)
+            connections.release()
+            throw error
+        }
+    }
+
+    /// Connects to `peer` and authenticates, waiting up to `settings.connectTimeout`.
+    public static func connect(to peer: Address, token: ClusterToken, name: String = "starling",
+                               settings: TransportSettings = .default) async throws -> RPCClient {
+        let client = try RPCClient(peer: peer, token: token, name: name, settings: settings)
+        do {
+            try await client.ensureAuthenticated()
+        } catch {
+            client.close()
+            throw error
+        }
+        return client
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Closes the connection; pending calls fail with `WireError.closed`.
+    public func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        nng_close(socket)
+        let idle = slots.withLock { slots in defer { slots = [] }; return slots }
+        for slot in idle { slot.close() }
+        connections.release()
+    }
+
+    /// Calls `rpc` and returns its reply; throws `WireError.remote` for a non-OK status.
+    /// `timeout` defaults to `settings.callTimeout`.
+    public func call<Request, Reply>(_ rpc: RPC<Request, Reply>, _ request: Request, timeout: Duration? = nil) async throws -> Reply {
+        try await ensureAuthenticated()
+        let outgoing = try OutgoingMessage.pack(request, method: rpc.method, limit: settings.maxMessageSize, what: "\(rpc.name) request")
+        let received = try await exchange(outgoing, call: rpc.name, timeout: timeout ?? settings.callTimeout)
+        return try decodeReply(received, rpc)
+    }
+
+    /// Connects without running the handshake (tests of what the server does to such peers).
+    static func connectWithoutHandshake(to peer: Address, settings: TransportSettings = .default) async throws -> RPCClient {
+        let client = try RPCClient(peer: peer, token: ClusterToken.generate(), name: "unauthenticated", settings: settings)
+        let deadline = ContinuousClock.now + settings.connectTimeout
+        while client.connections.newest == nil {
+            guard ContinuousClock.now < deadline else {
+                client.close()
+                throw WireError.connectionRefused(peer: peer.description, detail: "no connection within \(settings.connectTimeout)")
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        return client
+    }
+
+    /// Sends raw bytes as a request frame and returns the raw reply body (fuzzing, tests).
+    func callRaw(_ bytes: [UInt8], authenticate: Bool = true, timeout: Duration? = nil) async throws -> [UInt8] {
+        if authenticate { try await ensureAuthenticated() }
+        let outgoing = try bytes.withUnsafeBytes { try OutgoingMessage.copying($0) }
+        let received = try await exchange(outgoing, call: "raw", timeout: timeout ?? settings.callTimeout)
+        return Array(received.body)
+    }
+
+    private func decodeReply<Request, Reply>(_ received: ReceivedMessage, _ rpc: RPC<Request, Reply>) throws -> Reply {
+        let reply: Reply
+        do {
+            reply = try Reply(unpacking: received.body)
+        } catch {
+            throw WireError.malformed(what: "\(rpc.name) reply from \(peer)", detail: "\(error)")
+        }
+        if let status = reply.status, status.code != .ok {
+            throw WireError.remote(peer: peer.description, call: rpc.name, code: status.code, message: status.message)
+        }
+        return reply
+    }
+
+    // MARK: - Authentication
+
+    private func ensureAuthenticated() async throws {
+        if let current = connections.newest, authenticated.withLock({ $0 }) == current { return }
+        try await gate.run { try await self.handshake() }
+    }
+
+    /// Runs the handshake on the current connection (waiting for one up to the connect timeout).
+    private func handshake() async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + settings.connectTimeout
+        while true {
+            if closed.load(ordering: .acquiring) { throw WireError.closed(peer: peer.description, call: "connect") }
+            if let current = connections.newest {
+                if authenticated.withLock({ $0 }) == current { return }
+                let hello = Handshake.hello(peerName: name)
+                let helloOut = try OutgoingMessage.pack(hello, method: HandshakeRPC.hello.method, limit: settings.maxMessageSize, what: "hello")
+                let helloIn = try await exchange(helloOut, call: HandshakeRPC.hello.name, timeout: settings.handshakeTimeout)
+                let helloReply: HelloReply
+                do { helloReply = try HelloReply(unpacking: helloIn.body) } catch {
+                    throw WireError.unauthenticated(peer: peer.description, detail: "the hello reply does not parse: \(error)")
+                }
+                let prove = try Handshake.prove(helloReply, hello: hello, token: token, peer: peer.description)
+                let proveOut = try OutgoingMessage.pack(prove, method: HandshakeRPC.prove.method, limit: settings.maxMessageSize, what: "prove")
+                let proveIn: ReceivedMessage
+                do {
+                    proveIn = try await exchange(proveOut, call: HandshakeRPC.prove.name, timeout: settings.handshakeTimeout)
+                } catch WireError.timeout, WireError.closed {
+                    throw WireError.unauthenticated(peer: peer.description, detail: "the server closed the connection after our proof: the cluster tokens differ")
+                }
+                guard helloIn.pipeID == proveIn.pipeID else { continue } // reconnected midway: start over
+                authenticated.withLock { $0 = proveIn.pipeID }
+                return
+            }
+            if clock.now >= deadline {
+                throw WireError.connectionRefused(peer: peer.description, detail: "no connection within \(settings.connectTimeout) (refused or unreachable)")
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    // MARK: - Request/reply on a context
+
+    private func exchange(_ outgoing: OutgoingMessage, call: String, timeout: Duration) async throws -> ReceivedMessage {
+        let slot: RequestSlot
+        do { slot = try takeSlot() } catch { outgoing.free(); throw error }
+        defer { giveBack(slot) }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let milliseconds = timeout.nngMilliseconds
+        let ticket = inFlight.begin(slot.aio)
+        defer { inFlight.end(ticket) }
+        slot.aio.setMessage(outgoing.message)
+        let sent = await slot.aio.run(timeout: milliseconds) { nng_ctx_send(slot.context, $0) }
+        if sent != 0 {
+            if let unsent = slot.aio.takeMessage() { nng_msg_free(unsent) }
+            throw failure(sent, call: call, milliseconds: milliseconds, lost: inFlight.wasLost(ticket))
+        }
+        let remaining = max(1, milliseconds - (clock.now - start).nngMilliseconds)
+        let received = await slot.aio.run(timeout: remaining) { nng_ctx_recv(slot.context, $0) }
+        guard received == 0, let message = slot.aio.takeMessage() else {
+            throw failure(received == 0 ? NNG.closedCode : received, call: call, milliseconds: milliseconds, lost: inFlight.wasLost(ticket))
+        }
+        return ReceivedMessage(taking: message)
+    }
+
+    private func failure(_ code: Int32, call: String, milliseconds: Int32, lost: Bool) -> WireError {
+        if lost { return .closed(peer: peer.description, call: call) }
+        switch code {
+        case NNG.timedOut: return .timeout(peer: peer.description, call: call, milliseconds: Int(milliseconds))
+        case NNG.closedCode: return .closed(peer: peer.description, call: call)
+        case NNG.cancelledCode: return .cancelled(peer: peer.description, call: call)
+        case NNG.messageSize: return .tooLarge(what: "\(call) request", size: -1, limit: settings.maxMessageSize)
+        default: return .nng(operation: "\(call) to \(peer)", code: code, detail: NNG.describe(code))
+        }
+    }
+
+    private func takeSlot() throws -> RequestSlot {
+        if let slot = slots.withLock({ $0.popLast() }) { return slot }
+        if closed.load(ordering: .acquiring) { throw WireError.closed(peer: peer.description, call: "call") }
+        return try RequestSlot(socket: socket)
+    }
+
+    private func giveBack(_ slot: RequestSlot) {
+        slot.aio.reset()
+        let kept = slots.withLock { slots -> Bool in
+            guard slots.count < Self.idleSlotLimit, !closed.load(ordering: .acquiring) else { return false }
+            slots.append(slot)
+            return true
+        }
+        if !kept { slot.close() }
+    }
+}
+
+/// A REQ context and the aio that drives it; owned by one call at a time.
+final class RequestSlot: Sendable {
+    let context: nng_ctx
+    let aio: AsyncAio
+
+    init(socket: nng_socket) throws {
+        var context = nng_ctx()
+        try NNG.check(nng_ctx_open(&context, socket), "nng_ctx_open")
+        self.context = context
+        do { aio = try AsyncAio() } catch { nng_ctx_close(context); throw error }
+        WireDiagnostics.slotOpened()
+    }
+
+    func close() {
+        nng_ctx_close(context)
+    }
+
+    deinit { WireDiagnostics.slotClosed() }
+}
+
+/// The calls waiting on a client's connection, so that losing it can fail them at once
+/// (REQ would otherwise resend them on the next connection, running a request twice).
+final class InFlightCalls: Sendable {
+    private struct Entry { let aio: AsyncAio; var lost = false }
+    private struct Table { var next = 0; var entries: [Int: Entry] = [:] }
+    private let table = Mutex(Table())
+
+    func begin(_ aio: AsyncAio) -> Int {
+        table.withLock { table in
+            table.next += 1
+            table.entries[table.next] = Entry(aio: aio)
+            return table.next
+        }
+    }
+
+    func end(_ ticket: Int) {
+        _ = table.withLock { $0.entries.removeValue(forKey: ticket) }
+    }
+
+    func wasLost(_ ticket: Int) -> Bool {
+        table.withLock { $0.entries[ticket]?.lost ?? false }
+    }
+
+    /// Cancels every pending operation. Runs under the lock so that no aio is handed to
+    /// another call meanwhile; completion callbacks never take this lock.
+    func connectionLost() {
+        table.withLock { table in
+            for key in table.entries.keys {
+                table.entries[key]?.lost = true
+                if let aio = table.entries[key]?.aio.handle { nng_aio_cancel(aio) }
+            }
+        }
+    }
+}
+
+/// Runs one handshake at a time per client; callers arriving meanwhile share its outcome.
+actor HandshakeGate {
+    private var running: Task<Void, Error>?
+
+    func run(_ body: @escaping @Sendable () async throws -> Void) async throws {
+        if let running { return try await running.value }
+        let task = Task { try await body() }
+        running = task
+        defer { running = nil }
+        try await task.value
+    }
+}
+
+/// Counters that let tests prove the transport leaks no contexts or aios.
+public enum WireDiagnostics {
+    private static let liveSlots = Atomic<Int>(0)
+    private static let liveAios = Atomic<Int>(0)
+
+    /// Client request contexts currently allocated (idle in a pool or in use).
+    public static var requestContexts: Int { liveSlots.load(ordering: .relaxed) }
+    /// NNG aios currently allocated by this process.
+    public static var aios: Int { liveAios.load(ordering: .relaxed) }
+
+    static func slotOpened() { liveSlots.add(1, ordering: .relaxed) }
+    static func slotClosed() { liveSlots.subtract(1, ordering: .relaxed) }
+    static func aioAllocated() { liveAios.add(1, ordering: .relaxed) }
+    static func aioFreed() { liveAios.subtract(1, ordering: .relaxed) }
+}

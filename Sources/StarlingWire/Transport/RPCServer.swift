@@ -1,0 +1,191 @@
+import CNNG
+import StarlingLog
+import Synchronization
+
+/// What a handler knows about the call it serves.
+public struct CallContext: Sendable {
+    /// The connection (NNG pipe) the request came on; stable for that connection's life.
+    public let connectionID: UInt32
+    /// The RPC being served, e.g. `Head.RegisterNode`.
+    public let call: String
+}
+
+/// An error a handler throws to answer with a specific status code.
+///
+/// Any other error thrown by a handler is answered as `STATUS_CODE_INTERNAL` with its description.
+public struct RPCFailure: Error, CustomStringConvertible, Sendable {
+    public let code: StatusCode
+    public let message: String
+
+    public init(_ code: StatusCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
+
+/// The handlers an endpoint serves, keyed by method number. Built before the server starts,
+/// then immutable (no lock on the request path).
+///
+/// ```swift
+/// var routes = RouteTable()
+/// routes.add(DiagnosticsRPC.echo) { request, _ in EchoReply(status: .ok, payload: request.payload) }
+/// let server = try RPCServer(listeningOn: Address("tcp://127.0.0.1:0"), token: token, routes: routes)
+/// ```
+public struct RouteTable: Sendable {
+    typealias Handler = @Sendable (ReceivedMessage, CallContext, Int) async -> OutgoingMessage?
+    private(set) var handlers: [UInt32: (name: String, run: Handler)] = [:]
+
+    public init() {}
+
+    /// Serves `rpc` with `handler`. A later registration of the same method replaces it.
+    public mutating func add<Request, Reply>(
+        _ rpc: RPC<Request, Reply>,
+        _ handler: @escaping @Sendable (Request, CallContext) async throws -> Reply
+    ) {
+        let name = rpc.name
+        handlers[rpc.method] = (name, { message, context, limit in
+            let request: Request
+            do {
+                let body = message.body
+                request = try Request(unpacking: UnsafeRawBufferPointer(rebasing: body[OutgoingMessage.headerSize...]))
+            } catch {
+                return errorReply(.malformed, "\(name): \(error)", limit: limit)
+            }
+            do {
+                var reply = try await handler(request, context)
+                if reply.status == nil { reply.status = Status(code: .ok, message: "") }
+                return try OutgoingMessage.pack(reply, method: nil, limit: limit, what: "reply to \(name)")
+            } catch let failure as RPCFailure {
+                return errorReply(failure.code, failure.message, limit: limit)
+            } catch let WireError.tooLarge(what, size, limit) {
+                return errorReply(.tooLarge, "\(what) is \(size) bytes, over the limit of \(limit)", limit: limit)
+            } catch {
+                return errorReply(.internal, "\(name) failed: \(error)", limit: limit)
+            }
+        })
+    }
+}
+
+/// An error frame: only `status` (field 1), which decodes as any reply type.
+func errorReply(_ code: StatusCode, _ message: String, limit: Int) -> OutgoingMessage? {
+    var reply = ErrorReply()
+    reply.status = Status(code: code, message: String(message.prefix(4096)))
+    return try? OutgoingMessage.pack(reply, method: nil, limit: limit, what: "error reply")
+}
+
+/// An RPC endpoint: one REP socket serving many requests at once through NNG contexts.
+///
+/// Every new connection must complete the cluster handshake (see `Handshake`) before any
+/// other request is served; a connection that sends anything else first, or a wrong proof,
+/// is closed and no handler runs. Malformed frames get an error reply and change nothing.
+public final class RPCServer: Sendable {
+    /// The address actually bound (port 0 resolved to the real port).
+    public let address: Address
+    private let socket: nng_socket
+    private let connections: ConnectionRegistry
+    private let routes: RouteTable
+    private let token: ClusterToken
+    private let name: String
+    private let settings: TransportSettings
+    private let workers = Mutex<[Task<Void, Never>]>([])
+    private let log = Logger(label: "rpc-server")
+
+    /// Binds `address` and starts serving `routes`.
+    public init(listeningOn address: Address, token: ClusterToken, name: String = "starling",
+                routes: RouteTable, settings: TransportSettings = .default) throws {
+        var socket = nng_socket()
+        try NNG.check(nng_rep0_open(&socket), "nng_rep0_open")
+        self.socket = socket
+        self.routes = routes
+        self.token = token
+        self.name = name
+        self.settings = settings
+        self.connections = ConnectionRegistry()
+        do {
+            try NNG.check(nng_socket_set_size(socket, NNG.optRecvMaxSize, settings.maxMessageSize), "set recv-size-max")
+            try connections.watch(socket)
+            self.address = try Endpoint.listen(socket, on: address, tls: settings.tls)
+        } catch {
+            nng_close(socket)
+            connections.release()
+            throw error
+        }
+        var started: [Task<Void, Never>] = []
+        for _ in 0..<max(1, settings.serverContexts) {
+            var context = nng_ctx()
+            guard nng_ctx_open(&context, socket) == 0, let aio = try? AsyncAio() else { continue }
+            started.append(Task.detached { [self] in await self.serve(context, aio) })
+        }
+        workers.withLock { $0 = started }
+    }
+
+    /// Stops accepting, fails pending requests and waits for the handlers' tasks to end.
+    public func close() async {
+        nng_close(socket)
+        let tasks = workers.withLock { tasks in defer { tasks = [] }; return tasks }
+        for task in tasks { await task.value }
+        connections.release()
+    }
+
+    /// Connections currently open, and how many of them are authenticated (diagnostics, tests).
+    public var connectionCounts: (open: Int, authenticated: Int) { connections.counts }
+
+    private func serve(_ context: nng_ctx, _ aio: AsyncAio) async {
+        defer { nng_ctx_close(context) }
+        while true {
+            let received = await aio.run(timeout: nil) { nng_ctx_recv(context, $0) }
+            if received == NNG.closedCode { return }
+            guard received == 0, let raw = aio.takeMessage() else { continue }
+            let request = ReceivedMessage(taking: raw)
+            guard let reply = await dispatch(request) else { continue }
+            aio.setMessage(reply.message)
+            let sent = await aio.run(timeout: settings.callTimeout.nngMilliseconds) { nng_ctx_send(context, $0) }
+            if sent != 0, let unsent = aio.takeMessage() { nng_msg_free(unsent) }
+            if sent == NNG.closedCode { return }
+        }
+    }
+
+    /// Returns the reply to send, or nil to send none (the connection was closed).
+    private func dispatch(_ request: ReceivedMessage) async -> OutgoingMessage? {
+        let limit = settings.maxMessageSize
+        let body = request.body
+        guard body.count >= OutgoingMessage.headerSize else {
+            return errorReply(.malformed, "request frame of \(body.count) bytes is shorter than the 4-byte method header", limit: limit)
+        }
+        let method = UInt32(littleEndian: body.loadUnaligned(as: UInt32.self))
+        let connection = request.pipeID
+        let payload = UnsafeRawBufferPointer(rebasing: body[OutgoingMessage.headerSize...])
+
+        switch method {
+        case HandshakeRPC.hello.method:
+            guard let hello = try? HelloRequest(unpacking: payload) else {
+                return errorReply(.malformed, "handshake hello does not parse", limit: limit)
+            }
+            let (reply, challenge) = Handshake.answer(hello, token: token, serverName: name)
+            if let challenge { connections.challenge(connection, challenge) }
+            return try? OutgoingMessage.pack(reply, method: nil, limit: limit, what: "hello reply")
+        case HandshakeRPC.prove.method:
+            guard let prove = try? ProveRequest(unpacking: payload),
+                  let challenge = connections.pendingChallenge(connection),
+                  Handshake.verify(prove, challenge: challenge, token: token) else {
+                log.warning("closing connection \(connection): handshake proof missing or wrong (wrong cluster token?)")
+                nng_pipe_close(request.pipe)
+                return nil
+            }
+            connections.authenticate(connection)
+            return try? OutgoingMessage.pack(ProveReply(status: Status(code: .ok, message: "")), method: nil, limit: limit, what: "prove reply")
+        default:
+            guard connections.isAuthenticated(connection) else {
+                log.warning("closing connection \(connection): request (method \(method)) before authentication")
+                nng_pipe_close(request.pipe)
+                return nil
+            }
+            guard let route = routes.handlers[method] else {
+                return errorReply(.unknownMethod, "no handler for method \(method) on \(name); is the peer running the same Starling version?", limit: limit)
+            }
+            return await route.run(request, CallContext(connectionID: connection, call: route.name), limit)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import CNNG
+
+/// A received NNG message, owned by Swift and freed with it.
+///
+/// Request frames carry a 4-byte little-endian method number before the protobuf bytes;
+/// replies are protobuf only. Bodies are not 16-byte aligned: read them with `loadUnaligned`.
+final class ReceivedMessage: @unchecked Sendable {
+    // Safe: the message is exclusively owned after receipt and never mutated, only read.
+    let message: OpaquePointer
+
+    init(taking message: OpaquePointer) {
+        self.message = message
+    }
+
+    deinit {
+        nng_msg_free(message)
+    }
+
+    var body: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: nng_msg_body(message), count: nng_msg_len(message))
+    }
+
+    /// The NNG pipe (connection) the message arrived on.
+    var pipeID: UInt32 {
+        UInt32(bitPattern: nng_pipe_id(nng_msg_get_pipe(message)))
+    }
+
+    var pipe: nng_pipe { nng_msg_get_pipe(message) }
+}
+
+/// An outgoing NNG message built by packing a protobuf message, with an optional header.
+struct OutgoingMessage: @unchecked Sendable {
+    // Safe: the message is exclusively owned by whoever holds this value until it is sent
+    // (then NNG owns it) or `free()`d.
+    let message: OpaquePointer
+
+    static let headerSize = 4
+
+    /// Packs `value`, prefixed with `method` when given (request frames).
+    static func pack<M: ProtoMessage>(_ value: M, method: UInt32?, limit: Int, what: @autoclosure () -> String) throws -> OutgoingMessage {
+        var message: OpaquePointer?
+        var failure: Int32 = 0
+        var tooLarge = 0
+        let headerSize = method == nil ? 0 : headerSize
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16)
+        defer { scratch.deallocate() }
+        value.pack { size in
+            let total = size + headerSize
+            if total > limit { tooLarge = total; return scratch }
+            failure = nng_msg_alloc(&message, total)
+            guard failure == 0, let message else { return scratch }
+            let body = nng_msg_body(message)!
+            if let method {
+                body.storeBytes(of: method.littleEndian, toByteOffset: 0, as: UInt32.self)
+            }
+            return body + headerSize
+        }
+        if tooLarge > 0 {
+            if let message { nng_msg_free(message) }
+            throw WireError.tooLarge(what: what(), size: tooLarge, limit: limit)
+        }
+        try NNG.check(failure, "nng_msg_alloc for \(what())")
+        return OutgoingMessage(message: message!)
+    }
+
+    /// Copies raw bytes into a new message.
+    static func copying(_ bytes: UnsafeRawBufferPointer) throws -> OutgoingMessage {
+        var message: OpaquePointer?
+        try NNG.check(nng_msg_alloc(&message, bytes.count), "nng_msg_alloc")
+        if bytes.count > 0 { nng_msg_body(message!).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        return OutgoingMessage(message: message!)
+    }
+
+    func free() {
+        nng_msg_free(message)
+    }
+}
