@@ -50,7 +50,7 @@ final class Report {
             print(pad(workload.name, 30) + pad(format(m.value), 14) + pad(workload.unit, 8)
                   + pad(m.peer ?? "-", 10) + pad(m.peerValue.map(format) ?? "-", 14) + (ratio.map { String(format: "%.2fx", $0) } ?? "-"))
         }
-        fflush(stdout)
+        fflush(nil)
     }
 
     func failed(_ workload: Workload, _ error: Error) {

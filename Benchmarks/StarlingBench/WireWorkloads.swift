@@ -183,7 +183,7 @@ enum EchoServerProcess {
         let server = try RPCServer(listeningOn: Address(address), token: ClusterToken.load(from: tokenFile),
                                    name: "bench-echo", routes: routes)
         print("ready")
-        fflush(stdout)
+        fflush(nil)
         while true { try await Task.sleep(for: .seconds(3600)) }
         _ = server
     }

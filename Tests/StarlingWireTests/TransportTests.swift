@@ -58,15 +58,13 @@ struct TransportTests {
     func cancellation() async throws {
         let fixture = try EchoFixture.start(delay: .seconds(30))
         let client = try await fixture.client()
-        // Warm the pool up to the concurrency used below, then take the baseline.
-        let fast = try EchoFixture.start()
-        let fastClient = try await fast.client()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<20 { group.addTask { _ = try await client.call(DiagnosticsRPC.echo, EchoRequest(), timeout: .milliseconds(1)) } }
-            while let _ = try? await group.next() {}
+        // Warm the context pool up to the concurrency used below, then take the baseline.
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 { group.addTask { _ = try? await client.call(DiagnosticsRPC.echo, EchoRequest(), timeout: .milliseconds(50)) } }
         }
-        let baselineContexts = WireDiagnostics.requestContexts
-        let baselineAios = WireDiagnostics.aios
+        let baseline = client.diagnostics
+        #expect(baseline.inFlight == 0)
+        #expect(baseline.contexts == 20)
 
         let clock = ContinuousClock()
         let start = clock.now
@@ -74,6 +72,7 @@ struct TransportTests {
             Task { try await client.call(DiagnosticsRPC.echo, EchoRequest(payload: [1])) }
         }
         try await Task.sleep(for: .milliseconds(100))
+        #expect(client.diagnostics.inFlight == 20)
         for task in tasks { task.cancel() }
         for task in tasks {
             let result = await task.result
@@ -84,11 +83,10 @@ struct TransportTests {
         }
         // The handler sleeps 30 s: anything near that means cancellation did not reach NNG.
         #expect(clock.now - start < .seconds(10))
-        #expect(WireDiagnostics.requestContexts == baselineContexts)
-        #expect(WireDiagnostics.aios == baselineAios)
-        fastClient.close()
+        #expect(client.diagnostics.inFlight == 0)
+        #expect(client.diagnostics.contexts == baseline.contexts)
         client.close()
-        await fast.server.close()
+        #expect(client.diagnostics.contexts == 0)
         await fixture.server.close()
     }
 

@@ -26,14 +26,12 @@ final class AsyncAio: @unchecked Sendable {
             Unmanaged<AsyncAio>.fromOpaque(arg).takeUnretainedValue().completed()
         }, box), "nng_aio_alloc")
         handle = aio
-        WireDiagnostics.aioAllocated()
     }
 
     deinit {
         // Waits for a callback in progress; never called from the callback itself because
         // the callback holds only an unretained reference.
         nng_aio_free(handle)
-        WireDiagnostics.aioFreed()
     }
 
     /// Re-arms for a new owner (pooled aios): forget an earlier owner's cancellation.

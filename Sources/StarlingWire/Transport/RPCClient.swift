@@ -23,6 +23,7 @@ public final class RPCClient: Sendable {
     private let authenticated = Mutex<UInt32?>(nil)
     private let gate = HandshakeGate()
     private let closed = Atomic<Bool>(false)
+    private let openContexts = Atomic<Int>(0)
 
     /// Idle (context, aio) pairs kept for reuse; more are made on demand and freed after use.
     static let idleSlotLimit = 64
@@ -77,7 +78,7 @@ public final class RPCClient: Sendable {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         nng_close(socket)
         let idle = slots.withLock { slots in defer { slots = [] }; return slots }
-        for slot in idle { slot.close() }
+        for slot in idle { retire(slot) }
         connections.release()
     }
 
@@ -205,7 +206,9 @@ public final class RPCClient: Sendable {
     private func takeSlot() throws -> RequestSlot {
         if let slot = slots.withLock({ $0.popLast() }) { return slot }
         if closed.load(ordering: .acquiring) { throw WireError.closed(peer: peer.description, call: "call") }
-        return try RequestSlot(socket: socket)
+        let slot = try RequestSlot(socket: socket)
+        openContexts.add(1, ordering: .relaxed)
+        return slot
     }
 
     private func giveBack(_ slot: RequestSlot) {
@@ -215,7 +218,18 @@ public final class RPCClient: Sendable {
             slots.append(slot)
             return true
         }
-        if !kept { slot.close() }
+        if !kept { retire(slot) }
+    }
+
+    private func retire(_ slot: RequestSlot) {
+        slot.close()
+        openContexts.subtract(1, ordering: .relaxed)
+    }
+
+    /// Request contexts this client holds (pooled or in use) and calls awaiting a reply:
+    /// tests use them to prove that cancellation and timeouts leak nothing.
+    public var diagnostics: (contexts: Int, inFlight: Int) {
+        (openContexts.load(ordering: .relaxed), inFlight.count)
     }
 }
 
@@ -229,14 +243,12 @@ final class RequestSlot: Sendable {
         try NNG.check(nng_ctx_open(&context, socket), "nng_ctx_open")
         self.context = context
         do { aio = try AsyncAio() } catch { nng_ctx_close(context); throw error }
-        WireDiagnostics.slotOpened()
     }
 
     func close() {
         nng_ctx_close(context)
     }
 
-    deinit { WireDiagnostics.slotClosed() }
 }
 
 /// The calls waiting on a client's connection, so that losing it can fail them at once
@@ -257,6 +269,8 @@ final class InFlightCalls: Sendable {
     func end(_ ticket: Int) {
         _ = table.withLock { $0.entries.removeValue(forKey: ticket) }
     }
+
+    var count: Int { table.withLock { $0.entries.count } }
 
     func wasLost(_ ticket: Int) -> Bool {
         table.withLock { $0.entries[ticket]?.lost ?? false }
@@ -285,20 +299,4 @@ actor HandshakeGate {
         defer { running = nil }
         try await task.value
     }
-}
-
-/// Counters that let tests prove the transport leaks no contexts or aios.
-public enum WireDiagnostics {
-    private static let liveSlots = Atomic<Int>(0)
-    private static let liveAios = Atomic<Int>(0)
-
-    /// Client request contexts currently allocated (idle in a pool or in use).
-    public static var requestContexts: Int { liveSlots.load(ordering: .relaxed) }
-    /// NNG aios currently allocated by this process.
-    public static var aios: Int { liveAios.load(ordering: .relaxed) }
-
-    static func slotOpened() { liveSlots.add(1, ordering: .relaxed) }
-    static func slotClosed() { liveSlots.subtract(1, ordering: .relaxed) }
-    static func aioAllocated() { liveAios.add(1, ordering: .relaxed) }
-    static func aioFreed() { liveAios.subtract(1, ordering: .relaxed) }
 }

@@ -125,6 +125,8 @@ public final class RPCServer: Sendable {
     public func close() async {
         nng_close(socket)
         let tasks = workers.withLock { tasks in defer { tasks = [] }; return tasks }
+        // Handlers still running see cancellation; their replies have nowhere to go.
+        for task in tasks { task.cancel() }
         for task in tasks { await task.value }
         connections.release()
     }

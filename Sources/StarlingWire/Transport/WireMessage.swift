@@ -36,31 +36,23 @@ struct OutgoingMessage: @unchecked Sendable {
 
     static let headerSize = 4
 
-    /// Packs `value`, prefixed with `method` when given (request frames).
+    /// Packs `value`, prefixed with `method` when given (request frames). Throws
+    /// `WireError.tooLarge` before allocating anything when the frame would exceed `limit`.
     static func pack<M: ProtoMessage>(_ value: M, method: UInt32?, limit: Int, what: @autoclosure () -> String) throws -> OutgoingMessage {
         var message: OpaquePointer?
-        var failure: Int32 = 0
-        var tooLarge = 0
         let headerSize = method == nil ? 0 : headerSize
-        let scratch = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16)
-        defer { scratch.deallocate() }
-        value.pack { size in
+        try value.pack { size in
             let total = size + headerSize
-            if total > limit { tooLarge = total; return scratch }
-            failure = nng_msg_alloc(&message, total)
-            guard failure == 0, let message else { return scratch }
-            let body = nng_msg_body(message)!
+            guard total <= limit else { throw WireError.tooLarge(what: what(), size: total, limit: limit) }
+            try NNG.check(nng_msg_alloc(&message, total), "nng_msg_alloc for \(what())")
+            let body = nng_msg_body(message!)!
             if let method {
                 body.storeBytes(of: method.littleEndian, toByteOffset: 0, as: UInt32.self)
             }
             return body + headerSize
         }
-        if tooLarge > 0 {
-            if let message { nng_msg_free(message) }
-            throw WireError.tooLarge(what: what(), size: tooLarge, limit: limit)
-        }
-        try NNG.check(failure, "nng_msg_alloc for \(what())")
-        return OutgoingMessage(message: message!)
+        guard let message else { throw WireError.nng(operation: "pack \(what())", code: 0, detail: "no message allocated") }
+        return OutgoingMessage(message: message)
     }
 
     /// Copies raw bytes into a new message.
