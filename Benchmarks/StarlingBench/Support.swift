@@ -44,7 +44,7 @@ final class Report {
             if let peer = m.peer { object["peer"] = peer }
             if let peerValue = m.peerValue { object["peer_value"] = round3(peerValue) }
             if let ratio { object["ratio"] = round3(ratio) }
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(pad(workload.name, 30) + pad(format(m.value), 14) + pad(workload.unit, 8)

@@ -7,6 +7,7 @@ import StarlingWire
 //
 // Hidden modes used by the benchmark itself: `serve-echo URL TOKEN_FILE`.
 
+ProcessTuning.apply()
 let arguments = Array(CommandLine.arguments.dropFirst())
 
 if arguments.first == "serve-echo", arguments.count >= 3 {

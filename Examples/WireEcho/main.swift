@@ -11,6 +11,7 @@ struct Batch: Codable, Equatable {
     var weights: [Float]
 }
 
+ProcessTuning.apply()
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("starling-wire-echo-\(getpid())")
 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: directory) }

@@ -68,7 +68,8 @@ final class ConnectionRegistry: Sendable {
 
     func challenge(_ pipe: UInt32, _ challenge: Handshake.Challenge) {
         table.withLock { table in
-            if table.connections[pipe] != nil { table.connections[pipe] = .challenged(challenge) }
+            // A hello on an authenticated connection is answered but changes nothing.
+            if let state = table.connections[pipe], state != .authenticated { table.connections[pipe] = .challenged(challenge) }
         }
     }
 

@@ -20,6 +20,8 @@ enum NNG {
     static let refused = Int32(NNG_ECONNREFUSED.rawValue)
     static let addressInUse = Int32(NNG_EADDRINUSE.rawValue)
     static let messageSize = Int32(NNG_EMSGSIZE.rawValue)
+    static let connectionReset = Int32(NNG_ECONNRESET.rawValue)
+    static let connectionShutdown = Int32(NNG_ECONNSHUT.rawValue)
 
     static func describe(_ code: Int32) -> String {
         String(cString: nng_strerror(code))

@@ -196,7 +196,7 @@ public final class RPCClient: Sendable {
         if lost { return .closed(peer: peer.description, call: call) }
         switch code {
         case NNG.timedOut: return .timeout(peer: peer.description, call: call, milliseconds: Int(milliseconds))
-        case NNG.closedCode: return .closed(peer: peer.description, call: call)
+        case NNG.closedCode, NNG.connectionReset, NNG.connectionShutdown: return .closed(peer: peer.description, call: call)
         case NNG.cancelledCode: return .cancelled(peer: peer.description, call: call)
         case NNG.messageSize: return .tooLarge(what: "\(call) request", size: -1, limit: settings.maxMessageSize)
         default: return .nng(operation: "\(call) to \(peer)", code: code, detail: NNG.describe(code))
