@@ -56,6 +56,16 @@ enum WireWorkloads {
         return server
     }
 
+    /// Runs the C client mode `arguments[0]` against a fresh C server over ipc; returns its figure.
+    static func cClientFigure(_ arguments: [String]) throws -> Double? {
+        let url = address("ipc")
+        let server = try cServer(url)
+        defer { server.kill() }
+        var full = arguments
+        full.insert(url, at: 1)
+        return Double(try ChildProcess.capture(try cPeer.get(), full).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
     static func swiftClient(_ url: String) async throws -> RPCClient {
         try await RPCClient.connect(to: Address(url), token: ClusterToken.load(from: tokenFile), name: "bench")
     }
@@ -101,11 +111,7 @@ enum WireWorkloads {
     }
 
     static func concurrent() async throws -> Measurement {
-        let cURL = address("ipc")
-        let cServerProcess = try cServer(cURL)
-        let cFigure = Double(try ChildProcess.capture(try cPeer.get(), ["concurrent", cURL, "\(concurrentContexts)", "\(concurrentSeconds)"])
-            .trimmingCharacters(in: .whitespacesAndNewlines))
-        cServerProcess.kill()
+        let cFigure = try cClientFigure(["concurrent", "\(concurrentContexts)", "\(concurrentSeconds)"])
 
         let url = address("ipc")
         let server = try swiftServer(url)
@@ -133,11 +139,7 @@ enum WireWorkloads {
     }
 
     static func large() async throws -> Measurement {
-        let cURL = address("ipc")
-        let cServerProcess = try cServer(cURL)
-        let cFigure = Double(try ChildProcess.capture(try cPeer.get(), ["large", cURL, "\(largeBytes)", "\(largeIterations)"])
-            .trimmingCharacters(in: .whitespacesAndNewlines))
-        cServerProcess.kill()
+        let cFigure = try cClientFigure(["large", "\(largeBytes)", "\(largeIterations)"])
 
         let url = address("ipc")
         let server = try swiftServer(url)

@@ -32,7 +32,7 @@ let start = clock.now
 let reply = try await client.call(DiagnosticsRPC.echo, EchoRequest(payload: payload))
 let elapsed = clock.now - start
 let echoed = try BinaryDecoder().decode(Batch.self, from: reply.payload)
-print("echoed a \(payload.count)-byte batch through \(server.address) in \(elapsed); intact: \(echoed == batch)")
+print("echoed a \(payload.count)-byte batch through \(server.address) in \(elapsed.formatted(.units(allowed: [.milliseconds], fractionalPart: .show(length: 1)))); intact: \(echoed == batch)")
 
 var latencies: [Duration] = []
 let small = EchoRequest(payload: Array(repeating: 1, count: 64))
@@ -42,7 +42,8 @@ for _ in 0..<1000 {
     latencies.append(clock.now - t0)
 }
 latencies.sort()
-print("64-byte round trip over ipc: p50 \(latencies[500]), p99 \(latencies[990])")
+let micros = { (d: Duration) in d.formatted(.units(allowed: [.microseconds], fractionalPart: .hide)) }
+print("64-byte round trip over ipc: p50 \(micros(latencies[500])), p99 \(micros(latencies[990]))")
 
 // A client with the wrong token is refused before any handler runs.
 do {

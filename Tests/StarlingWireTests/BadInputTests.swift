@@ -2,26 +2,13 @@ import Foundation
 import Testing
 @testable import StarlingWire
 
-/// A small seeded generator so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("Bad input")
 struct BadInputTests {
     @Test("thousands of random and truncated frames get errors, and the endpoint keeps serving")
     func randomAndTruncatedFrames() async throws {
         let fixture = try EchoFixture.start()
         let client = try await fixture.client()
-        var rng = SplitMix64(seed: 0x5EED)
+        var rng = ProtoTestRNG(seed: 0x5EED)
         let knownMethods: [UInt32] = [1, 2, DiagnosticsRPC.echo.method, 100, 200, 300, 999, .max]
         var errorReplies = 0
         for i in 0..<3000 {
