@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "StarlingWire", targets: ["StarlingWire"]),
         .library(name: "StarlingCodec", targets: ["StarlingCodec"]),
+        .library(name: "Starling", targets: ["Starling"]),
         .executable(name: "starling-bench", targets: ["StarlingBench"]),
     ],
     targets: [
@@ -35,6 +36,10 @@ let package = Package(
             dependencies: ["CNNG", "CProtobufC", "CMbedCrypto", "CSystem", "StarlingProtoC", "StarlingLog"],
             linkerSettings: [.linkedLibrary("nng"), .linkedLibrary("mbedcrypto")]
         ),
+        // Node manager: resources, worker pool, leases.
+        .target(name: "StarlingNode", dependencies: ["StarlingCore", "StarlingWire", "StarlingLog"]),
+        // The public API: remote functions, refs, the driver and worker runtimes, Starling.run.
+        .target(name: "Starling", dependencies: ["StarlingCore", "StarlingWire", "StarlingCodec", "StarlingNode", "StarlingLog"]),
         .executableTarget(
             name: "StarlingBench",
             dependencies: ["StarlingWire", "StarlingCodec"],
@@ -45,6 +50,10 @@ let package = Package(
             dependencies: ["StarlingWire", "StarlingCodec"],
             path: "Examples/WireEcho"
         ),
+        .executableTarget(name: "Pi", dependencies: ["Starling"], path: "Examples/Pi"),
+        // A driver program the runtime tests start as real processes (driver and workers).
+        .executableTarget(name: "StarlingTestApp", dependencies: ["Starling"], path: "Tests/StarlingTestApp"),
+        .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp"]),
         .testTarget(name: "StarlingCodecTests", dependencies: ["StarlingCodec"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
         .testTarget(name: "StarlingWireTests", dependencies: ["StarlingWire", "StarlingCodec"]),

@@ -2,6 +2,8 @@
 #ifndef STARLING_CSYSTEM_SHIM_H
 #define STARLING_CSYSTEM_SHIM_H
 #include <malloc.h>
+#include <signal.h>
+#include <sys/prctl.h>
 
 // Keep MB-sized buffers on the heap instead of fresh mmap'd pages, and stop glibc from
 // returning freed memory to the kernel at once: otherwise every large message or tensor
@@ -9,5 +11,11 @@
 static inline void starling_tune_malloc(int mmap_threshold, int trim_threshold) {
     mallopt(M_MMAP_THRESHOLD, mmap_threshold);
     mallopt(M_TRIM_THRESHOLD, trim_threshold);
+}
+
+// prctl is variadic, which Swift cannot call: ask the kernel to send `sig` to this process
+// when its parent dies (workers must not outlive their node).
+static inline int starling_die_with_parent(int sig) {
+    return prctl(PR_SET_PDEATHSIG, sig);
 }
 #endif

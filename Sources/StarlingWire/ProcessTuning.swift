@@ -1,4 +1,7 @@
 import CSystem
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Process-wide settings every Starling process applies at start-up.
 public enum ProcessTuning {
@@ -11,5 +14,10 @@ public enum ProcessTuning {
     /// Applies the allocator settings. Idempotent; call before the hot path starts.
     public static func apply() {
         starling_tune_malloc(mmapThreshold, trimThreshold)
+    }
+
+    /// Has the kernel kill this process when its parent dies (workers of a node).
+    public static func dieWithParent() {
+        _ = starling_die_with_parent(SIGKILL)
     }
 }

@@ -23,7 +23,11 @@ final class AsyncAio: @unchecked Sendable {
         let box = Unmanaged.passUnretained(self).toOpaque()
         try NNG.check(nng_aio_alloc(&aio, { arg in
             guard let arg else { return }
-            Unmanaged<AsyncAio>.fromOpaque(arg).takeUnretainedValue().completed()
+            // Borrow without retaining: a +1 taken here could be the last reference once the
+            // continuation resumes its task, and its release would run deinit (nng_aio_free)
+            // on this callback thread, which waits for this very callback: a deadlock.
+            // The owner's deinit, on its own thread, waits in nng_aio_free until we return.
+            Unmanaged<AsyncAio>.fromOpaque(arg)._withUnsafeGuaranteedRef { $0.completed() }
         }, box), "nng_aio_alloc")
         handle = aio
     }

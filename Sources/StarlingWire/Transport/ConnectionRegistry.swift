@@ -1,4 +1,5 @@
 import CNNG
+import StarlingLog
 import Synchronization
 
 /// Tracks the connections (NNG pipes) of one socket and their authentication state.
@@ -12,8 +13,12 @@ final class ConnectionRegistry: Sendable {
         case authenticated
     }
 
+    /// NNG reports "pipe added" on its own thread, sometimes after the first messages of that
+    /// pipe were already handled: events and handshake steps must not depend on their order.
     private struct Table {
         var connections: [UInt32: State] = [:]
+        /// Pipes already removed, so a late message cannot bring one back (ids are not reused).
+        var removed: Set<UInt32> = []
         /// The most recently added pipe still open (a dialer has at most one).
         var newest: UInt32?
         var released = false
@@ -23,7 +28,11 @@ final class ConnectionRegistry: Sendable {
     /// Called (on an NNG thread) after a connection was removed.
     private let onRemoved: (@Sendable (UInt32) -> Void)?
 
-    init(onRemoved: (@Sendable (UInt32) -> Void)? = nil) {
+    private let label: String
+    private let debugLog = Logger(label: "connections")
+
+    init(label: String, onRemoved: (@Sendable (UInt32) -> Void)? = nil) {
+        self.label = label
         self.onRemoved = onRemoved
     }
 
@@ -55,12 +64,16 @@ final class ConnectionRegistry: Sendable {
 
     private func event(_ pipe: UInt32, added: Bool) {
         defer { if !added { onRemoved?(pipe) } }
+        debugLog.debug("\(label): connection \(pipe) \(added ? "added" : "removed")")
         table.withLock { table in
             if added {
-                table.connections[pipe] = .connected
+                guard !table.removed.contains(pipe) else { return }
+                if table.connections[pipe] == nil { table.connections[pipe] = .connected }
                 table.newest = pipe
             } else {
                 table.connections[pipe] = nil
+                if table.removed.count > 4096 { table.removed.removeAll() }
+                table.removed.insert(pipe)
                 if table.newest == pipe { table.newest = nil }
             }
         }
@@ -69,7 +82,8 @@ final class ConnectionRegistry: Sendable {
     func challenge(_ pipe: UInt32, _ challenge: Handshake.Challenge) {
         table.withLock { table in
             // A hello on an authenticated connection is answered but changes nothing.
-            if let state = table.connections[pipe], state != .authenticated { table.connections[pipe] = .challenged(challenge) }
+            guard !table.removed.contains(pipe), table.connections[pipe] != .authenticated else { return }
+            table.connections[pipe] = .challenged(challenge)
         }
     }
 
@@ -81,8 +95,10 @@ final class ConnectionRegistry: Sendable {
     }
 
     func authenticate(_ pipe: UInt32) {
+        debugLog.debug("\(label): connection \(pipe) authenticated")
         table.withLock { table in
-            if table.connections[pipe] != nil { table.connections[pipe] = .authenticated }
+            guard !table.removed.contains(pipe) else { return }
+            table.connections[pipe] = .authenticated
         }
     }
 

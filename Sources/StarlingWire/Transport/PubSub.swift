@@ -72,14 +72,12 @@ public final class EventPublisher: Sendable {
 public final class EventSubscriber: Sendable {
     /// Events in arrival order; finishes when the subscriber is closed.
     public let events: AsyncStream<PublishedEvent>
-    private let socket: nng_socket
     private let receiver: Task<Void, Never>
 
     public init(connectingTo address: Address, token: ClusterToken, topics: [String] = [""],
                 settings: TransportSettings = .default) throws {
         var socket = nng_socket()
         try NNG.check(nng_sub0_open(&socket), "nng_sub0_open")
-        self.socket = socket
         let aio: AsyncAio
         do {
             try NNG.check(nng_socket_set_size(socket, NNG.optRecvMaxSize, settings.maxMessageSize), "set recv-size-max")
@@ -97,7 +95,10 @@ public final class EventSubscriber: Sendable {
         events = stream
         receiver = Task.detached {
             let log = Logger(label: "events")
-            while true {
+            // The receiving loop owns the socket's lifetime: closing it while a receive is
+            // in progress on another thread is not safe with libnng 1.5.2.
+            defer { nng_close(socket) }
+            while !Task.isCancelled {
                 let rc = await aio.run(timeout: nil) { nng_recv_aio(socket, $0) }
                 if rc == NNG.closedCode || Task.isCancelled { break }
                 guard rc == 0, let raw = aio.takeMessage() else { continue }
@@ -112,8 +113,8 @@ public final class EventSubscriber: Sendable {
         }
     }
 
+    /// Stops receiving; `events` finishes and the socket closes.
     public func close() {
-        nng_close(socket)
         receiver.cancel()
     }
 

@@ -1,4 +1,5 @@
 import CNNG
+import Foundation
 import StarlingLog
 import Synchronization
 
@@ -39,9 +40,9 @@ public final class RPCClient: Sendable {
         let inFlight = InFlightCalls()
         self.inFlight = inFlight
         if settings.failCallsOnDisconnect {
-            self.connections = ConnectionRegistry(onRemoved: { _ in inFlight.connectionLost() })
+            self.connections = ConnectionRegistry(label: "client of \(peer)", onRemoved: { _ in inFlight.connectionLost() })
         } else {
-            self.connections = ConnectionRegistry()
+            self.connections = ConnectionRegistry(label: "client of \(peer)")
         }
         do {
             try NNG.check(nng_socket_set_size(socket, NNG.optRecvMaxSize, settings.maxMessageSize), "set recv-size-max")
@@ -74,12 +75,26 @@ public final class RPCClient: Sendable {
     }
 
     /// Closes the connection; pending calls fail with `WireError.closed`.
+    ///
+    /// NNG must not see `nng_close` while another thread is inside an operation on the same
+    /// socket (libnng 1.5.2 panics on a freed mutex), so the socket is closed by whichever
+    /// comes last: this call, or the last call in flight.
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        nng_close(socket)
         let idle = slots.withLock { slots in defer { slots = [] }; return slots }
         for slot in idle { retire(slot) }
-        connections.release()
+        if inFlight.closeWhenIdle() { finishClose() }
+    }
+
+    private func finishClose() {
+        // nng_close can wait on libnng's reaper; keep that wait off Swift's cooperative pool
+        // (two threads on a two-core machine), which other closes may need to make progress.
+        let socket = self.socket
+        let connections = self.connections
+        Thread.detachNewThread {
+            nng_close(socket)
+            connections.release()
+        }
     }
 
     /// Calls `rpc` and returns its reply; throws `WireError.remote` for a non-OK status.
@@ -158,6 +173,7 @@ public final class RPCClient: Sendable {
                 }
                 guard helloIn.pipeID == proveIn.pipeID else { continue } // reconnected midway: start over
                 authenticated.withLock { $0 = proveIn.pipeID }
+                Logger(label: "rpc-client").debug("authenticated connection \(proveIn.pipeID) to \(peer)")
                 return
             }
             if clock.now >= deadline {
@@ -170,14 +186,18 @@ public final class RPCClient: Sendable {
     // MARK: - Request/reply on a context
 
     private func exchange(_ outgoing: OutgoingMessage, call: String, timeout: Duration) async throws -> ReceivedMessage {
+        guard let ticket = inFlight.begin() else {
+            outgoing.free()
+            throw WireError.closed(peer: peer.description, call: call)
+        }
+        defer { if inFlight.end(ticket) { finishClose() } }
         let slot: RequestSlot
         do { slot = try takeSlot() } catch { outgoing.free(); throw error }
         defer { giveBack(slot) }
+        inFlight.attach(ticket, slot.aio)
         let clock = ContinuousClock()
         let start = clock.now
         let milliseconds = timeout.nngMilliseconds
-        let ticket = inFlight.begin(slot.aio)
-        defer { inFlight.end(ticket) }
         slot.aio.setMessage(outgoing.message)
         let sent = await slot.aio.run(timeout: milliseconds) { nng_ctx_send(slot.context, $0) }
         if sent != 0 {
@@ -254,20 +274,39 @@ final class RequestSlot: Sendable {
 /// The calls waiting on a client's connection, so that losing it can fail them at once
 /// (REQ would otherwise resend them on the next connection, running a request twice).
 final class InFlightCalls: Sendable {
-    private struct Entry { let aio: AsyncAio; var lost = false }
-    private struct Table { var next = 0; var entries: [Int: Entry] = [:] }
+    private struct Entry { var aio: AsyncAio?; var lost = false }
+    private struct Table { var next = 0; var entries: [Int: Entry] = [:]; var closing = false }
     private let table = Mutex(Table())
 
-    func begin(_ aio: AsyncAio) -> Int {
+    /// Registers a call; nil once the client is closing.
+    func begin() -> Int? {
         table.withLock { table in
+            guard !table.closing else { return nil }
             table.next += 1
-            table.entries[table.next] = Entry(aio: aio)
+            table.entries[table.next] = Entry()
             return table.next
         }
     }
 
-    func end(_ ticket: Int) {
-        _ = table.withLock { $0.entries.removeValue(forKey: ticket) }
+    func attach(_ ticket: Int, _ aio: AsyncAio) {
+        table.withLock { $0.entries[ticket]?.aio = aio }
+    }
+
+    /// Ends a call; true when it was the last one of a closing client (the caller closes).
+    func end(_ ticket: Int) -> Bool {
+        table.withLock { table in
+            table.entries.removeValue(forKey: ticket)
+            return table.closing && table.entries.isEmpty
+        }
+    }
+
+    /// Stops new calls and cancels pending ones; true when none is in flight (close now).
+    func closeWhenIdle() -> Bool {
+        table.withLock { table in
+            table.closing = true
+            for entry in table.entries.values { if let aio = entry.aio?.handle { nng_aio_cancel(aio) } }
+            return table.entries.isEmpty
+        }
     }
 
     var count: Int { table.withLock { $0.entries.count } }
@@ -282,7 +321,7 @@ final class InFlightCalls: Sendable {
         table.withLock { table in
             for key in table.entries.keys {
                 table.entries[key]?.lost = true
-                if let aio = table.entries[key]?.aio.handle { nng_aio_cancel(aio) }
+                if let aio = table.entries[key]?.aio?.handle { nng_aio_cancel(aio) }
             }
         }
     }

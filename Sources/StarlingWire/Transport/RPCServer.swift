@@ -90,6 +90,8 @@ public final class RPCServer: Sendable {
     private let name: String
     private let settings: TransportSettings
     private let workers = Mutex<[Task<Void, Never>]>([])
+    /// The call each context is serving now, by context id (diagnostics for a slow close).
+    private let busy = Mutex<[UInt32: String]>([:])
     private let log = Logger(label: "rpc-server")
 
     /// Binds `address` and starts serving `routes`.
@@ -102,7 +104,7 @@ public final class RPCServer: Sendable {
         self.token = token
         self.name = name
         self.settings = settings
-        self.connections = ConnectionRegistry()
+        self.connections = ConnectionRegistry(label: "server \(name)")
         do {
             try NNG.check(nng_socket_set_size(socket, NNG.optRecvMaxSize, settings.maxMessageSize), "set recv-size-max")
             try connections.watch(socket)
@@ -123,11 +125,17 @@ public final class RPCServer: Sendable {
 
     /// Stops accepting, fails pending requests and waits for the handlers' tasks to end.
     public func close() async {
-        nng_close(socket)
         let tasks = workers.withLock { tasks in defer { tasks = [] }; return tasks }
-        // Handlers still running see cancellation; their replies have nowhere to go.
+        // Stop every context loop first (handlers still running see cancellation): libnng
+        // 1.5.2 panics when nng_close races an operation on one of the socket's contexts.
         for task in tasks { task.cancel() }
+        let watchdog = Task { [self] in
+            try await Task.sleep(for: .seconds(1))
+            log.warning("\(name): closing waits for handlers still running: \(busy.withLock { $0.values.sorted() })")
+        }
         for task in tasks { await task.value }
+        watchdog.cancel()
+        nng_close(socket)
         connections.release()
     }
 
@@ -136,12 +144,15 @@ public final class RPCServer: Sendable {
 
     private func serve(_ context: nng_ctx, _ aio: AsyncAio) async {
         defer { nng_ctx_close(context) }
-        while true {
+        while !Task.isCancelled {
             let received = await aio.run(timeout: nil) { nng_ctx_recv(context, $0) }
-            if received == NNG.closedCode { return }
+            if received == NNG.closedCode || Task.isCancelled { return }
             guard received == 0, let raw = aio.takeMessage() else { continue }
             let request = ReceivedMessage(taking: raw)
-            guard let reply = await dispatch(request) else { continue }
+            busy.withLock { $0[context.id] = "method \(request.body.count >= 4 ? UInt32(littleEndian: request.body.loadUnaligned(as: UInt32.self)) : 0)" }
+            let reply = await dispatch(request)
+            busy.withLock { $0[context.id] = nil }
+            guard let reply else { continue }
             aio.setMessage(reply.message)
             let sent = await aio.run(timeout: settings.callTimeout.nngMilliseconds) { nng_ctx_send(context, $0) }
             if sent != 0, let unsent = aio.takeMessage() { nng_msg_free(unsent) }

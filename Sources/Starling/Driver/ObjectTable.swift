@@ -1,0 +1,85 @@
+import StarlingCore
+import Synchronization
+
+/// The owner's values: results of its tasks and its `put`s, with waiters for pending ones.
+final class ObjectTable: Sendable {
+    private enum Entry {
+        case pending([Int: CheckedContinuation<[UInt8], Error>])
+        case ready([UInt8])
+        case failed(StarlingError)
+    }
+
+    private struct Table {
+        var entries: [UniqueID: Entry] = [:]
+        var nextWaiter = 0
+    }
+
+    private let table = Mutex(Table())
+
+    func create(_ id: UniqueID) {
+        table.withLock { $0.entries[id] = .pending([:]) }
+    }
+
+    func fulfill(_ id: UniqueID, _ bytes: [UInt8]) {
+        complete(id, .ready(bytes)) { $0.resume(returning: bytes) }
+    }
+
+    func fail(_ id: UniqueID, _ error: StarlingError) {
+        complete(id, .failed(error)) { $0.resume(throwing: error) }
+    }
+
+    private func complete(_ id: UniqueID, _ entry: Entry, _ resume: (CheckedContinuation<[UInt8], Error>) -> Void) {
+        let waiters = table.withLock { table -> [CheckedContinuation<[UInt8], Error>] in
+            guard case let .pending(waiters)? = table.entries[id] else { return [] }
+            table.entries[id] = entry
+            return Array(waiters.values)
+        }
+        for waiter in waiters { resume(waiter) }
+    }
+
+    /// The value's bytes, waiting until it is ready (or `timeout` passes).
+    func value(_ id: UniqueID, timeout: Duration?) async throws -> [UInt8] {
+        var ticket = 0
+        let ready: [UInt8]? = try table.withLock { table in
+            switch table.entries[id] {
+            case let .ready(bytes)?: return bytes
+            case let .failed(error)?: throw error
+            case .pending?: table.nextWaiter += 1; ticket = table.nextWaiter; return nil
+            case nil: throw StarlingError.cluster("object \(id.short) is not owned by this process (refs of other owners arrive with the object store)")
+            }
+        }
+        if let ready { return ready }
+        let watchdog = timeout.map { timeout in
+            Task { [ticket] in
+                try await Task.sleep(for: timeout)
+                self.expire(id, ticket, StarlingError.getTimedOut(object: id.short, seconds: Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18))
+            }
+        }
+        defer { watchdog?.cancel() }
+        return try await withCheckedThrowingContinuation { continuation in
+            let immediate: Result<[UInt8], Error>? = table.withLock { table in
+                switch table.entries[id] {
+                case let .ready(bytes)?: return .success(bytes)
+                case let .failed(error)?: return .failure(error)
+                case var .pending(waiters)?:
+                    waiters[ticket] = continuation
+                    table.entries[id] = .pending(waiters)
+                    return nil
+                case nil: return .failure(StarlingError.cluster("object \(id.short) was freed"))
+                }
+            }
+            if let immediate { continuation.resume(with: immediate) }
+        }
+    }
+
+    private func expire(_ id: UniqueID, _ ticket: Int, _ error: StarlingError) {
+        let waiter = table.withLock { table -> CheckedContinuation<[UInt8], Error>? in
+            guard case var .pending(waiters)? = table.entries[id], let waiter = waiters.removeValue(forKey: ticket) else { return nil }
+            table.entries[id] = .pending(waiters)
+            return waiter
+        }
+        waiter?.resume(throwing: error)
+    }
+
+    var count: Int { table.withLock { $0.entries.count } }
+}

@@ -1,0 +1,40 @@
+/// Errors of the Starling API, each naming what failed and what to do.
+public enum StarlingError: Error, CustomStringConvertible, Equatable {
+    /// The task's function threw: the remote error's type and message, and the task's name.
+    case taskFailed(task: String, errorType: String, message: String)
+    /// No node of the cluster can ever fit the task's resources.
+    case infeasible(task: String, reason: String)
+    /// The worker running the task died and retries are used up.
+    case workerDied(task: String, attempts: Int, detail: String)
+    /// The function type is not known to the worker's executable.
+    case unknownFunction(task: String, detail: String)
+    /// The argument or result did not decode as the function's declared type.
+    case typeMismatch(task: String, detail: String)
+    /// `get` waited longer than its timeout.
+    case getTimedOut(object: String, seconds: Double)
+    /// The task was cancelled.
+    case cancelled(task: String)
+    /// The cluster could not be reached or refused the request.
+    case cluster(String)
+
+    public var description: String {
+        switch self {
+        case let .taskFailed(task, type, message):
+            return "task \(task) failed with \(type): \(message)"
+        case let .infeasible(task, reason):
+            return "task \(task) cannot be scheduled: \(reason)"
+        case let .workerDied(task, attempts, detail):
+            return "task \(task) failed: its worker died on each of \(attempts) attempt(s) (\(detail))"
+        case let .unknownFunction(task, detail):
+            return "task \(task): \(detail)"
+        case let .typeMismatch(task, detail):
+            return "task \(task): \(detail)"
+        case let .getTimedOut(object, seconds):
+            return "get of \(object) timed out after \(seconds) s"
+        case let .cancelled(task):
+            return "task \(task) was cancelled"
+        case let .cluster(detail):
+            return detail
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import StarlingCodec
+import StarlingWire
+
+/// Runs task specs on a worker: resolves the function, decodes the input, runs, encodes.
+enum TaskExecutor {
+    static func run(_ spec: TaskSpec) async -> TaskResult {
+        var result = TaskResult()
+        result.taskId = spec.taskId
+        let clock = ContinuousClock()
+        let start = clock.now
+        defer { result.runMicros = UInt64(max(0, (clock.now - start).components.attoseconds / 1_000_000_000_000)) }
+        guard let type = FunctionRegistry.resolve(spec.functionName) else {
+            result.status = Status(code: .unknownFunction, message: "")
+            result.error = remoteError(.unknownFunction, spec, typeName: "UnknownFunction",
+                message: "no remote function \(spec.displayName) in this executable (mangled \(spec.functionName)); private and fileprivate types cannot be found by name, and workers must run the driver's binary")
+            return result
+        }
+        do {
+            let output = try await invoke(type, spec)
+            var value = ReturnObject()
+            value.objectId = spec.returnIds.first ?? []
+            value.isInline = true
+            value.inlineValue = output
+            value.size = UInt64(output.count)
+            result.returns = [value]
+            result.status = Status(code: .ok, message: "")
+        } catch let failure as DecodeFailure {
+            result.status = Status(code: .typeMismatch, message: "")
+            result.error = remoteError(.typeMismatch, spec, typeName: "TypeMismatch", message: failure.description)
+        } catch {
+            result.status = Status(code: .userError, message: "")
+            result.error = remoteError(.userError, spec, typeName: String(reflecting: Swift.type(of: error)), message: String(describing: error))
+        }
+        return result
+    }
+
+    struct DecodeFailure: Error, CustomStringConvertible { let description: String }
+
+    private static func invoke<F: RemoteFunction>(_ type: F.Type, _ spec: TaskSpec) async throws -> [UInt8] {
+        let input: F.Input
+        do {
+            input = try BinaryDecoder().decode(F.Input.self, from: spec.encodedArgs)
+        } catch {
+            throw DecodeFailure(description: "the argument does not decode as \(F.Input.self): \(error)")
+        }
+        let output = try await F.run(input)
+        return try BinaryEncoder().encode(output)
+    }
+
+    private static func remoteError(_ code: StatusCode, _ spec: TaskSpec, typeName: String, message: String) -> RemoteError {
+        var error = RemoteError()
+        error.code = code
+        error.typeName = typeName
+        error.message = message
+        error.taskName = spec.displayName
+        error.taskId = spec.taskId
+        error.attempt = spec.attempt
+        return error
+    }
+}

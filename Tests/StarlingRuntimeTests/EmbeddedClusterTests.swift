@@ -1,0 +1,150 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// Runs `StarlingTestApp SCENARIO` as a real driver process (its embedded cluster starts real
+/// worker processes from the same executable) and returns what it printed after `RESULT `.
+/// Afterwards it checks that no process of that run and no session directory is left.
+func runScenario(_ arguments: [String], timeout: Duration = .seconds(120), whileRunning: (Int32) async throws -> Void = { _ in }) async throws -> String {
+    let (process, output) = try startScenario(arguments)
+    let pid = process.processIdentifier
+    let watchdog = Task {
+        try await Task.sleep(for: timeout)
+        kill(pid, SIGKILL)
+    }
+    try await whileRunning(pid)
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    watchdog.cancel()
+    let text = String(decoding: data, as: UTF8.self)
+    try await expectNoLeftovers(of: pid)
+    guard process.terminationStatus == 0, let line = text.split(separator: "\n").first(where: { $0.hasPrefix("RESULT ") }) else {
+        throw ScenarioError.failed("\(arguments.joined(separator: " ")) exited with \(process.terminationStatus): \(text)")
+    }
+    return String(line.dropFirst("RESULT ".count))
+}
+
+/// Starts the test app with stdout on a pipe.
+func startScenario(_ arguments: [String]) throws -> (Process, Pipe) {
+    let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let candidates = [directory.appendingPathComponent("StarlingTestApp"),
+                      directory.deletingLastPathComponent().appendingPathComponent("StarlingTestApp")]
+    guard let executable = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw ScenarioError.missing("StarlingTestApp not found next to \(CommandLine.arguments[0]); build with `swift build --build-tests`")
+    }
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return (process, output)
+}
+
+/// After driver `pid` exited: none of its workers and no session directory may remain.
+func expectNoLeftovers(of pid: Int32) async throws {
+    var leftovers: [String] = []
+    for _ in 0..<50 {
+        leftovers = workersOf(pid)
+        if leftovers.isEmpty { break }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    for leftover in leftovers { kill(pid_t(leftover) ?? 0, SIGKILL) }
+    #expect(leftovers.isEmpty, "worker processes of driver \(pid) outlived it: \(leftovers)")
+    let sessions = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("starling-\(pid)-") } ?? []
+    #expect(sessions.isEmpty, "session directory left behind: \(sessions)")
+    for session in sessions { try? FileManager.default.removeItem(atPath: "/tmp/" + session) }
+}
+
+/// Pids of the worker processes of driver `pid`, found by the session directory in their
+/// environment (orphans are re-parented, so a parent-pid check would miss exactly the leaks).
+func workersOf(_ pid: Int32) -> [String] {
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+    let marker = Array("STARLING_SESSION_DIR=/tmp/starling-\(pid)-".utf8)
+    return entries.filter { entry in
+        guard Int32(entry) != nil else { return false }
+        return readProcFile("/proc/\(entry)/environ").split(separator: 0).contains { $0.starts(with: marker) }
+    }
+}
+
+/// True while `pid` exists and is not a zombie (an exited process nobody reaped yet).
+func isRunning(_ pid: Int32) -> Bool {
+    let stat = readProcFile("/proc/\(pid)/stat")
+    guard let close = stat.lastIndex(of: UInt8(ascii: ")")), close + 2 < stat.count else { return false }
+    return stat[close + 2] != UInt8(ascii: "Z")
+}
+
+/// Reads a /proc file to its end (they report size 0, so size-based readers see nothing).
+func readProcFile(_ path: String) -> [UInt8] {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return [] }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n <= 0 { break }
+        out.append(contentsOf: buffer[0..<n])
+    }
+    return out
+}
+
+enum ScenarioError: Error, CustomStringConvertible {
+    case missing(String)
+    case failed(String)
+    var description: String {
+        switch self { case let .missing(text), let .failed(text): return text }
+    }
+}
+
+@Suite("Embedded cluster (real processes)")
+struct EmbeddedClusterTests {
+    @Test("remote functions run on worker processes and return their results")
+    func squares() async throws {
+        #expect(try await runScenario(["squares"]) == String((0..<100).map { $0 * $0 }.reduce(0, +)))
+    }
+
+    @Test("10,000 small tasks all complete, nothing lost")
+    func tenThousand() async throws {
+        let expected = (0..<10_000).map { ($0 % 100) * ($0 % 100) }.reduce(0, +)
+        #expect(try await runScenario(["many", "10000"]) == "10000 \(expected)")
+    }
+
+    @Test("a user error reaches get with its type, message and the task name")
+    func userError() async throws {
+        #expect(try await runScenario(["user-error"]) == "task Fail failed with StarlingTestApp.Fail.Boom: boom 7")
+    }
+
+    @Test("an infeasible task fails at once naming the resources asked and the largest node")
+    func infeasible() async throws {
+        let message = try await runScenario(["infeasible"])
+        #expect(message.contains("needs {CPU: 64}"))
+        #expect(message.contains("has {CPU: 2}"))
+    }
+
+    @Test("kill -9 of a worker mid-task is recovered by retry on a new worker")
+    func workerKilled() async throws {
+        #expect(try await runScenario(["worker-killed"]) == "survived")
+    }
+
+    @Test("tasks needing a resource in short supply queue and then run; their workers die with the driver")
+    func queueing() async throws {
+        let result = try await runScenario(["queue"])
+        let parts = result.split(separator: " ")
+        #expect(parts.first == "4")
+        let pids = parts.count > 1 ? parts[1].split(separator: ",").compactMap { Int32($0) } : []
+        #expect(!pids.isEmpty, "the tasks reported no worker pid: \(result)")
+        for pid in pids {
+            #expect(!isRunning(pid), "worker \(pid) outlived its driver")
+            if isRunning(pid) { kill(pid, SIGKILL) }
+        }
+    }
+
+    @Test("get with a timeout fails with a typed error and the cluster shuts down cleanly")
+    func getTimeout() async throws {
+        #expect(try await runScenario(["get-timeout"]).contains("timed out after 0.2 s"))
+    }
+}

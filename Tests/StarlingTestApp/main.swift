@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Starling
+
+// A driver the runtime tests run as a real process. The first argument names a scenario; it
+// prints one line `RESULT <text>` on success, or `ERROR <description>` and exits 1.
+// Workers are started from this same executable (Starling.run serves them).
+
+struct Square: RemoteFunction {
+    static func run(_ x: Int) async throws -> Int { x * x }
+}
+
+struct Fail: RemoteFunction {
+    struct Boom: Error, CustomStringConvertible { let code: Int; var description: String { "boom \(code)" } }
+    static func run(_ code: Int) async throws -> Int { throw Boom(code: code) }
+}
+
+/// Kills its own worker process the first time (a marker file records it), then succeeds.
+struct DieOnce: RemoteFunction {
+    static func run(_ marker: String) async throws -> String {
+        if !FileManager.default.fileExists(atPath: marker) {
+            _ = FileManager.default.createFile(atPath: marker, contents: Data())
+            kill(getpid(), SIGKILL)
+        }
+        return "survived"
+    }
+}
+
+struct Pid: RemoteFunction {
+    static func run(_ sleepMillis: Int) async throws -> Int32 {
+        if sleepMillis > 0 { try await Task.sleep(for: .milliseconds(sleepMillis)) }
+        return getpid()
+    }
+}
+
+@main
+struct TestApp {
+    static func main() async {
+        let scenario = CommandLine.arguments.dropFirst().first ?? ""
+        do {
+            try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
+                let result: String
+                switch scenario {
+                case "squares":
+                    let refs = try await (0..<100).asyncMap { try await cluster.submit(Square.self, $0) }
+                    result = String(try await cluster.get(refs).reduce(0, +))
+                case "many":
+                    let count = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 10_000 : 10_000
+                    let refs = try await (0..<count).asyncMap { try await cluster.submit(Square.self, $0 % 100) }
+                    let values = try await cluster.get(refs)
+                    result = "\(values.count) \(values.reduce(0, +))"
+                case "user-error":
+                    do {
+                        _ = try await cluster.get(cluster.submit(Fail.self, 7))
+                        result = "no error"
+                    } catch {
+                        result = "\(error)"
+                    }
+                case "infeasible":
+                    do {
+                        _ = try await cluster.get(cluster.submit(Square.self, 1, options: .init(resources: ["CPU": 64])))
+                        result = "no error"
+                    } catch {
+                        result = "\(error)"
+                    }
+                case "worker-killed":
+                    let marker = NSTemporaryDirectory() + "starling-die-once-\(getpid())"
+                    defer { try? FileManager.default.removeItem(atPath: marker) }
+                    result = try await cluster.get(cluster.submit(DieOnce.self, marker))
+                case "queue":
+                    // Four 500 ms tasks needing 2 CPU each on a 2-CPU node: they must take turns.
+                    let refs = try await (0..<4).asyncMap { _ in try await cluster.submit(Pid.self, 500, options: .init(resources: ["CPU": 2])) }
+                    let pids = try await cluster.get(refs)
+                    result = "\(pids.count) " + Set(pids).sorted().map(String.init).joined(separator: ",")
+                case "get-timeout":
+                    do {
+                        _ = try await cluster.get(cluster.submit(Pid.self, 5000), timeout: .milliseconds(200))
+                        result = "no error"
+                    } catch {
+                        result = "\(error)"
+                    }
+                default:
+                    throw StarlingError.cluster("unknown scenario \(scenario)")
+                }
+                print("RESULT \(result)")
+                fflush(nil)
+            }
+        } catch {
+            print("ERROR \(error)")
+            exit(1)
+        }
+    }
+}
+
+extension Sequence where Element: Sendable {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for element in self { out.append(try await transform(element)) }
+        return out
+    }
+}
