@@ -3,7 +3,7 @@
 
 SWIFT ?= swift
 APT_PACKAGES := libnng-dev libprotobuf-c-dev protobuf-c-compiler libmbedtls-dev pkg-config
-RUN_EXAMPLE ?= WireEcho
+RUN_EXAMPLE ?= Pi
 
 .PHONY: run test deps build release bench proto check-proto clean
 

@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Starling", dependencies: ["StarlingCore", "StarlingWire", "StarlingCodec", "StarlingNode", "StarlingLog"]),
         .executableTarget(
             name: "StarlingBench",
-            dependencies: ["StarlingWire", "StarlingCodec"],
+            dependencies: ["Starling", "StarlingWire", "StarlingCodec"],
             path: "Benchmarks/StarlingBench"
         ),
         .executableTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import Starling
 import StarlingWire
 
 // starling-bench: runs named workloads and prints Starling's figure beside its peer's.
@@ -8,6 +9,10 @@ import StarlingWire
 // Hidden modes used by the benchmark itself: `serve-echo URL TOKEN_FILE`.
 
 ProcessTuning.apply()
+// Workers of the task workloads' embedded cluster are this executable: serve as one.
+if ProcessInfo.processInfo.environment["STARLING_WORKER_ID"] != nil {
+    try await Starling.run { _ in }
+}
 let arguments = Array(CommandLine.arguments.dropFirst())
 
 if arguments.first == "serve-echo", arguments.count >= 3 {
@@ -45,7 +50,7 @@ while index < arguments.count {
     index += 1
 }
 
-let workloads = WireWorkloads.all
+let workloads = WireWorkloads.all + TaskWorkloads.all
 if options.list {
     for workload in workloads { print(workload.name) }
     exit(0)

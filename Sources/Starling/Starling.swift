@@ -31,8 +31,10 @@ public enum Starling {
         public init(resources: [String: Double]? = nil) { self.resources = resources }
     }
 
-    public static func run(embedded options: EmbeddedOptions = EmbeddedOptions(),
-                           _ body: @Sendable (Cluster) async throws -> Void) async throws {
+    /// Runs `body` on a cluster and returns its result.
+    @discardableResult
+    public static func run<Result: Sendable>(embedded options: EmbeddedOptions = EmbeddedOptions(),
+                                             _ body: @Sendable (Cluster) async throws -> Result) async throws -> Result {
         ProcessTuning.apply()
         let environment = ProcessInfo.processInfo.environment
         if environment[WorkerEnvironment.workerID] != nil {
@@ -55,8 +57,9 @@ public enum Starling {
             let objects = ObjectTable()
             let submitter = TaskSubmitter(node: nodeClient, objects: objects, token: token)
             let cluster = Cluster(objects: objects, submitter: submitter, ownerURL: "driver")
+            let result: Result
             do {
-                try await body(cluster)
+                result = try await body(cluster)
             } catch {
                 await submitter.shutdown()
                 nodeClient.close()
@@ -64,11 +67,12 @@ public enum Starling {
             }
             await submitter.shutdown()
             nodeClient.close()
+            await node.stop()
+            return result
         } catch {
             await node.stop()
             throw error
         }
-        await node.stop()
     }
 
     static var currentExecutable: String {
