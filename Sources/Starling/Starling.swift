@@ -46,8 +46,7 @@ public enum Starling {
         let session = try EmbeddedSession.create()
         defer { session.remove() }
         let token = try ClusterToken.loadOrCreate(at: session.tokenFile)
-        var settings = NodeSettings(sessionDir: session.path, tokenFile: session.tokenFile,
-                                    workerExecutable: currentExecutable)
+        var settings = NodeSettings(sessionDir: session.path, tokenFile: session.tokenFile)
         if let resources = options.resources { settings.resources = ResourceSet(resources) }
         let node = NodeManager(settings: settings, token: token)
         do {
@@ -75,9 +74,6 @@ public enum Starling {
         }
     }
 
-    static var currentExecutable: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    }
 }
 
 /// The directory of one embedded cluster: token, sockets, logs. Removed at exit.

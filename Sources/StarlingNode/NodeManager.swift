@@ -21,7 +21,10 @@ public struct NodeSettings: Sendable {
     /// How long a new worker may take to register before it counts as failed.
     public var workerStartTimeout: Duration = .seconds(30)
 
-    public init(sessionDir: String, tokenFile: String, workerExecutable: String) {
+    /// This process's executable (workers of an embedded cluster run the driver's binary).
+    public static var currentExecutable: String { WorkerProcess.currentExecutable }
+
+    public init(sessionDir: String, tokenFile: String, workerExecutable: String = NodeSettings.currentExecutable) {
         self.sessionDir = sessionDir
         self.tokenFile = tokenFile
         self.workerExecutable = workerExecutable

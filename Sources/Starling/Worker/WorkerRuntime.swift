@@ -12,7 +12,7 @@ enum WorkerRuntime {
         ProcessTuning.dieWithParent()
         let log = Logger(label: "worker")
         do {
-            guard let idHex = environment[WorkerEnvironment.workerID],
+            guard let idHex = environment[WorkerEnvironment.workerID], let workerID = UniqueID(hex: idHex),
                   let nodeURL = environment[WorkerEnvironment.nodeURL],
                   let tokenFile = environment[WorkerEnvironment.tokenFile],
                   let sessionDir = environment[WorkerEnvironment.sessionDir] else {
@@ -40,7 +40,7 @@ enum WorkerRuntime {
             settings.failCallsOnDisconnect = true
             let node = try await RPCClient.connect(to: Address(nodeURL), token: token, name: "worker", settings: settings)
             var registration = RegisterWorkerRequest()
-            registration.workerId = hexBytes(idHex)
+            registration.workerId = workerID.bytes
             registration.pid = getpid()
             registration.address = ProcessAddress(url: server.address.description)
             _ = try await node.call(NodeManagerRPC.registerWorker, registration)
@@ -53,15 +53,5 @@ enum WorkerRuntime {
             log.error("worker cannot start: \(error)")
             exit(70)
         }
-    }
-
-    static func hexBytes(_ hex: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex, let next = hex.index(index, offsetBy: 2, limitedBy: hex.endIndex) {
-            out.append(UInt8(hex[index..<next], radix: 16) ?? 0)
-            index = next
-        }
-        return out
     }
 }
