@@ -18,6 +18,78 @@ public struct Cluster: Sendable {
     /// Submits one call of `function` and returns a ref to its result at once.
     public func submit<F: RemoteFunction>(_ function: F.Type, _ input: F.Input,
                                           options: TaskOptions = TaskOptions()) async throws -> ObjectRef<F.Output> {
+        let encoded = try BinaryEncoder().encode(input)
+        let (spec, returnID, shape) = try makeTask(function, encodedInput: encoded, options: options)
+        objects.create(returnID)
+        await submitter.submit(.init(spec: spec, returnID: returnID, maxRetries: options.maxRetries,
+                                     retryUserErrors: options.retryUserErrors), shape: shape)
+        return ObjectRef(id: returnID, owner: ownerURL)
+    }
+
+    /// Submits `function` on the value `input` will have: the task is queued once that value is
+    /// ready (as in Ray, a ref argument is a dependency), and fails with the dependency's
+    /// error if its task failed. Returns at once.
+    /// ```swift
+    /// let a = try await cluster.submit(Square.self, 3)
+    /// let b = try await cluster.submit(Square.self, a)   // runs after a; b == 81
+    /// ```
+    public func submit<F: RemoteFunction>(_ function: F.Type, _ input: ObjectRef<F.Input>,
+                                          options: TaskOptions = TaskOptions()) async throws -> ObjectRef<F.Output> {
+        let (template, returnID, shape) = try makeTask(function, encodedInput: [], options: options)
+        objects.create(returnID)
+        let (objects, submitter) = (self.objects, self.submitter)
+        Task {
+            do {
+                // The dependency's bytes are its value in the binary coder: the task's input.
+                var spec = template
+                spec.encodedArgs = try await objects.value(input.id, timeout: nil)
+                await submitter.submit(.init(spec: spec, returnID: returnID, maxRetries: options.maxRetries,
+                                             retryUserErrors: options.retryUserErrors), shape: shape)
+            } catch let error as StarlingError {
+                objects.fail(returnID, error)
+            } catch {
+                objects.fail(returnID, .cluster("dependency \(input) of \(template.displayName) failed: \(error)"))
+            }
+        }
+        return ObjectRef(id: returnID, owner: ownerURL)
+    }
+
+    /// Waits until `numReady` of `refs` are ready (finished or failed), or `timeout` passes;
+    /// returns the ready ones and the rest, each in the order given.
+    public func wait<T>(_ refs: [ObjectRef<T>], numReady: Int = 1,
+                        timeout: Duration? = nil) async -> (ready: [ObjectRef<T>], pending: [ObjectRef<T>]) {
+        let target = min(max(numReady, 0), refs.count)
+        let objects = self.objects
+        let ids = refs.map(\.id)
+        var readyIDs = Set(ids.filter { objects.isReady($0) })
+        if readyIDs.count < target {
+            await withTaskGroup(of: UniqueID?.self) { group in
+                for id in ids where !readyIDs.contains(id) {
+                    group.addTask {
+                        do { _ = try await objects.value(id, timeout: nil) } catch is CancellationError { return nil } catch {}
+                        return id
+                    }
+                }
+                if let timeout {
+                    group.addTask {
+                        try? await Task.sleep(for: timeout)
+                        return nil
+                    }
+                }
+                while readyIDs.count < target, let next = await group.next() {
+                    guard let id = next else { break } // the timeout fired
+                    readyIDs.insert(id)
+                }
+                group.cancelAll()
+            }
+        }
+        let ready = refs.filter { readyIDs.contains($0.id) }
+        let pending = refs.filter { !readyIDs.contains($0.id) }
+        return (ready, pending)
+    }
+
+    private func makeTask<F: RemoteFunction>(_ function: F.Type, encodedInput: [UInt8],
+                                             options: TaskOptions) throws -> (TaskSpec, UniqueID, ResourceSet) {
         let shape = ResourceSet(options.resources)
         if !shape.negativeNames.isEmpty {
             throw StarlingError.infeasible(task: options.name ?? "\(F.self)", reason: "negative amounts of \(shape.negativeNames.joined(separator: ", "))")
@@ -28,15 +100,12 @@ public struct Cluster: Sendable {
         spec.kind = .normal
         spec.functionName = FunctionRegistry.name(of: function)
         spec.displayName = options.name ?? "\(F.self)"
-        spec.encodedArgs = try BinaryEncoder().encode(input)
+        spec.encodedArgs = encodedInput
         spec.resources = shape.quantities
         spec.maxRetries = Int32(clamping: options.maxRetries)
         spec.retryUserErrors = options.retryUserErrors
         spec.returnIds = [returnID.bytes]
-        objects.create(returnID)
-        await submitter.submit(.init(spec: spec, returnID: returnID, maxRetries: options.maxRetries,
-                                     retryUserErrors: options.retryUserErrors), shape: shape)
-        return ObjectRef(id: returnID, owner: ownerURL)
+        return (spec, returnID, shape)
     }
 
     /// The value of `ref`, waiting until its task finished; throws the task's error.

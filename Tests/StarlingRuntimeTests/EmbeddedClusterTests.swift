@@ -143,6 +143,18 @@ struct EmbeddedClusterTests {
         }
     }
 
+    @Test("a ref argument is resolved before its task runs; a failed dependency fails the task")
+    func refArguments() async throws {
+        let result = try await runScenario(["ref-args"])
+        #expect(result.hasPrefix("81 | "))
+        #expect(result.contains("task Fail failed with StarlingTestApp.Fail.Boom: boom 1"))
+    }
+
+    @Test("wait returns the first ready refs, and honours its timeout")
+    func waitSemantics() async throws {
+        #expect(try await runScenario(["wait"]) == "1 true 1 2")
+    }
+
     @Test("get with a timeout fails with a typed error and the cluster shuts down cleanly")
     func getTimeout() async throws {
         #expect(try await runScenario(["get-timeout"]).contains("timed out after 0.2 s"))

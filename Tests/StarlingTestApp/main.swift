@@ -81,6 +81,21 @@ struct TestApp {
                     } catch {
                         result = "\(error)"
                     }
+                case "ref-args":
+                    let a = try await cluster.submit(Square.self, 3)
+                    let b = try await cluster.submit(Square.self, a)
+                    let failed = try await cluster.submit(Fail.self, 1)
+                    let downstream = try await cluster.submit(Square.self, failed)
+                    var downstreamError = "no error"
+                    do { _ = try await cluster.get(downstream) } catch { downstreamError = "\(error)" }
+                    result = "\(try await cluster.get(b)) | \(downstreamError)"
+                case "wait":
+                    // One fast task and two slow ones: wait for one, then for all with a short timeout.
+                    let fast = try await cluster.submit(Pid.self, 0)
+                    let slow = try await (0..<2).asyncMap { _ in try await cluster.submit(Pid.self, 3000, options: .init(resources: ["CPU": 0.5])) }
+                    let first = await cluster.wait([fast] + slow, numReady: 1, timeout: .seconds(30))
+                    let all = await cluster.wait([fast] + slow, numReady: 3, timeout: .milliseconds(300))
+                    result = "\(first.ready.count) \(first.ready.first == fast) \(all.ready.count) \(all.pending.count)"
                 default:
                     throw StarlingError.cluster("unknown scenario \(scenario)")
                 }

@@ -12,6 +12,8 @@ final class ObjectTable: Sendable {
     private struct Table {
         var entries: [UniqueID: Entry] = [:]
         var nextWaiter = 0
+        /// Waiters whose task was cancelled before they registered.
+        var cancelledWaiters: Set<Int> = []
     }
 
     private let table = Mutex(Table())
@@ -39,16 +41,17 @@ final class ObjectTable: Sendable {
 
     /// The value's bytes, waiting until it is ready (or `timeout` passes).
     func value(_ id: UniqueID, timeout: Duration?) async throws -> [UInt8] {
-        var ticket = 0
+        var registered = 0
         let ready: [UInt8]? = try table.withLock { table in
             switch table.entries[id] {
             case let .ready(bytes)?: return bytes
             case let .failed(error)?: throw error
-            case .pending?: table.nextWaiter += 1; ticket = table.nextWaiter; return nil
+            case .pending?: table.nextWaiter += 1; registered = table.nextWaiter; return nil
             case nil: throw StarlingError.cluster("object \(id.short) is not owned by this process (refs of other owners arrive with the object store)")
             }
         }
         if let ready { return ready }
+        let ticket = registered
         let watchdog = timeout.map { timeout in
             Task { [ticket] in
                 try await Task.sleep(for: timeout)
@@ -56,29 +59,47 @@ final class ObjectTable: Sendable {
             }
         }
         defer { watchdog?.cancel() }
-        return try await withCheckedThrowingContinuation { continuation in
-            let immediate: Result<[UInt8], Error>? = table.withLock { table in
-                switch table.entries[id] {
-                case let .ready(bytes)?: return .success(bytes)
-                case let .failed(error)?: return .failure(error)
-                case var .pending(waiters)?:
-                    waiters[ticket] = continuation
-                    table.entries[id] = .pending(waiters)
-                    return nil
-                case nil: return .failure(StarlingError.cluster("object \(id.short) was freed"))
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let immediate: Result<[UInt8], Error>? = table.withLock { table in
+                    if table.cancelledWaiters.remove(ticket) != nil { return .failure(CancellationError()) }
+                    switch table.entries[id] {
+                    case let .ready(bytes)?: return .success(bytes)
+                    case let .failed(error)?: return .failure(error)
+                    case var .pending(waiters)?:
+                        waiters[ticket] = continuation
+                        table.entries[id] = .pending(waiters)
+                        return nil
+                    case nil: return .failure(StarlingError.cluster("object \(id.short) was freed"))
+                    }
                 }
+                if let immediate { continuation.resume(with: immediate) }
             }
-            if let immediate { continuation.resume(with: immediate) }
+        } onCancel: {
+            if !expire(id, ticket, CancellationError()) {
+                table.withLock { _ = $0.cancelledWaiters.insert(ticket) }
+            }
         }
     }
 
-    private func expire(_ id: UniqueID, _ ticket: Int, _ error: StarlingError) {
+    /// Ready (or failed) already, without waiting.
+    func isReady(_ id: UniqueID) -> Bool {
+        table.withLock { table in
+            if case .pending? = table.entries[id] { return false }
+            return table.entries[id] != nil
+        }
+    }
+
+    /// Fails one waiter; false when it is not (or no longer) waiting.
+    @discardableResult
+    private func expire(_ id: UniqueID, _ ticket: Int, _ error: Error) -> Bool {
         let waiter = table.withLock { table -> CheckedContinuation<[UInt8], Error>? in
             guard case var .pending(waiters)? = table.entries[id], let waiter = waiters.removeValue(forKey: ticket) else { return nil }
             table.entries[id] = .pending(waiters)
             return waiter
         }
         waiter?.resume(throwing: error)
+        return waiter != nil
     }
 
     var count: Int { table.withLock { $0.entries.count } }
