@@ -15,6 +15,28 @@ public struct Cluster: Sendable {
     let submitter: TaskSubmitter
     let ownerURL: String
 
+    /// The cluster of the code running now: set inside `Starling.run` and inside tasks on
+    /// workers, so a task can submit tasks of its own.
+    @TaskLocal static var ambient: Cluster?
+
+    /// The cluster this code runs on: in the closure of `Starling.run` or in a remote function.
+    /// ```swift
+    /// struct SumOfSquares: RemoteFunction {
+    ///     static func run(_ n: Int) async throws -> Int {
+    ///         let cluster = try Cluster.current()
+    ///         var refs: [ObjectRef<Int>] = []
+    ///         for i in 0..<n { refs.append(try await cluster.submit(Square.self, i)) }
+    ///         return try await cluster.get(refs).reduce(0, +)
+    ///     }
+    /// }
+    /// ```
+    public static func current() throws -> Cluster {
+        guard let ambient else {
+            throw StarlingError.cluster("no cluster here: Cluster.current() works inside Starling.run and inside remote functions")
+        }
+        return ambient
+    }
+
     /// Submits one call of `function` and returns a ref to its result at once.
     public func submit<F: RemoteFunction>(_ function: F.Type, _ input: F.Input,
                                           options: TaskOptions = TaskOptions()) async throws -> ObjectRef<F.Output> {

@@ -58,7 +58,7 @@ public enum Starling {
             let cluster = Cluster(objects: objects, submitter: submitter, ownerURL: "driver")
             let result: Result
             do {
-                result = try await body(cluster)
+                result = try await Cluster.$ambient.withValue(cluster) { try await body(cluster) }
             } catch {
                 await submitter.shutdown()
                 nodeClient.close()

@@ -150,6 +150,11 @@ struct EmbeddedClusterTests {
         #expect(result.contains("task Fail failed with StarlingTestApp.Fail.Boom: boom 1"))
     }
 
+    @Test("a task submits tasks of its own (nested tasks) and gets their results")
+    func nestedTasks() async throws {
+        #expect(try await runScenario(["nested"]) == String((0..<10).map { $0 * $0 }.reduce(0, +)))
+    }
+
     @Test("wait returns the first ready refs, and honours its timeout")
     func waitSemantics() async throws {
         #expect(try await runScenario(["wait"]) == "1 true 1 2")

@@ -35,6 +35,16 @@ struct Pid: RemoteFunction {
     }
 }
 
+/// Submits tasks from inside a task (the worker is the children's owner).
+struct SumOfSquares: RemoteFunction {
+    static func run(_ n: Int) async throws -> Int {
+        let cluster = try Cluster.current()
+        var refs: [ObjectRef<Int>] = []
+        for i in 0..<n { refs.append(try await cluster.submit(Square.self, i)) }
+        return try await cluster.get(refs).reduce(0, +)
+    }
+}
+
 @main
 struct TestApp {
     static func main() async {
@@ -89,6 +99,8 @@ struct TestApp {
                     var downstreamError = "no error"
                     do { _ = try await cluster.get(downstream) } catch { downstreamError = "\(error)" }
                     result = "\(try await cluster.get(b)) | \(downstreamError)"
+                case "nested":
+                    result = String(try await cluster.get(cluster.submit(SumOfSquares.self, 10)))
                 case "wait":
                     // One fast task and two slow ones: wait for one, then for all with a short timeout.
                     let fast = try await cluster.submit(Pid.self, 0)

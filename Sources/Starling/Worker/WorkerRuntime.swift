@@ -19,14 +19,23 @@ enum WorkerRuntime {
                 throw StarlingError.cluster("worker started without its environment (\(WorkerEnvironment.nodeURL), \(WorkerEnvironment.tokenFile), \(WorkerEnvironment.sessionDir))")
             }
             let token = try ClusterToken.load(from: tokenFile)
+            // A worker is an owner too: tasks it runs may submit tasks through its node.
+            var settings = TransportSettings()
+            settings.failCallsOnDisconnect = true
+            let node = try await RPCClient.connect(to: Address(nodeURL), token: token, name: "worker", settings: settings)
+            let objects = ObjectTable()
+            let cluster = Cluster(objects: objects, submitter: TaskSubmitter(node: node, objects: objects, token: token),
+                                  ownerURL: "worker-\(workerID.short)")
             var routes = RouteTable()
             routes.add(WorkerRPC.pushTaskBatch) { request, _ in
                 var reply = PushTaskBatchReply()
-                for spec in request.tasks { reply.results.append(await TaskExecutor.run(spec)) }
+                for spec in request.tasks {
+                    reply.results.append(await Cluster.$ambient.withValue(cluster) { await TaskExecutor.run(spec) })
+                }
                 return reply
             }
             routes.add(WorkerRPC.pushTask) { request, _ in
-                let result = await TaskExecutor.run(request.task ?? TaskSpec())
+                let result = await Cluster.$ambient.withValue(cluster) { await TaskExecutor.run(request.task ?? TaskSpec()) }
                 var reply = PushTaskReply()
                 reply.status = result.status
                 reply.returns = result.returns
@@ -36,9 +45,6 @@ enum WorkerRuntime {
             }
             let server = try RPCServer(listeningOn: Address("ipc://\(sessionDir)/worker-\(idHex.prefix(8)).sock"), token: token,
                                        name: "worker \(idHex.prefix(8))", routes: routes)
-            var settings = TransportSettings()
-            settings.failCallsOnDisconnect = true
-            let node = try await RPCClient.connect(to: Address(nodeURL), token: token, name: "worker", settings: settings)
             var registration = RegisterWorkerRequest()
             registration.workerId = workerID.bytes
             registration.pid = getpid()
