@@ -69,6 +69,7 @@ for workload in workloads where options.only?.contains(workload.name) ?? true {
         report.failed(workload, error)
     }
 }
+try? FileManager.default.removeItem(at: BenchPaths.scratch)
 report.finish()
 
 func fail(_ message: String) -> Never {
