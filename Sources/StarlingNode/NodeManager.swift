@@ -20,6 +20,10 @@ public struct NodeSettings: Sendable {
     public var maxWorkers: Int = 32
     /// How long a new worker may take to register before it counts as failed.
     public var workerStartTimeout: Duration = .seconds(30)
+    /// Workers started with the node, before any lease asks for one (first tasks start faster).
+    public var prestartWorkers: Int = 1
+    /// An idle worker beyond the prestarted ones is stopped after this long without a lease.
+    public var idleWorkerTimeout: Duration = .seconds(60)
 
     /// This process's executable (workers of an embedded cluster run the driver's binary).
     public static var currentExecutable: String { WorkerProcess.currentExecutable }
@@ -44,6 +48,7 @@ public actor NodeManager {
     private var available: ResourceSet
     private var workers: [UniqueID: WorkerRecord] = [:]
     private var idle: [UniqueID] = []
+    private var idleSince: [UniqueID: ContinuousClock.Instant] = [:]
     private var starting: [UniqueID: CheckedContinuation<Void, Error>] = [:]
     private var leases: [UniqueID: (worker: UniqueID, demand: ResourceSet)] = [:]
     private var waiters: [CheckedContinuation<Void, Never>] = []
@@ -78,6 +83,35 @@ public actor NodeManager {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(50))
                 await self?.reapWorkers()
+                await self?.stopIdleWorkers()
+            }
+        }
+        for _ in 0..<max(0, min(settings.prestartWorkers, settings.maxWorkers)) {
+            Task { [weak self] in await self?.prestartWorker() }
+        }
+    }
+
+    private func prestartWorker() async {
+        guard let id = try? await startWorker() else { return }
+        makeIdle(id)
+    }
+
+    private func makeIdle(_ id: UniqueID) {
+        idle.append(id)
+        idleSince[id] = .now
+    }
+
+    private func stopIdleWorkers() {
+        let now = ContinuousClock.now
+        while idle.count > settings.prestartWorkers, let oldest = idle.first,
+              let since = idleSince[oldest], now - since > settings.idleWorkerTimeout {
+            idle.removeFirst()
+            idleSince[oldest] = nil
+            if let worker = workers.removeValue(forKey: oldest) {
+                log.debug("stopping worker \(oldest.short): idle for \(settings.idleWorkerTimeout)")
+                kill(worker.pid, SIGKILL)
+                var status: Int32 = 0
+                waitpid(worker.pid, &status, 0)
             }
         }
     }
@@ -144,7 +178,7 @@ public actor NodeManager {
         if request.workerFailed || request.workerExiting {
             if let worker = workers.removeValue(forKey: lease.worker) { kill(worker.pid, SIGKILL) }
         } else if workers[lease.worker] != nil {
-            idle.append(lease.worker)
+            makeIdle(lease.worker)
         }
         release(lease.demand)
         return ReturnWorkerLeaseReply()
@@ -160,7 +194,15 @@ public actor NodeManager {
     // MARK: - Worker pool
 
     private func acquireWorker() async throws -> UniqueID {
-        if let id = idle.popLast() { return id }
+        if let id = idle.popLast() {
+            idleSince[id] = nil
+            return id
+        }
+        return try await startWorker()
+    }
+
+    /// Starts a worker process and waits until it registered.
+    private func startWorker() async throws -> UniqueID {
         if stopping { throw RPCFailure(.unavailable, "node \(nodeID.short) is stopping") }
         guard workers.count < settings.maxWorkers else {
             throw RPCFailure(.resourceExhausted, "node \(nodeID.short) already runs its maximum of \(settings.maxWorkers) workers")
@@ -221,6 +263,7 @@ public actor NodeManager {
             }
             workers[id] = nil
             idle.removeAll { $0 == id }
+            idleSince[id] = nil
             // A leased worker's resources come back now; its owner sees the lost connection
             // and returns the lease (ignored then) before retrying elsewhere.
             for (leaseID, lease) in leases where lease.worker == id {
