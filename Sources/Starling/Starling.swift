@@ -90,7 +90,11 @@ struct EmbeddedSession {
         return EmbeddedSession(path: path)
     }
 
+    /// Removes the directory; retries because sockets inside may vanish while it is walked.
     func remove() {
-        try? FileManager.default.removeItem(atPath: path)
+        for _ in 0..<5 {
+            if (try? FileManager.default.removeItem(atPath: path)) != nil || !FileManager.default.fileExists(atPath: path) { return }
+            usleep(20_000)
+        }
     }
 }

@@ -1,4 +1,5 @@
 import CNNG
+import Foundation
 
 /// The one door to libnng's error codes: every nng call that returns `int` goes through here.
 enum NNG {
@@ -31,5 +32,15 @@ enum NNG {
     static func check(_ code: Int32, _ operation: @autoclosure () -> String) throws {
         guard code != 0 else { return }
         throw WireError.nng(operation: operation(), code: code, detail: describe(code))
+    }
+
+    /// Closes a socket on a thread of its own, without waiting. libnng 1.5.2 can hang in
+    /// nng_close (nanomsg/nng#1543, #1813: its reaper waits on an aio task prepared but never
+    /// started); a hung close must not hold a thread of Swift's cooperative pool (two here).
+    static func closeInBackground(_ socket: nng_socket, then: (@Sendable () -> Void)? = nil) {
+        Thread.detachNewThread {
+            nng_close(socket)
+            then?()
+        }
     }
 }

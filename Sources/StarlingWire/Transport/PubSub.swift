@@ -1,5 +1,6 @@
 import CNNG
 import StarlingLog
+import Synchronization
 
 /// One published event: a topic and its payload (usually a packed protobuf message).
 public struct PublishedEvent: Sendable, Equatable {
@@ -59,8 +60,13 @@ public final class EventPublisher: Sendable {
         }
     }
 
-    public func close() { nng_close(socket) }
-    deinit { nng_close(socket) }
+    private let closed = Atomic<Bool>(false)
+
+    public func close() {
+        if !closed.exchange(true, ordering: .acquiringAndReleasing) { NNG.closeInBackground(socket) }
+    }
+
+    deinit { close() }
 }
 
 /// Receives verified events for the subscribed topic prefixes.
@@ -97,7 +103,7 @@ public final class EventSubscriber: Sendable {
             let log = Logger(label: "events")
             // The receiving loop owns the socket's lifetime: closing it while a receive is
             // in progress on another thread is not safe with libnng 1.5.2.
-            defer { nng_close(socket) }
+            defer { NNG.closeInBackground(socket) }
             while !Task.isCancelled {
                 let rc = await aio.run(timeout: nil) { nng_recv_aio(socket, $0) }
                 if rc == NNG.closedCode || Task.isCancelled { break }

@@ -87,14 +87,8 @@ public final class RPCClient: Sendable {
     }
 
     private func finishClose() {
-        // nng_close can wait on libnng's reaper; keep that wait off Swift's cooperative pool
-        // (two threads on a two-core machine), which other closes may need to make progress.
-        let socket = self.socket
         let connections = self.connections
-        Thread.detachNewThread {
-            nng_close(socket)
-            connections.release()
-        }
+        NNG.closeInBackground(socket) { connections.release() }
     }
 
     /// Calls `rpc` and returns its reply; throws `WireError.remote` for a non-OK status.

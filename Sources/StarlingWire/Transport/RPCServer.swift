@@ -135,8 +135,15 @@ public final class RPCServer: Sendable {
         }
         for task in tasks { await task.value }
         watchdog.cancel()
-        nng_close(socket)
-        connections.release()
+        // Wait for the close (port released, ipc file removed), but not forever: see
+        // NNG.closeInBackground for the libnng hang this bounds.
+        let connections = self.connections
+        let done = ClosedSignal()
+        NNG.closeInBackground(socket) {
+            connections.release()
+            done.signal()
+        }
+        await done.wait(upTo: .seconds(2))
     }
 
     /// Connections currently open, and how many of them are authenticated (diagnostics, tests).
@@ -153,6 +160,8 @@ public final class RPCServer: Sendable {
             let reply = await dispatch(request)
             busy.withLock { $0[context.id] = nil }
             guard let reply else { continue }
+            // Start nothing on a socket that is being closed (see NNG.closeInBackground).
+            if Task.isCancelled { reply.free(); return }
             aio.setMessage(reply.message)
             let sent = await aio.run(timeout: settings.callTimeout.nngMilliseconds) { nng_ctx_send(context, $0) }
             if sent != 0, let unsent = aio.takeMessage() { nng_msg_free(unsent) }
@@ -199,6 +208,36 @@ public final class RPCServer: Sendable {
                 return errorReply(.unknownMethod, "no handler for method \(method) on \(name); is the peer running the same Starling version?", limit: limit)
             }
             return await route.run(request, CallContext(connectionID: connection, call: route.name), limit)
+        }
+    }
+}
+
+/// A one-shot signal from a plain thread to an async waiter, with a bounded wait.
+final class ClosedSignal: Sendable {
+    private let state = Mutex<(done: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func signal() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.done = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func wait(upTo limit: Duration) async {
+        let timer = Task { [self] in
+            try await Task.sleep(for: limit)
+            signal()
+        }
+        defer { timer.cancel() }
+        await withCheckedContinuation { continuation in
+            let already = state.withLock { state -> Bool in
+                if state.done { return true }
+                state.waiter = continuation
+                return false
+            }
+            if already { continuation.resume() }
         }
     }
 }
