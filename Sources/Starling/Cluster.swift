@@ -148,6 +148,13 @@ public struct Cluster: Sendable {
         return values
     }
 
+    /// Cancels the task behind `ref`: queued, it never runs; running, its Swift Task is
+    /// cancelled on the worker. `get` then throws `StarlingError.cancelled`. A finished task
+    /// keeps its value.
+    public func cancel<T>(_ ref: ObjectRef<T>) async {
+        await submitter.cancel(ref.id)
+    }
+
     /// Stores `value` in the owner's memory and returns a ref to it.
     public func put<T: Codable & Sendable>(_ value: T) throws -> ObjectRef<T> {
         let id = UniqueID.random()

@@ -155,6 +155,16 @@ struct EmbeddedClusterTests {
         #expect(try await runScenario(["nested"]) == String((0..<10).map { $0 * $0 }.reduce(0, +)))
     }
 
+    @Test("cancel stops a running task and drops a queued one; get reports the cancellation")
+    func cancelTasks() async throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = try await runScenario(["cancel"])
+        #expect(result == "task Pid was cancelled | task Pid was cancelled")
+        // The running task sleeps 20 s: finishing well before means it really was stopped.
+        #expect(clock.now - start < .seconds(15))
+    }
+
     @Test("wait returns the first ready refs, and honours its timeout")
     func waitSemantics() async throws {
         #expect(try await runScenario(["wait"]) == "1 true 1 2")

@@ -99,6 +99,19 @@ struct TestApp {
                     var downstreamError = "no error"
                     do { _ = try await cluster.get(downstream) } catch { downstreamError = "\(error)" }
                     result = "\(try await cluster.get(b)) | \(downstreamError)"
+                case "cancel":
+                    // A running 20 s task and a queued one behind it (both need the whole node).
+                    let whole = TaskOptions(resources: ["CPU": 2])
+                    let running = try await cluster.submit(Pid.self, 20_000, options: whole)
+                    let queued = try await cluster.submit(Pid.self, 20_000, options: whole)
+                    try await Task.sleep(for: .milliseconds(500))
+                    await cluster.cancel(queued)
+                    await cluster.cancel(running)
+                    var outcomes: [String] = []
+                    for ref in [running, queued] {
+                        do { _ = try await cluster.get(ref, timeout: .seconds(10)); outcomes.append("value") } catch { outcomes.append("\(error)") }
+                    }
+                    result = outcomes.joined(separator: " | ")
                 case "nested":
                     result = String(try await cluster.get(cluster.submit(SumOfSquares.self, 10)))
                 case "wait":

@@ -24,6 +24,8 @@ actor TaskSubmitter {
     private var leaseTasks: [Int: Task<Void, Never>] = [:]
     private var nextLeaseTask = 0
     private var shuttingDown = false
+    /// Tasks pushed and not yet answered: return id -> (worker url, task id).
+    private var pushed: [UniqueID: (url: String, taskID: [UInt8])] = [:]
     private let log = Logger(label: "submitter")
 
     /// Most tasks pushed in one message to one worker.
@@ -124,6 +126,8 @@ actor TaskSubmitter {
             var push = PushTaskBatchRequest()
             push.tasks = batch.map(\.spec)
             push.leaseId = leaseID.bytes
+            for task in batch { pushed[task.returnID] = (url, task.spec.taskId) }
+            defer { for task in batch { pushed[task.returnID] = nil } }
             do {
                 let reply = try await worker.call(WorkerRPC.pushTaskBatch, push, timeout: .seconds(365 * 24 * 3600))
                 deliver(reply.results, for: batch, shape: shape)
@@ -136,6 +140,22 @@ actor TaskSubmitter {
             }
         }
         await returnLease(leaseID, failed: false)
+    }
+
+    /// Cancels the task that makes `returnID`: a queued one is dropped, a running one is told
+    /// to stop on its worker (its `get` then fails with `StarlingError.cancelled`).
+    func cancel(_ returnID: UniqueID) async {
+        for (shape, queue) in queues {
+            if let index = queue.firstIndex(where: { $0.returnID == returnID }) {
+                let task = queues[shape]!.remove(at: index)
+                objects.fail(returnID, .cancelled(task: task.spec.displayName))
+                return
+            }
+        }
+        guard let target = pushed[returnID], let worker = workerClients[target.url] else { return }
+        var request = CancelTaskRequest()
+        request.taskId = target.taskID
+        _ = try? await worker.call(WorkerRPC.cancelTask, request, timeout: .seconds(10))
     }
 
     private func waitForWork(_ shape: ResourceSet) async -> Bool {
@@ -169,6 +189,8 @@ actor TaskSubmitter {
                 var again = task
                 again.spec.attempt += 1
                 queues[shape, default: []].append(again)
+            case .cancelled:
+                objects.fail(task.returnID, .cancelled(task: name))
             case .unknownFunction:
                 objects.fail(task.returnID, .unknownFunction(task: name, detail: result.error?.message ?? ""))
             case .typeMismatch:

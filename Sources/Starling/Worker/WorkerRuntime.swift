@@ -5,6 +5,7 @@ import Foundation
 import StarlingCore
 import StarlingLog
 import StarlingWire
+import Synchronization
 
 /// What a worker process does instead of the user's closure: serve tasks for its node.
 enum WorkerRuntime {
@@ -26,16 +27,22 @@ enum WorkerRuntime {
             let objects = ObjectTable()
             let cluster = Cluster(objects: objects, submitter: TaskSubmitter(node: node, objects: objects, token: token),
                                   ownerURL: "worker-\(workerID.short)")
+            let running = RunningTasks()
             var routes = RouteTable()
             routes.add(WorkerRPC.pushTaskBatch) { request, _ in
                 var reply = PushTaskBatchReply()
                 for spec in request.tasks {
-                    reply.results.append(await Cluster.$ambient.withValue(cluster) { await TaskExecutor.run(spec) })
+                    reply.results.append(await running.run(spec, cluster: cluster))
                 }
                 return reply
             }
+            routes.add(WorkerRPC.cancelTask) { request, _ in
+                var reply = CancelTaskReply()
+                reply.attempted = running.cancel(request.taskId)
+                return reply
+            }
             routes.add(WorkerRPC.pushTask) { request, _ in
-                let result = await Cluster.$ambient.withValue(cluster) { await TaskExecutor.run(request.task ?? TaskSpec()) }
+                let result = await running.run(request.task ?? TaskSpec(), cluster: cluster)
                 var reply = PushTaskReply()
                 reply.status = result.status
                 reply.returns = result.returns
@@ -59,5 +66,42 @@ enum WorkerRuntime {
             log.error("worker cannot start: \(error)")
             exit(70)
         }
+    }
+}
+
+/// The tasks a worker runs, so that `CancelTask` can reach them: a running task's Swift Task
+/// is cancelled; a task cancelled before it started never runs.
+final class RunningTasks: Sendable {
+    private struct State {
+        var running: [[UInt8]: Task<TaskResult, Never>] = [:]
+        var cancelledEarly: Set<[UInt8]> = []
+    }
+    private let state = Mutex(State())
+
+    func run(_ spec: TaskSpec, cluster: Cluster) async -> TaskResult {
+        let task = Task { await Cluster.$ambient.withValue(cluster) { await TaskExecutor.run(spec) } }
+        let cancelledEarly = state.withLock { state -> Bool in
+            if state.cancelledEarly.remove(spec.taskId) != nil { return true }
+            state.running[spec.taskId] = task
+            return false
+        }
+        if cancelledEarly { task.cancel() }
+        var result = await task.value
+        state.withLock { _ = $0.running.removeValue(forKey: spec.taskId) }
+        if task.isCancelled, result.status?.code != .ok {
+            result.status = Status(code: .cancelled, message: "")
+        }
+        return result
+    }
+
+    /// True when the task was running here (it is told to stop); otherwise it will not start.
+    func cancel(_ taskID: [UInt8]) -> Bool {
+        let task = state.withLock { state -> Task<TaskResult, Never>? in
+            if let task = state.running[taskID] { return task }
+            state.cancelledEarly.insert(taskID)
+            return nil
+        }
+        task?.cancel()
+        return task != nil
     }
 }
