@@ -81,7 +81,19 @@ struct EmbeddedSession {
     let path: String
     var tokenFile: String { path + "/token" }
 
+    /// Removes session directories of drivers that died without cleaning up (SIGKILL, SIGTERM).
+    static func removeStale() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/tmp") else { return }
+        for entry in entries where entry.hasPrefix("starling-") {
+            let fields = entry.split(separator: "-")
+            guard fields.count == 3, let pid = pid_t(fields[1]), pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            EmbeddedSession(path: "/tmp/" + entry).remove()
+        }
+    }
+
     static func create() throws -> EmbeddedSession {
+        removeStale()
         // ipc socket paths are limited to 107 bytes: keep the directory short.
         let path = "/tmp/starling-\(getpid())-\(UniqueID.random().short)"
         guard mkdir(path, 0o700) == 0 else {

@@ -50,7 +50,9 @@ public actor NodeManager {
     private var idle: [UniqueID] = []
     private var idleSince: [UniqueID: ContinuousClock.Instant] = [:]
     private var starting: [UniqueID: CheckedContinuation<Void, Error>] = [:]
-    private var leases: [UniqueID: (worker: UniqueID, demand: ResourceSet)] = [:]
+    private var leases: [UniqueID: (worker: UniqueID, demand: ResourceSet, owner: UInt32)] = [:]
+    /// Connections of owners that went away (a lease granted to one is taken back at once).
+    private var goneOwners: Set<UInt32> = []
     private var waiters: [CheckedContinuation<Void, Never>] = []
     private var reaper: Task<Void, Never>?
     private var stopping = false
@@ -74,11 +76,14 @@ public actor NodeManager {
     /// Starts serving on an ipc socket in the session directory.
     public func start() throws {
         var routes = RouteTable()
-        routes.add(NodeManagerRPC.requestWorkerLease) { [self] request, _ in try await requestLease(request) }
+        routes.add(NodeManagerRPC.requestWorkerLease) { [self] request, context in try await requestLease(request, owner: context.connectionID) }
         routes.add(NodeManagerRPC.returnWorkerLease) { [self] request, _ in await returnLease(request) }
         routes.add(NodeManagerRPC.registerWorker) { [self] request, _ in try await registerWorker(request) }
         server = try RPCServer(listeningOn: Address("ipc://\(settings.sessionDir)/node-\(nodeID.short).sock"),
-                               token: token, name: "node \(nodeID.short)", routes: routes)
+                               token: token, name: "node \(nodeID.short)", routes: routes,
+                               onConnectionClosed: { [weak self] connection in
+                                   Task { await self?.ownerGone(connection) }
+                               })
         reaper = Task { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(50))
@@ -140,7 +145,7 @@ public actor NodeManager {
 
     // MARK: - Leases
 
-    private func requestLease(_ request: RequestWorkerLeaseRequest) async throws -> RequestWorkerLeaseReply {
+    private func requestLease(_ request: RequestWorkerLeaseRequest, owner: UInt32) async throws -> RequestWorkerLeaseReply {
         let demand = ResourceSet(request.resources)
         if !demand.negativeNames.isEmpty {
             throw RPCFailure(.invalidArgument, "\(request.taskName) asks for negative amounts of \(demand.negativeNames.joined(separator: ", "))")
@@ -162,8 +167,13 @@ public actor NodeManager {
             release(demand)
             throw error
         }
+        if goneOwners.contains(owner) {
+            makeIdle(workerID)
+            release(demand)
+            throw RPCFailure(.unavailable, "the owner asking for this lease has gone")
+        }
         let leaseID = request.leaseId.isEmpty ? UniqueID.random() : UniqueID(bytes: request.leaseId)
-        leases[leaseID] = (workerID, demand)
+        leases[leaseID] = (workerID, demand, owner)
         var reply = RequestWorkerLeaseReply()
         reply.granted = true
         reply.workerAddress = ProcessAddress(url: workers[workerID]?.url ?? "", nodeId: nodeID.bytes, workerId: workerID.bytes)
@@ -182,6 +192,22 @@ public actor NodeManager {
         }
         release(lease.demand)
         return ReturnWorkerLeaseReply()
+    }
+
+    /// An owner's connection closed: its leases come back, and their workers (which may still
+    /// run the dead owner's tasks, whose results have nowhere to go) are stopped.
+    private func ownerGone(_ connection: UInt32) {
+        goneOwners.insert(connection)
+        for (leaseID, lease) in leases where lease.owner == connection {
+            leases[leaseID] = nil
+            if let worker = workers.removeValue(forKey: lease.worker) {
+                log.info("reclaiming lease \(leaseID.short) of a departed owner; stopping worker \(lease.worker.short)")
+                kill(worker.pid, SIGKILL)
+                var status: Int32 = 0
+                waitpid(worker.pid, &status, 0)
+            }
+            release(lease.demand)
+        }
     }
 
     private func release(_ demand: ResourceSet) {

@@ -165,6 +165,11 @@ struct EmbeddedClusterTests {
         #expect(clock.now - start < .seconds(15))
     }
 
+    @Test("the node takes back the leases of an owner that died (a nested-task owner killed)")
+    func ownerDies() async throws {
+        #expect(try await runScenario(["owner-dies"]) == "recovered true")
+    }
+
     @Test("wait returns the first ready refs, and honours its timeout")
     func waitSemantics() async throws {
         #expect(try await runScenario(["wait"]) == "1 true 1 2")

@@ -35,6 +35,19 @@ struct Pid: RemoteFunction {
     }
 }
 
+/// First run: leases a 30 s child task through its own submitter, then dies (SIGKILL), leaving
+/// the child's lease with a dead owner. The retry finds the marker and returns at once.
+struct OrphanMaker: RemoteFunction {
+    static func run(_ marker: String) async throws -> String {
+        if FileManager.default.fileExists(atPath: marker) { return "recovered" }
+        _ = FileManager.default.createFile(atPath: marker, contents: Data())
+        _ = try await Cluster.current().submit(Pid.self, 30_000)
+        try await Task.sleep(for: .milliseconds(500))
+        kill(getpid(), SIGKILL)
+        return "unreachable"
+    }
+}
+
 /// Submits tasks from inside a task (the worker is the children's owner).
 struct SumOfSquares: RemoteFunction {
     static func run(_ n: Int) async throws -> Int {
@@ -112,6 +125,13 @@ struct TestApp {
                         do { _ = try await cluster.get(ref, timeout: .seconds(10)); outcomes.append("value") } catch { outcomes.append("\(error)") }
                     }
                     result = outcomes.joined(separator: " | ")
+                case "owner-dies":
+                    let marker = NSTemporaryDirectory() + "starling-orphan-\(getpid())"
+                    defer { try? FileManager.default.removeItem(atPath: marker) }
+                    let parent = try await cluster.get(cluster.submit(OrphanMaker.self, marker))
+                    // Needs the whole node: possible only once the orphaned child's lease is back.
+                    let whole = try await cluster.get(cluster.submit(Pid.self, 0, options: .init(resources: ["CPU": 2])), timeout: .seconds(10))
+                    result = "\(parent) \(whole > 0)"
                 case "nested":
                     result = String(try await cluster.get(cluster.submit(SumOfSquares.self, 10)))
                 case "wait":

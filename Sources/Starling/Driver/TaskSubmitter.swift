@@ -32,6 +32,9 @@ actor TaskSubmitter {
     static let maxBatch = 64
     /// How long an idle lease is kept for more work of its shape before it is returned.
     static let leaseLinger: Duration = .milliseconds(100)
+    /// How long shutdown lets lease loops return their leases before cancelling them (a lease
+    /// request the node cannot grant would otherwise hold shutdown forever).
+    static let shutdownGrace: Duration = .milliseconds(300)
 
     init(node: RPCClient, objects: ObjectTable, token: ClusterToken) {
         self.node = node
@@ -54,11 +57,18 @@ actor TaskSubmitter {
         shuttingDown = true
         for (_, waiters) in idleLeases { for (_, waiter) in waiters { waiter.resume(returning: false) } }
         idleLeases.removeAll()
-        // Closing the worker connections cancels pushes in flight: the driver is done.
+        // Closing the worker connections cancels pushes in flight: the driver is done. Lease
+        // requests still waiting at the node are cancelled too; the node takes back whatever
+        // this owner held when its connection closes.
         for (_, client) in workerClients { client.close() }
+        let stuck = Task { [leaseTasks] in
+            try await Task.sleep(for: Self.shutdownGrace)
+            for (_, task) in leaseTasks { task.cancel() }
+        }
         while let (_, task) = leaseTasks.first {
             await task.value
         }
+        stuck.cancel()
         workerClients.removeAll()
     }
 

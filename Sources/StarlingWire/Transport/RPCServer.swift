@@ -95,8 +95,11 @@ public final class RPCServer: Sendable {
     private let log = Logger(label: "rpc-server")
 
     /// Binds `address` and starts serving `routes`.
+    /// `onConnectionClosed` runs (on an NNG thread; keep it short) when a connection ends:
+    /// the node uses it to reclaim what a dead owner held.
     public init(listeningOn address: Address, token: ClusterToken, name: String = "starling",
-                routes: RouteTable, settings: TransportSettings = .default) throws {
+                routes: RouteTable, settings: TransportSettings = .default,
+                onConnectionClosed: (@Sendable (UInt32) -> Void)? = nil) throws {
         var socket = nng_socket()
         try NNG.check(nng_rep0_open(&socket), "nng_rep0_open")
         self.socket = socket
@@ -104,7 +107,7 @@ public final class RPCServer: Sendable {
         self.token = token
         self.name = name
         self.settings = settings
-        self.connections = ConnectionRegistry(label: "server \(name)")
+        self.connections = ConnectionRegistry(label: "server \(name)", onRemoved: onConnectionClosed)
         do {
             try NNG.check(nng_socket_set_size(socket, NNG.optRecvMaxSize, settings.maxMessageSize), "set recv-size-max")
             try connections.watch(socket)
