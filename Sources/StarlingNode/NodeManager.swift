@@ -140,8 +140,6 @@ public actor NodeManager {
         server = nil
     }
 
-    /// Worker processes alive now (tests check that none leak).
-    public var workerPIDs: [Int32] { workers.values.map(\.pid) }
 
     // MARK: - Leases
 

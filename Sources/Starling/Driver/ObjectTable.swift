@@ -102,5 +102,4 @@ final class ObjectTable: Sendable {
         return waiter != nil
     }
 
-    var count: Int { table.withLock { $0.entries.count } }
 }

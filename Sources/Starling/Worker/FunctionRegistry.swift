@@ -2,8 +2,7 @@ import Synchronization
 
 /// Finds remote function types by mangled name, caching lookups (a failed one costs ~100 µs).
 enum FunctionRegistry {
-    /// A metatype is an immutable pointer to type metadata, so sharing it across threads is
-    /// safe; the compiler cannot prove that for `any RemoteFunction.Type` itself.
+    // @unchecked Sendable is safe: a metatype is an immutable pointer to type metadata.
     private struct Entry: @unchecked Sendable { let type: any RemoteFunction.Type }
 
     private static let cache = Mutex<[String: Entry]>([:])

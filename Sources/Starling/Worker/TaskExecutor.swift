@@ -4,11 +4,17 @@ import StarlingWire
 /// Runs task specs on a worker: resolves the function, decodes the input, runs, encodes.
 enum TaskExecutor {
     static func run(_ spec: TaskSpec) async -> TaskResult {
-        var result = TaskResult()
-        result.taskId = spec.taskId
         let clock = ContinuousClock()
         let start = clock.now
-        defer { result.runMicros = UInt64(max(0, (clock.now - start).components.attoseconds / 1_000_000_000_000)) }
+        var result = await execute(spec)
+        let elapsed = clock.now - start
+        result.runMicros = UInt64(max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
+        return result
+    }
+
+    private static func execute(_ spec: TaskSpec) async -> TaskResult {
+        var result = TaskResult()
+        result.taskId = spec.taskId
         guard let type = FunctionRegistry.resolve(spec.functionName) else {
             result.status = Status(code: .unknownFunction, message: "")
             result.error = remoteError(.unknownFunction, spec, typeName: "UnknownFunction",

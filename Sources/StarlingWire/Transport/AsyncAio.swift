@@ -7,9 +7,8 @@ import Synchronization
 /// callback on its own threads, sometimes inline from the start call, so the continuation is
 /// stored before the operation starts and the callback never blocks. A cancel that arrives
 /// before the operation has started is remembered and applied right after it starts.
+// @unchecked Sendable is safe: `handle` is set once in init and freed only in deinit; all mutable state is behind `state`'s mutex.
 final class AsyncAio: @unchecked Sendable {
-    // Safe to share: `handle` is written once in init and freed in deinit (after nng_aio_free
-    // has waited for any callback); every mutable field lives behind `state`'s mutex.
     private(set) var handle: OpaquePointer!
     private let state = Mutex(State())
 

@@ -91,7 +91,7 @@ public final class RPCServer: Sendable {
     private let settings: TransportSettings
     private let workers = Mutex<[Task<Void, Never>]>([])
     /// The call each context is serving now, by context id (diagnostics for a slow close).
-    private let busy = Mutex<[UInt32: String]>([:])
+    private let busy = Mutex<[UInt32: UInt32]>([:])
     private let log = Logger(label: "rpc-server")
 
     /// Binds `address` and starts serving `routes`.
@@ -134,7 +134,7 @@ public final class RPCServer: Sendable {
         for task in tasks { task.cancel() }
         let watchdog = Task { [self] in
             try await Task.sleep(for: .seconds(1))
-            log.warning("\(name): closing waits for handlers still running: \(busy.withLock { $0.values.sorted() })")
+            log.warning("\(name): closing waits for handlers of methods \(busy.withLock { $0.values.sorted() }) still running")
         }
         for task in tasks { await task.value }
         watchdog.cancel()
@@ -159,7 +159,8 @@ public final class RPCServer: Sendable {
             if received == NNG.closedCode || Task.isCancelled { return }
             guard received == 0, let raw = aio.takeMessage() else { continue }
             let request = ReceivedMessage(taking: raw)
-            busy.withLock { $0[context.id] = "method \(request.body.count >= 4 ? UInt32(littleEndian: request.body.loadUnaligned(as: UInt32.self)) : 0)" }
+            let method = request.body.count >= 4 ? UInt32(littleEndian: request.body.loadUnaligned(as: UInt32.self)) : 0
+            busy.withLock { $0[context.id] = method }
             let reply = await dispatch(request)
             busy.withLock { $0[context.id] = nil }
             guard let reply else { continue }

@@ -4,8 +4,8 @@ import CNNG
 ///
 /// Request frames carry a 4-byte little-endian method number before the protobuf bytes;
 /// replies are protobuf only. Bodies are not 16-byte aligned: read them with `loadUnaligned`.
+// @unchecked Sendable is safe: the message is exclusively owned after receipt and only ever read.
 final class ReceivedMessage: @unchecked Sendable {
-    // Safe: the message is exclusively owned after receipt and never mutated, only read.
     let message: OpaquePointer
 
     init(taking message: OpaquePointer) {
@@ -29,9 +29,8 @@ final class ReceivedMessage: @unchecked Sendable {
 }
 
 /// An outgoing NNG message built by packing a protobuf message, with an optional header.
+// @unchecked Sendable is safe: one holder owns the message until it is sent (then NNG owns it) or freed.
 struct OutgoingMessage: @unchecked Sendable {
-    // Safe: the message is exclusively owned by whoever holds this value until it is sent
-    // (then NNG owns it) or `free()`d.
     let message: OpaquePointer
 
     static let headerSize = 4
