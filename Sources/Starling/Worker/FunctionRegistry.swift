@@ -2,7 +2,7 @@ import Synchronization
 
 /// Finds remote function types by mangled name, caching lookups (a failed one costs ~100 µs).
 enum FunctionRegistry {
-    // @unchecked Sendable is safe: a metatype is an immutable pointer to type metadata.
+    // Sendable without compiler proof, safe because a metatype is an immutable pointer to type metadata.
     private struct Entry: @unchecked Sendable { let type: any RemoteFunction.Type }
 
     private static let cache = Mutex<[String: Entry]>([:])

@@ -7,7 +7,7 @@ import Synchronization
 /// callback on its own threads, sometimes inline from the start call, so the continuation is
 /// stored before the operation starts and the callback never blocks. A cancel that arrives
 /// before the operation has started is remembered and applied right after it starts.
-// @unchecked Sendable is safe: `handle` is set once in init and freed only in deinit; all mutable state is behind `state`'s mutex.
+// Sendable without compiler proof, safe because `handle` is set once in init and freed only in deinit; all mutable state is behind `state`'s mutex.
 final class AsyncAio: @unchecked Sendable {
     private(set) var handle: OpaquePointer!
     private let state = Mutex(State())

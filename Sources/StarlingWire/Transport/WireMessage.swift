@@ -4,7 +4,7 @@ import CNNG
 ///
 /// Request frames carry a 4-byte little-endian method number before the protobuf bytes;
 /// replies are protobuf only. Bodies are not 16-byte aligned: read them with `loadUnaligned`.
-// @unchecked Sendable is safe: the message is exclusively owned after receipt and only ever read.
+// Sendable without compiler proof, safe because the message is exclusively owned after receipt and only ever read.
 final class ReceivedMessage: @unchecked Sendable {
     let message: OpaquePointer
 
@@ -29,7 +29,7 @@ final class ReceivedMessage: @unchecked Sendable {
 }
 
 /// An outgoing NNG message built by packing a protobuf message, with an optional header.
-// @unchecked Sendable is safe: one holder owns the message until it is sent (then NNG owns it) or freed.
+// Sendable without compiler proof, safe because one holder owns the message until it is sent (then NNG owns it) or freed.
 struct OutgoingMessage: @unchecked Sendable {
     let message: OpaquePointer
 
