@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "StarlingWire", targets: ["StarlingWire"]),
         .library(name: "StarlingCodec", targets: ["StarlingCodec"]),
         .library(name: "Starling", targets: ["Starling"]),
+        .executable(name: "starling", targets: ["StarlingCLI"]),
         .executable(name: "starling-bench", targets: ["StarlingBench"]),
     ],
     targets: [
@@ -38,8 +39,12 @@ let package = Package(
         ),
         // Node manager: resources, worker pool, leases.
         .target(name: "StarlingNode", dependencies: ["StarlingCore", "StarlingWire", "StarlingLog"]),
+        // Head: the control store (nodes, jobs, executables) and the cluster view.
+        .target(name: "StarlingHead", dependencies: ["StarlingCore", "StarlingWire", "StarlingLog"]),
         // The public API: remote functions, refs, the driver and worker runtimes, Starling.run.
-        .target(name: "Starling", dependencies: ["StarlingCore", "StarlingWire", "StarlingCodec", "StarlingNode", "StarlingLog"]),
+        .target(name: "Starling", dependencies: ["StarlingCore", "StarlingWire", "StarlingCodec", "StarlingNode", "StarlingHead", "StarlingLog"]),
+        // The `starling` command: runs heads and nodes.
+        .executableTarget(name: "StarlingCLI", dependencies: ["StarlingCore", "StarlingHead", "StarlingNode", "StarlingWire"]),
         .executableTarget(
             name: "StarlingBench",
             dependencies: ["Starling", "StarlingWire", "StarlingCodec"],
@@ -53,7 +58,7 @@ let package = Package(
         .executableTarget(name: "Pi", dependencies: ["Starling"], path: "Examples/Pi"),
         // A driver program the runtime tests start as real processes (driver and workers).
         .executableTarget(name: "StarlingTestApp", dependencies: ["Starling"], path: "Tests/StarlingTestApp"),
-        .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp"]),
+        .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp", "StarlingCLI"]),
         .testTarget(name: "StarlingCodecTests", dependencies: ["StarlingCodec"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
         .testTarget(name: "StarlingWireTests", dependencies: ["StarlingWire", "StarlingCodec"]),

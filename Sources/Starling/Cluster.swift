@@ -14,6 +14,19 @@ public struct Cluster: Sendable {
     let objects: ObjectTable
     let submitter: TaskSubmitter
     let ownerURL: String
+    /// The node this code runs on (hex id): a driver's local node, or a worker's node. Pass it
+    /// to `Scheduling.node` to keep work here.
+    public let nodeID: String
+    /// The head, for drivers (workers reach the cluster through their node only).
+    let head: RPCClient?
+
+    init(objects: ObjectTable, submitter: TaskSubmitter, ownerURL: String, nodeID: UniqueID, head: RPCClient?) {
+        self.objects = objects
+        self.submitter = submitter
+        self.ownerURL = ownerURL
+        self.nodeID = nodeID.hex
+        self.head = head
+    }
 
     /// The cluster of the code running now: set inside `Starling.run` and inside tasks on
     /// workers, so a task can submit tasks of its own.
@@ -41,10 +54,10 @@ public struct Cluster: Sendable {
     public func submit<F: RemoteFunction>(_ function: F.Type, _ input: F.Input,
                                           options: TaskOptions = TaskOptions()) async throws -> ObjectRef<F.Output> {
         let encoded = try BinaryEncoder().encode(input)
-        let (spec, returnID, shape) = try makeTask(function, encodedInput: encoded, options: options)
+        let (spec, returnID, key) = try makeTask(function, encodedInput: encoded, options: options)
         objects.create(returnID)
         await submitter.submit(.init(spec: spec, returnID: returnID, maxRetries: options.maxRetries,
-                                     retryUserErrors: options.retryUserErrors), shape: shape)
+                                     retryUserErrors: options.retryUserErrors), key: key)
         return ObjectRef(id: returnID, owner: ownerURL)
     }
 
@@ -57,7 +70,7 @@ public struct Cluster: Sendable {
     /// ```
     public func submit<F: RemoteFunction>(_ function: F.Type, _ input: ObjectRef<F.Input>,
                                           options: TaskOptions = TaskOptions()) async throws -> ObjectRef<F.Output> {
-        let (template, returnID, shape) = try makeTask(function, encodedInput: [], options: options)
+        let (template, returnID, key) = try makeTask(function, encodedInput: [], options: options)
         objects.create(returnID)
         let (objects, submitter) = (self.objects, self.submitter)
         Task {
@@ -66,7 +79,7 @@ public struct Cluster: Sendable {
                 var spec = template
                 spec.encodedArgs = try await objects.value(input.id, timeout: nil)
                 await submitter.submit(.init(spec: spec, returnID: returnID, maxRetries: options.maxRetries,
-                                             retryUserErrors: options.retryUserErrors), shape: shape)
+                                             retryUserErrors: options.retryUserErrors), key: key)
             } catch let error as StarlingError {
                 objects.fail(returnID, error)
             } catch {
@@ -111,7 +124,7 @@ public struct Cluster: Sendable {
     }
 
     private func makeTask<F: RemoteFunction>(_ function: F.Type, encodedInput: [UInt8],
-                                             options: TaskOptions) throws -> (TaskSpec, UniqueID, ResourceSet) {
+                                             options: TaskOptions) throws -> (TaskSpec, UniqueID, TaskSubmitter.Key) {
         let shape = ResourceSet(options.resources)
         if !shape.negativeNames.isEmpty {
             throw StarlingError.infeasible(task: options.name ?? "\(F.self)", reason: "negative amounts of \(shape.negativeNames.joined(separator: ", "))")
@@ -127,7 +140,7 @@ public struct Cluster: Sendable {
         spec.maxRetries = Int32(clamping: options.maxRetries)
         spec.retryUserErrors = options.retryUserErrors
         spec.returnIds = [returnID.bytes]
-        return (spec, returnID, shape)
+        return (spec, returnID, TaskSubmitter.Key(shape: shape, strategy: options.scheduling, waitIfInfeasible: options.waitIfInfeasible))
     }
 
     /// The value of `ref`, waiting until its task finished; throws the task's error.
@@ -162,4 +175,30 @@ public struct Cluster: Sendable {
         objects.fulfill(id, try BinaryEncoder().encode(value))
         return ObjectRef(id: id, owner: ownerURL)
     }
+
+    /// The cluster's live nodes, as the head knows them (drivers only).
+    public func nodes() async throws -> [NodeDescription] {
+        guard let head else { throw StarlingError.cluster("nodes() is available to drivers; inside a task use Cluster.nodeID") }
+        do {
+            return try await head.call(HeadRPC.listNodes, ListNodesRequest()).nodes.map {
+                NodeDescription(id: UniqueID(bytes: $0.nodeId).hex, address: $0.address?.url ?? "",
+                                resources: $0.totalResources, isHead: $0.isHead, labels: $0.labels)
+            }
+        } catch {
+            throw StarlingError.cluster("cannot list nodes: \(error)")
+        }
+    }
+}
+
+/// One node of the cluster.
+public struct NodeDescription: Sendable, Hashable {
+    /// Hex id, for `Scheduling.node`.
+    public let id: String
+    /// The node manager's RPC address.
+    public let address: String
+    /// What it offers in all ("CPU": 4).
+    public let resources: [String: Double]
+    /// True for the head's own node.
+    public let isHead: Bool
+    public let labels: [String: String]
 }

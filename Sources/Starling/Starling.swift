@@ -32,6 +32,10 @@ public enum Starling {
     }
 
     /// Runs `body` on a cluster and returns its result.
+    ///
+    /// With `STARLING_ADDRESS` set (`HOST:PORT` of a head started with `starling start --head`)
+    /// it joins that cluster, reading the token from `STARLING_TOKEN_FILE` (default
+    /// `~/.starling/token`); otherwise it starts an embedded cluster with `options`.
     @discardableResult
     public static func run<Result: Sendable>(embedded options: EmbeddedOptions = EmbeddedOptions(),
                                              _ body: @Sendable (Cluster) async throws -> Result) async throws -> Result {
@@ -40,73 +44,29 @@ public enum Starling {
         if environment[WorkerEnvironment.workerID] != nil {
             await WorkerRuntime.serve(environment: environment)
         }
+        let session: DriverSession
         if let address = environment["STARLING_ADDRESS"], !address.isEmpty {
-            throw StarlingError.cluster("STARLING_ADDRESS=\(address): joining a running cluster is not implemented yet (the CLI issue brings multi-node clusters); unset it to use an embedded cluster")
+            session = try await DriverSession.join(address: address, tokenFile: environment["STARLING_TOKEN_FILE"] ?? defaultTokenFile)
+        } else {
+            session = try await DriverSession.embedded(resources: options.resources)
         }
-        let session = try EmbeddedSession.create()
-        defer { session.remove() }
-        let token = try ClusterToken.loadOrCreate(at: session.tokenFile)
-        var settings = NodeSettings(sessionDir: session.path, tokenFile: session.tokenFile)
-        if let resources = options.resources { settings.resources = ResourceSet(resources) }
-        let node = NodeManager(settings: settings, token: token)
+        let objects = ObjectTable()
+        let submitter = TaskSubmitter(node: session.node, jobID: session.jobID, objects: objects, token: session.token)
+        let cluster = Cluster(objects: objects, submitter: submitter, ownerURL: "driver", nodeID: session.nodeID, head: session.head)
         do {
-            try await node.start()
-            guard let nodeAddress = await node.address else { throw StarlingError.cluster("the embedded node did not start") }
-            let nodeClient = try await RPCClient.connect(to: nodeAddress, token: token, name: "driver")
-            let objects = ObjectTable()
-            let submitter = TaskSubmitter(node: nodeClient, objects: objects, token: token)
-            let cluster = Cluster(objects: objects, submitter: submitter, ownerURL: "driver")
-            let result: Result
-            do {
-                result = try await Cluster.$ambient.withValue(cluster) { try await body(cluster) }
-            } catch {
-                await submitter.shutdown()
-                nodeClient.close()
-                throw error
-            }
+            let result = try await Cluster.$ambient.withValue(cluster) { try await body(cluster) }
             await submitter.shutdown()
-            nodeClient.close()
-            await node.stop()
+            await session.close(failure: nil)
             return result
         } catch {
-            await node.stop()
+            await submitter.shutdown()
+            await session.close(failure: "\(error)")
             throw error
         }
     }
 
-}
-
-/// The directory of one embedded cluster: token, sockets, logs. Removed at exit.
-struct EmbeddedSession {
-    let path: String
-    var tokenFile: String { path + "/token" }
-
-    /// Removes session directories of drivers that died without cleaning up (SIGKILL, SIGTERM).
-    static func removeStale() {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/tmp") else { return }
-        for entry in entries where entry.hasPrefix("starling-") {
-            let fields = entry.split(separator: "-")
-            guard fields.count == 3, let pid = pid_t(fields[1]), pid != getpid(),
-                  kill(pid, 0) != 0, errno == ESRCH else { continue }
-            EmbeddedSession(path: "/tmp/" + entry).remove()
-        }
-    }
-
-    static func create() throws -> EmbeddedSession {
-        removeStale()
-        // ipc socket paths are limited to 107 bytes: keep the directory short.
-        let path = "/tmp/starling-\(getpid())-\(UniqueID.random().short)"
-        guard mkdir(path, 0o700) == 0 else {
-            throw StarlingError.cluster("cannot create the session directory \(path): \(String(cString: strerror(errno)))")
-        }
-        return EmbeddedSession(path: path)
-    }
-
-    /// Removes the directory; retries because sockets inside may vanish while it is walked.
-    func remove() {
-        for _ in 0..<5 {
-            if (try? FileManager.default.removeItem(atPath: path)) != nil || !FileManager.default.fileExists(atPath: path) { return }
-            usleep(20_000)
-        }
+    /// Where `starling start --head` writes the cluster token unless told otherwise.
+    public static var defaultTokenFile: String {
+        (ProcessInfo.processInfo.environment["HOME"] ?? "/tmp") + "/.starling/token"
     }
 }

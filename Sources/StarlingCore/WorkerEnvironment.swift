@@ -9,3 +9,12 @@ public enum WorkerEnvironment {
     /// The session directory (sockets, logs).
     public static let sessionDir = "STARLING_SESSION_DIR"
 }
+
+extension WorkerEnvironment {
+    /// The node that started the worker (hex id).
+    public static let nodeID = "STARLING_NODE_ID"
+    /// The job whose executable the worker runs (hex id).
+    public static let jobID = "STARLING_JOB_ID"
+    /// The host a worker listens on with tcp (unset: an ipc socket in the session directory).
+    public static let listenHost = "STARLING_WORKER_HOST"
+}

@@ -6,62 +6,55 @@ import StarlingCore
 import StarlingLog
 import StarlingWire
 
-/// Settings of one node manager, with defaults.
-public struct NodeSettings: Sendable {
-    /// Resources this node offers; CPU defaults to the number of cores.
-    public var resources: ResourceSet = ["CPU": Double(ProcessInfo.processInfo.activeProcessorCount)]
-    /// Directory for sockets and worker logs (must exist).
-    public var sessionDir: String
-    /// The token file workers read.
-    public var tokenFile: String
-    /// The executable workers run (the job's binary).
-    public var workerExecutable: String
-    /// Most worker processes alive at once.
-    public var maxWorkers: Int = 32
-    /// How long a new worker may take to register before it counts as failed.
-    public var workerStartTimeout: Duration = .seconds(30)
-    /// Workers started with the node, before any lease asks for one (first tasks start faster).
-    public var prestartWorkers: Int = 1
-    /// An idle worker beyond the prestarted ones is stopped after this long without a lease.
-    public var idleWorkerTimeout: Duration = .seconds(60)
-
-    /// This process's executable (workers of an embedded cluster run the driver's binary).
-    public static var currentExecutable: String { WorkerProcess.currentExecutable }
-
-    public init(sessionDir: String, tokenFile: String, workerExecutable: String = NodeSettings.currentExecutable) {
-        self.sessionDir = sessionDir
-        self.tokenFile = tokenFile
-        self.workerExecutable = workerExecutable
-    }
-}
-
 /// A node manager: owns this host's resources and worker pool and leases workers to owners.
 ///
-/// An owner asks for a lease fitting a resource shape; the node grants an idle (or new) worker
-/// once the resources are free, and the owner pushes tasks straight to that worker until it
-/// returns the lease. A shape no node resource could ever fit fails at once (`INFEASIBLE`).
+/// An owner asks its node for a lease fitting a resource shape and a scheduling strategy. The
+/// node decides with the cluster view it keeps from the head: grant a local worker once the
+/// resources are free, or answer with another node to ask (spillback; that node grants or
+/// queues, it never spills again). The owner then pushes tasks straight to the worker until it
+/// returns the lease. A shape no node could ever fit fails at once (`INFEASIBLE`), or waits
+/// with a logged warning when the request says so.
 public actor NodeManager {
-    public let nodeID = UniqueID.random()
+    public nonisolated let nodeID = UniqueID.random()
     public let settings: NodeSettings
-    private let token: ClusterToken
-    private var server: RPCServer?
-    private var available: ResourceSet
-    private var workers: [UniqueID: WorkerRecord] = [:]
-    private var idle: [UniqueID] = []
-    private var idleSince: [UniqueID: ContinuousClock.Instant] = [:]
-    private var starting: [UniqueID: CheckedContinuation<Void, Error>] = [:]
-    private var leases: [UniqueID: (worker: UniqueID, demand: ResourceSet, owner: UInt32)] = [:]
+    let token: ClusterToken
+    var server: RPCServer?
+    var available: ResourceSet
+    var workers: [UniqueID: WorkerRecord] = [:]
+    var idle: [UniqueID] = []
+    var idleSince: [UniqueID: ContinuousClock.Instant] = [:]
+    var starting: [UniqueID: CheckedContinuation<Void, Error>] = [:]
+    var leases: [UniqueID: Lease] = [:]
     /// Connections of owners that went away (a lease granted to one is taken back at once).
-    private var goneOwners: Set<UInt32> = []
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-    private var reaper: Task<Void, Never>?
-    private var stopping = false
-    private let log = Logger(label: "node")
+    var goneOwners: Set<UInt32> = []
+    var waiters: [CheckedContinuation<Void, Never>] = []
+    var queuedLeases = 0
+    var reaper: Task<Void, Never>?
+    var stopping = false
+    /// What stopped the node on its own (the head declared it dead, or is gone).
+    var failure: String?
+    var failureWaiters: [CheckedContinuation<String, Never>] = []
+    let executables: JobExecutables
+    // The cluster as the head last described it (other nodes; this one is tracked exactly).
+    var head: RPCClient?
+    var clusterView: [UniqueID: NodeResources] = [:]
+    var viewVersion: UInt64 = 0
+    var heartbeats: Task<Void, Never>?
+    var roundRobin = 0
+    let log = Logger(label: "node")
 
     struct WorkerRecord {
         let pid: pid_t
         let logPath: String
+        /// The job whose executable it runs (empty: the node's own `workerExecutable`).
+        let pool: [UInt8]
         var url: String?
+    }
+
+    struct Lease {
+        let worker: UniqueID
+        let demand: ResourceSet
+        let owner: UInt32
     }
 
     /// The node's RPC address (valid after `start`).
@@ -71,96 +64,131 @@ public actor NodeManager {
         self.settings = settings
         self.token = token
         self.available = settings.resources
+        self.executables = JobExecutables(directory: settings.sessionDir + "/executables")
     }
 
-    /// Starts serving on an ipc socket in the session directory.
-    public func start() throws {
+    /// Starts serving, registers with the head (if any) and prestarts workers.
+    public func start() async throws {
         var routes = RouteTable()
         routes.add(NodeManagerRPC.requestWorkerLease) { [self] request, context in try await requestLease(request, owner: context.connectionID) }
         routes.add(NodeManagerRPC.returnWorkerLease) { [self] request, _ in await returnLease(request) }
         routes.add(NodeManagerRPC.registerWorker) { [self] request, _ in try await registerWorker(request) }
-        server = try RPCServer(listeningOn: Address("ipc://\(settings.sessionDir)/node-\(nodeID.short).sock"),
-                               token: token, name: "node \(nodeID.short)", routes: routes,
+        routes.add(NodeManagerRPC.stopWorkers) { [self] request, _ in await stopWorkers(request) }
+        routes.add(NodeManagerRPC.startWorkers) { [self] request, _ in await startWorkers(request) }
+        routes.add(NodeManagerRPC.listWorkers) { [self] request, _ in await listWorkers(request) }
+        let listen = try settings.listenAddress ?? Address("ipc://\(settings.sessionDir)/node-\(nodeID.short).sock")
+        server = try RPCServer(listeningOn: listen, token: token, name: "node \(nodeID.short)", routes: routes,
                                onConnectionClosed: { [weak self] connection in
                                    Task { await self?.ownerGone(connection) }
                                })
+        let interval = settings.reapInterval
         reaper = Task { [weak self] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(50))
+                try? await Task.sleep(for: interval)
                 await self?.reapWorkers()
                 await self?.stopIdleWorkers()
             }
         }
-        for _ in 0..<max(0, min(settings.prestartWorkers, settings.maxWorkers)) {
-            Task { [weak self] in await self?.prestartWorker() }
+        if let headAddress = settings.headAddress {
+            do {
+                try await joinCluster(at: headAddress)
+            } catch {
+                await stop()
+                throw error
+            }
         }
-    }
-
-    private func prestartWorker() async {
-        guard let id = try? await startWorker() else { return }
-        makeIdle(id)
-    }
-
-    private func makeIdle(_ id: UniqueID) {
-        idle.append(id)
-        idleSince[id] = .now
-    }
-
-    private func stopIdleWorkers() {
-        let now = ContinuousClock.now
-        while idle.count > settings.prestartWorkers, let oldest = idle.first,
-              let since = idleSince[oldest], now - since > settings.idleWorkerTimeout {
-            idle.removeFirst()
-            idleSince[oldest] = nil
-            if let worker = workers.removeValue(forKey: oldest) {
-                log.debug("stopping worker \(oldest.short): idle for \(settings.idleWorkerTimeout)")
-                kill(worker.pid, SIGKILL)
-                var status: Int32 = 0
-                waitpid(worker.pid, &status, 0)
+        if settings.workerExecutable != nil {
+            for _ in 0..<max(0, min(settings.prestartWorkers, settings.maxWorkers)) {
+                Task { [weak self] in await self?.prestartWorker(pool: []) }
             }
         }
     }
 
     /// Stops serving and kills every worker this node started.
     public func stop() async {
+        guard !stopping else { return }
         stopping = true
         reaper?.cancel()
-        for (_, worker) in workers {
-            kill(worker.pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(worker.pid, &status, 0)
+        heartbeats?.cancel()
+        if let head {
+            var request = UnregisterNodeRequest()
+            request.nodeId = nodeID.bytes
+            request.reason = "stopped"
+            _ = try? await head.call(HeadRPC.unregisterNode, request, timeout: .seconds(1))
+            head.close()
         }
+        head = nil
+        for (_, worker) in workers { Self.kill(worker.pid) }
         workers.removeAll()
         idle.removeAll()
         for (_, continuation) in starting { continuation.resume(throwing: RPCFailure(.unavailable, "node is stopping")) }
         starting.removeAll()
-        for waiter in waiters { waiter.resume() }
-        waiters.removeAll()
+        wakeWaiters()
         await server?.close()
         server = nil
     }
 
+    /// Returns when the node stopped working on its own (declared dead by the head, or the
+    /// head is gone), with the reason; a process hosting a node exits then.
+    public func failed() async -> String {
+        if let failure { return failure }
+        return await withCheckedContinuation { failureWaiters.append($0) }
+    }
+
+    func fail(_ reason: String) {
+        guard failure == nil else { return }
+        log.error("node \(nodeID.short) stops: \(reason)")
+        failure = reason
+        for waiter in failureWaiters { waiter.resume(returning: reason) }
+        failureWaiters.removeAll()
+    }
 
     // MARK: - Leases
 
     private func requestLease(_ request: RequestWorkerLeaseRequest, owner: UInt32) async throws -> RequestWorkerLeaseReply {
         let demand = ResourceSet(request.resources)
+        let name = request.taskName.isEmpty ? "task" : request.taskName
         if !demand.negativeNames.isEmpty {
-            throw RPCFailure(.invalidArgument, "\(request.taskName) asks for negative amounts of \(demand.negativeNames.joined(separator: ", "))")
+            throw RPCFailure(.invalidArgument, "\(name) asks for negative amounts of \(demand.negativeNames.joined(separator: ", "))")
         }
-        let view = NodeView(id: nodeID.hex, total: settings.resources, available: available)
-        if case let .infeasible(reason) = SchedulingPolicy().place(demand, strategy: .hybrid, nodes: [view],
-                                                                 localNodeID: nodeID.hex, taskName: request.taskName.isEmpty ? "task" : request.taskName) {
-            throw RPCFailure(.infeasible, reason)
-        }
-        while !available.fits(demand) {
+        let strategy = Self.strategy(request.strategy)
+        var warnedAt: ContinuousClock.Instant?
+        queuedLeases += 1
+        defer { queuedLeases -= 1 }
+        while true {
             if stopping { throw RPCFailure(.unavailable, "node \(nodeID.short) is stopping") }
+            switch decide(demand, strategy: strategy, taskName: name) {
+            case let .infeasible(reason):
+                guard request.queueIfInfeasible else { throw RPCFailure(.infeasible, reason) }
+                if warnedAt.map({ ContinuousClock.now - $0 > .seconds(10) }) ?? true {
+                    log.warning("\(reason); waiting because the task asked to (a node that fits may join)")
+                    warnedAt = .now
+                }
+            case let .place(id), let .wait(id):
+                let target = UniqueID(hex: id) ?? nodeID
+                if target != nodeID, !request.grantOrReject, let other = clusterView[target]?.address {
+                    var reply = RequestWorkerLeaseReply()
+                    reply.spillback = ProcessAddress(url: other.url, nodeId: target.bytes)
+                    return reply
+                }
+                if !settings.resources.fits(demand) {
+                    // Spilled here on a stale view: this node can never fit it; the owner starts over.
+                    throw RPCFailure(.unavailable, "node \(nodeID.short) has \(settings.resources), less than the \(demand) \(name) needs")
+                }
+                if available.fits(demand) {
+                    return try await grant(request, demand: demand, owner: owner)
+                }
+            }
+            // Wait for resources to come back or the cluster view to change, then decide again.
             await withCheckedContinuation { waiters.append($0) }
         }
+    }
+
+    private func grant(_ request: RequestWorkerLeaseRequest, demand: ResourceSet, owner: UInt32) async throws -> RequestWorkerLeaseReply {
         available = available - demand
         let workerID: UniqueID
         do {
-            workerID = try await acquireWorker()
+            workerID = try await acquireWorker(pool: poolKey(request.jobId), job: request.jobId)
         } catch {
             release(demand)
             throw error
@@ -171,7 +199,7 @@ public actor NodeManager {
             throw RPCFailure(.unavailable, "the owner asking for this lease has gone")
         }
         let leaseID = request.leaseId.isEmpty ? UniqueID.random() : UniqueID(bytes: request.leaseId)
-        leases[leaseID] = (workerID, demand, owner)
+        leases[leaseID] = Lease(worker: workerID, demand: demand, owner: owner)
         var reply = RequestWorkerLeaseReply()
         reply.granted = true
         reply.workerAddress = ProcessAddress(url: workers[workerID]?.url ?? "", nodeId: nodeID.bytes, workerId: workerID.bytes)
@@ -180,11 +208,31 @@ public actor NodeManager {
         return reply
     }
 
+    /// The scheduling decision over this node (exact) and the others (as last reported).
+    private func decide(_ demand: ResourceSet, strategy: StarlingCore.SchedulingStrategy, taskName: String) -> PlacementDecision {
+        var views = [NodeView(id: nodeID.hex, total: settings.resources, available: available)]
+        for (id, node) in clusterView where id != nodeID && !node.draining {
+            views.append(NodeView(id: id.hex, total: ResourceSet(node.total), available: ResourceSet(node.available)))
+        }
+        if case .spread = strategy { roundRobin &+= 1 }
+        return SchedulingPolicy().place(demand, strategy: strategy, nodes: views, localNodeID: nodeID.hex,
+                                        roundRobin: roundRobin, taskName: taskName)
+    }
+
+    static func strategy(_ proto: StarlingWire.SchedulingStrategy?) -> StarlingCore.SchedulingStrategy {
+        guard let proto else { return .hybrid }
+        switch proto.kind {
+        case .spread: return .spread
+        case .nodeAffinity: return .nodeAffinity(nodeID: UniqueID(bytes: proto.nodeId).hex, soft: proto.soft)
+        default: return .hybrid
+        }
+    }
+
     private func returnLease(_ request: ReturnWorkerLeaseRequest) -> ReturnWorkerLeaseReply {
         let leaseID = UniqueID(bytes: request.leaseId)
         guard let lease = leases.removeValue(forKey: leaseID) else { return ReturnWorkerLeaseReply() }
         if request.workerFailed || request.workerExiting {
-            if let worker = workers.removeValue(forKey: lease.worker) { kill(worker.pid, SIGKILL) }
+            if let worker = workers.removeValue(forKey: lease.worker) { Self.kill(worker.pid) }
         } else if workers[lease.worker] != nil {
             makeIdle(lease.worker)
         }
@@ -200,100 +248,33 @@ public actor NodeManager {
             leases[leaseID] = nil
             if let worker = workers.removeValue(forKey: lease.worker) {
                 log.info("reclaiming lease \(leaseID.short) of a departed owner; stopping worker \(lease.worker.short)")
-                kill(worker.pid, SIGKILL)
-                var status: Int32 = 0
-                waitpid(worker.pid, &status, 0)
+                Self.kill(worker.pid)
             }
             release(lease.demand)
         }
     }
 
-    private func release(_ demand: ResourceSet) {
+    func release(_ demand: ResourceSet) {
         available = available + demand
+        wakeWaiters()
+    }
+
+    /// Lease requests waiting for resources decide again.
+    func wakeWaiters() {
         let woken = waiters
         waiters.removeAll()
         for waiter in woken { waiter.resume() }
     }
 
-    // MARK: - Worker pool
-
-    private func acquireWorker() async throws -> UniqueID {
-        if let id = idle.popLast() {
-            idleSince[id] = nil
-            return id
-        }
-        return try await startWorker()
+    /// The workers of one job run its executable: they are pooled per job, except when the node
+    /// runs one executable for all (embedded).
+    func poolKey(_ job: [UInt8]) -> [UInt8] {
+        settings.workerExecutable == nil ? job : []
     }
 
-    /// Starts a worker process and waits until it registered.
-    private func startWorker() async throws -> UniqueID {
-        if stopping { throw RPCFailure(.unavailable, "node \(nodeID.short) is stopping") }
-        guard workers.count < settings.maxWorkers else {
-            throw RPCFailure(.resourceExhausted, "node \(nodeID.short) already runs its maximum of \(settings.maxWorkers) workers")
-        }
-        let id = UniqueID.random()
-        let logDir = settings.sessionDir + "/logs"
-        try? FileManager.default.createDirectory(atPath: logDir, withIntermediateDirectories: true)
-        let spawned = try WorkerProcess.spawn(
-            executable: settings.workerExecutable,
-            environment: ProcessInfo.processInfo.environment.merging([
-                WorkerEnvironment.workerID: id.hex,
-                WorkerEnvironment.nodeURL: server?.address.description ?? "",
-                WorkerEnvironment.tokenFile: settings.tokenFile,
-                WorkerEnvironment.sessionDir: settings.sessionDir,
-            ]) { _, new in new },
-            logPath: "\(logDir)/worker-\(id.short).log")
-        workers[id] = WorkerRecord(pid: spawned.pid, logPath: spawned.logPath, url: nil)
-        log.debug("started worker \(id.short) (pid \(spawned.pid))")
-        let timeout = settings.workerStartTimeout
-        let watchdog = Task { [weak self] in
-            try await Task.sleep(for: timeout)
-            await self?.failStart(id, "did not register within \(timeout)")
-        }
-        defer { watchdog.cancel() }
-        try await withCheckedThrowingContinuation { starting[id] = $0 }
-        return id
-    }
-
-    private func registerWorker(_ request: RegisterWorkerRequest) throws -> RegisterWorkerReply {
-        let id = UniqueID(bytes: request.workerId)
-        guard workers[id] != nil, let url = request.address?.url else {
-            throw RPCFailure(.notFound, "worker \(id.short) was not started by node \(nodeID.short)")
-        }
-        workers[id]?.url = url
-        starting.removeValue(forKey: id)?.resume()
-        var reply = RegisterWorkerReply()
-        reply.nodeId = nodeID.bytes
-        reply.sessionDir = settings.sessionDir
-        return reply
-    }
-
-    private func failStart(_ id: UniqueID, _ reason: String) {
-        guard let continuation = starting.removeValue(forKey: id) else { return }
-        let logPath = workers[id]?.logPath ?? "?"
-        if let worker = workers.removeValue(forKey: id) { kill(worker.pid, SIGKILL) }
-        continuation.resume(throwing: RPCFailure(.workerDied, "worker \(id.short) \(reason); see its log \(logPath)"))
-    }
-
-    private func reapWorkers() {
-        for (id, worker) in workers {
-            var status: Int32 = 0
-            guard waitpid(worker.pid, &status, WNOHANG) == worker.pid else { continue }
-            let how = WorkerProcess.describe(status)
-            log.info("worker \(id.short) (pid \(worker.pid)) \(how)")
-            if starting[id] != nil {
-                failStart(id, "\(how) while starting")
-                continue
-            }
-            workers[id] = nil
-            idle.removeAll { $0 == id }
-            idleSince[id] = nil
-            // A leased worker's resources come back now; its owner sees the lost connection
-            // and returns the lease (ignored then) before retrying elsewhere.
-            for (leaseID, lease) in leases where lease.worker == id {
-                leases[leaseID] = nil
-                release(lease.demand)
-            }
-        }
+    static func kill(_ pid: pid_t) {
+        Glibc.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
     }
 }

@@ -2,8 +2,12 @@ import StarlingCore
 import StarlingLog
 import StarlingWire
 
-/// The owner's side of the task path: lease workers from the node by resource shape and push
-/// tasks straight to them in batches, reusing a lease while there is work of its shape.
+/// The owner's side of the task path: lease workers by scheduling key (resource shape and
+/// strategy) from the local node, follow spillbacks to other nodes, and push tasks straight to
+/// the leased workers, reusing a lease while there is work of its key.
+///
+/// Batching adapts to the tasks: a lease takes up to `maxBatch` tasks at once when they run in
+/// microseconds, one at a time when they run long (so long tasks spread over more leases).
 actor TaskSubmitter {
     struct PendingTask: Sendable {
         var spec: TaskSpec
@@ -12,15 +16,33 @@ actor TaskSubmitter {
         let retryUserErrors: Bool
     }
 
+    /// Tasks share leases when they ask for the same resources under the same strategy.
+    struct Key: Hashable, Sendable {
+        let shape: ResourceSet
+        let strategy: Scheduling
+        let waitIfInfeasible: Bool
+    }
+
+    private struct KeyState {
+        var queue: [PendingTask] = []
+        var activeLeases = 0
+        var requesting = false
+        /// Leases waiting for work, and leases woken for work that have not taken it yet.
+        var idle: [Int: CheckedContinuation<Bool, Never>] = [:]
+        var claimed = 0
+        /// Moving average of the tasks' run time (µs); nil until a result came back.
+        var averageRunMicros: Double?
+    }
+
     private let node: RPCClient
+    private let jobID: UniqueID
     private let objects: ObjectTable
     private let token: ClusterToken
-    private var queues: [ResourceSet: [PendingTask]] = [:]
-    private var activeLeases: [ResourceSet: Int] = [:]
-    private var requesting: Set<ResourceSet> = []
-    private var idleLeases: [ResourceSet: [Int: CheckedContinuation<Bool, Never>]] = [:]
+    private var keys: [Key: KeyState] = [:]
     private var nextIdle = 0
     private var workerClients: [String: RPCClient] = [:]
+    /// Connections to other nodes that granted (or were asked for) leases after a spillback.
+    private var nodeClients: [String: RPCClient] = [:]
     private var leaseTasks: [Int: Task<Void, Never>] = [:]
     private var nextLeaseTask = 0
     private var shuttingDown = false
@@ -30,35 +52,43 @@ actor TaskSubmitter {
 
     /// Most tasks pushed in one message to one worker.
     static let maxBatch = 64
-    /// How long an idle lease is kept for more work of its shape before it is returned.
+    /// Work one batch should hold, by the tasks' average run time.
+    static let batchBudgetMicros = 2_000.0
+    /// How long an idle lease is kept for more work of its key before it is returned.
     static let leaseLinger: Duration = .milliseconds(100)
     /// How long shutdown lets lease loops return their leases before cancelling them (a lease
     /// request the node cannot grant would otherwise hold shutdown forever).
     static let shutdownGrace: Duration = .milliseconds(300)
+    /// Lease requests after spillbacks to unreachable nodes before the tasks fail.
+    static let maxLeaseHops = 50
 
-    init(node: RPCClient, objects: ObjectTable, token: ClusterToken) {
+    init(node: RPCClient, jobID: UniqueID, objects: ObjectTable, token: ClusterToken) {
         self.node = node
+        self.jobID = jobID
         self.objects = objects
         self.token = token
     }
 
-    func submit(_ task: PendingTask, shape: ResourceSet) {
-        queues[shape, default: []].append(task)
-        if let (key, waiter) = idleLeases[shape]?.first {
-            idleLeases[shape]?[key] = nil
+    func submit(_ task: PendingTask, key: Key) {
+        keys[key, default: KeyState()].queue.append(task)
+        if let (ticket, waiter) = keys[key]!.idle.first {
+            keys[key]!.idle[ticket] = nil
+            keys[key]!.claimed += 1
             waiter.resume(returning: true)
         }
-        pump(shape)
+        pump(key)
     }
 
     /// Returns every lease and closes the worker connections; waits for the lease loops, so
     /// nothing is in flight on the node connection when the caller closes it.
     func shutdown() async {
         shuttingDown = true
-        for (_, waiters) in idleLeases { for (_, waiter) in waiters { waiter.resume(returning: false) } }
-        idleLeases.removeAll()
+        for key in keys.keys {
+            for (_, waiter) in keys[key]!.idle { waiter.resume(returning: false) }
+            keys[key]!.idle.removeAll()
+        }
         // Closing the worker connections cancels pushes in flight: the driver is done. Lease
-        // requests still waiting at the node are cancelled too; the node takes back whatever
+        // requests still waiting at a node are cancelled too; the node takes back whatever
         // this owner held when its connection closes.
         for (_, client) in workerClients { client.close() }
         let stuck = Task { [leaseTasks] in
@@ -70,69 +100,126 @@ actor TaskSubmitter {
         }
         stuck.cancel()
         workerClients.removeAll()
+        for (_, client) in nodeClients { client.close() }
+        nodeClients.removeAll()
     }
 
-    private func pump(_ shape: ResourceSet) {
-        guard let queue = queues[shape], !queue.isEmpty, !requesting.contains(shape) else { return }
-        let capacity = (activeLeases[shape] ?? 0) * Self.maxBatch
-        guard queue.count > capacity || activeLeases[shape, default: 0] == 0 else { return }
-        guard !shuttingDown else { return }
-        requesting.insert(shape)
+    private func batchSize(_ state: KeyState) -> Int {
+        guard let average = state.averageRunMicros else { return 1 }
+        return max(1, min(Self.maxBatch, Int(Self.batchBudgetMicros / max(average, 1))))
+    }
+
+    /// Asks for one more lease when the queue holds more than the ready leases will take.
+    private func pump(_ key: Key) {
+        guard let state = keys[key], !state.queue.isEmpty, !state.requesting, !shuttingDown else { return }
+        let ready = state.idle.count + state.claimed
+        guard state.activeLeases == 0 || state.queue.count > ready * batchSize(state) else { return }
+        keys[key]!.requesting = true
         nextLeaseTask += 1
-        let key = nextLeaseTask
-        leaseTasks[key] = Task {
-            await self.lease(shape)
-            self.leaseFinished(key)
+        let ticket = nextLeaseTask
+        leaseTasks[ticket] = Task {
+            await self.lease(key)
+            self.leaseFinished(ticket)
         }
     }
 
-    private func leaseFinished(_ key: Int) {
-        leaseTasks[key] = nil
+    private func leaseFinished(_ ticket: Int) {
+        leaseTasks[ticket] = nil
     }
 
-    private func lease(_ shape: ResourceSet) async {
+    private func leaseRequest(_ key: Key) -> RequestWorkerLeaseRequest {
         var request = RequestWorkerLeaseRequest()
-        let leaseID = UniqueID.random()
-        request.leaseId = leaseID.bytes
-        request.resources = shape.quantities
-        request.taskName = queues[shape]?.first?.spec.displayName ?? ""
-        request.backlog = UInt32(queues[shape]?.count ?? 0)
-        let reply: RequestWorkerLeaseReply
-        do {
-            reply = try await node.call(NodeManagerRPC.requestWorkerLease, request, timeout: .seconds(3600))
-        } catch {
-            requesting.remove(shape)
-            failQueue(shape, error)
+        request.leaseId = UniqueID.random().bytes
+        request.jobId = jobID.bytes
+        request.resources = key.shape.quantities
+        request.queueIfInfeasible = key.waitIfInfeasible
+        var strategy = StarlingWire.SchedulingStrategy()
+        switch key.strategy {
+        case .default: strategy.kind = .unspecified
+        case .spread: strategy.kind = .spread
+        case let .node(id, soft):
+            strategy.kind = .nodeAffinity
+            strategy.nodeId = UniqueID(hex: id)?.bytes ?? Array(id.utf8)
+            strategy.soft = soft
+        }
+        request.strategy = strategy
+        request.taskName = keys[key]?.queue.first?.spec.displayName ?? ""
+        request.backlog = UInt32(keys[key]?.queue.count ?? 0)
+        return request
+    }
+
+    /// Gets a lease (following spillbacks), runs the key's tasks on it, returns it.
+    private func lease(_ key: Key) async {
+        var request = leaseRequest(key)
+        var target = node
+        var granted: RequestWorkerLeaseReply?
+        var lastError: Error?
+        for _ in 0..<Self.maxLeaseHops where granted == nil && !Task.isCancelled {
+            do {
+                let reply = try await target.call(NodeManagerRPC.requestWorkerLease, request, timeout: .seconds(365 * 24 * 3600))
+                if reply.granted {
+                    granted = reply
+                } else if let spill = reply.spillback, !spill.url.isEmpty {
+                    do {
+                        target = try await nodeClient(spill.url)
+                        request.grantOrReject = true
+                        request.spillCount += 1
+                    } catch {
+                        // The node spilled to is unreachable (it died): ask the local node again.
+                        lastError = error
+                        log.info("cannot reach node \(spill.url) spilled to (\(error)); asking the local node again")
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+            } catch {
+                lastError = error
+                // A failure at the local node ends the request; one at a node spilled to (dead,
+                // or it could not fit after all) sends the request back to the local node,
+                // whose view of the cluster catches up within a heartbeat.
+                if target === node { break }
+                log.info("lease request at \(target.peer) failed (\(error)); asking the local node again")
+                forgetNode(target)
+                target = node
+                request.grantOrReject = false
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        keys[key]!.requesting = false
+        guard let reply = granted, let url = reply.workerAddress?.url else {
+            if !shuttingDown {
+                failQueue(key, lastError ?? StarlingError.cluster("no node granted a worker after \(Self.maxLeaseHops) attempts"))
+            }
             return
         }
-        requesting.remove(shape)
-        guard let url = reply.workerAddress?.url else { return }
+        let leaseID = UniqueID(bytes: request.leaseId)
         let worker: RPCClient
         do {
             worker = try await client(for: url)
         } catch {
-            await returnLease(leaseID, failed: true)
-            pump(shape)
+            await returnLease(leaseID, to: target, failed: true)
+            pump(key)
             return
         }
-        activeLeases[shape, default: 0] += 1
-        pump(shape)
-        await run(shape, worker: worker, url: url, leaseID: leaseID)
-        activeLeases[shape, default: 1] -= 1
-        pump(shape)
+        keys[key]!.activeLeases += 1
+        pump(key)
+        await run(key, worker: worker, url: url, leaseID: leaseID)
+        keys[key]!.activeLeases -= 1
+        await returnLease(leaseID, to: target, failed: workerClients[url] == nil)
+        pump(key)
     }
 
     /// Pushes batches on one lease until there is no work for `leaseLinger`, or the worker dies.
-    private func run(_ shape: ResourceSet, worker: RPCClient, url: String, leaseID: UniqueID) async {
+    private func run(_ key: Key, worker: RPCClient, url: String, leaseID: UniqueID) async {
         while true {
-            if queues[shape]?.isEmpty ?? true {
-                guard await waitForWork(shape) else { break }
+            guard let state = keys[key], !state.queue.isEmpty else {
+                guard await waitForWork(key) else { return }
+                keys[key]!.claimed = max(0, keys[key]!.claimed - 1)
                 continue
             }
-            let sharing = max(1, activeLeases[shape] ?? 1)
-            let take = max(1, min(Self.maxBatch, (queues[shape]!.count + sharing - 1) / sharing))
-            let batch = Array(queues[shape]!.prefix(take))
-            queues[shape]!.removeFirst(batch.count)
+            let sharing = max(1, state.activeLeases)
+            let take = max(1, min(batchSize(state), (state.queue.count + sharing - 1) / sharing))
+            let batch = Array(state.queue.prefix(take))
+            keys[key]!.queue.removeFirst(batch.count)
             var push = PushTaskBatchRequest()
             push.tasks = batch.map(\.spec)
             push.leaseId = leaseID.bytes
@@ -140,24 +227,22 @@ actor TaskSubmitter {
             defer { for task in batch { pushed[task.returnID] = nil } }
             do {
                 let reply = try await worker.call(WorkerRPC.pushTaskBatch, push, timeout: .seconds(365 * 24 * 3600))
-                deliver(reply.results, for: batch, shape: shape)
+                deliver(reply.results, for: batch, key: key)
             } catch {
                 log.info("worker \(url) failed during a batch of \(batch.count): \(error)")
                 workerClients.removeValue(forKey: url)?.close()
-                retryOrFail(batch, shape: shape, detail: "\(error)")
-                await returnLease(leaseID, failed: true)
+                retryOrFail(batch, key: key, detail: "\(error)")
                 return
             }
         }
-        await returnLease(leaseID, failed: false)
     }
 
     /// Cancels the task that makes `returnID`: a queued one is dropped, a running one is told
     /// to stop on its worker (its `get` then fails with `StarlingError.cancelled`).
     func cancel(_ returnID: UniqueID) async {
-        for (shape, queue) in queues {
-            if let index = queue.firstIndex(where: { $0.returnID == returnID }) {
-                let task = queues[shape]!.remove(at: index)
+        for (key, state) in keys {
+            if let index = state.queue.firstIndex(where: { $0.returnID == returnID }) {
+                let task = keys[key]!.queue.remove(at: index)
                 objects.fail(returnID, .cancelled(task: task.spec.displayName))
                 return
             }
@@ -168,29 +253,31 @@ actor TaskSubmitter {
         _ = try? await worker.call(WorkerRPC.cancelTask, request, timeout: .seconds(10))
     }
 
-    private func waitForWork(_ shape: ResourceSet) async -> Bool {
+    private func waitForWork(_ key: Key) async -> Bool {
         if shuttingDown { return false }
         nextIdle += 1
-        let key = nextIdle
+        let ticket = nextIdle
         let timer = Task { [linger = Self.leaseLinger] in
             try await Task.sleep(for: linger)
-            self.expireIdle(shape, key)
+            self.expireIdle(key, ticket)
         }
         defer { timer.cancel() }
-        return await withCheckedContinuation { idleLeases[shape, default: [:]][key] = $0 }
+        return await withCheckedContinuation { keys[key]!.idle[ticket] = $0 }
     }
 
-    private func expireIdle(_ shape: ResourceSet, _ key: Int) {
-        idleLeases[shape]?.removeValue(forKey: key)?.resume(returning: false)
+    private func expireIdle(_ key: Key, _ ticket: Int) {
+        keys[key]?.idle.removeValue(forKey: ticket)?.resume(returning: false)
     }
 
-    private func deliver(_ results: [TaskResult], for batch: [PendingTask], shape: ResourceSet) {
+    private func deliver(_ results: [TaskResult], for batch: [PendingTask], key: Key) {
         for (index, task) in batch.enumerated() {
             guard index < results.count else {
                 objects.fail(task.returnID, .cluster("worker replied with \(results.count) results for \(batch.count) tasks"))
                 continue
             }
             let result = results[index]
+            let run = Double(result.runMicros)
+            keys[key]!.averageRunMicros = keys[key]!.averageRunMicros.map { $0 * 0.8 + run * 0.2 } ?? run
             let name = task.spec.displayName
             switch result.status?.code ?? .ok {
             case .ok:
@@ -198,7 +285,7 @@ actor TaskSubmitter {
             case .userError where task.retryUserErrors && Int(task.spec.attempt) < task.maxRetries:
                 var again = task
                 again.spec.attempt += 1
-                queues[shape, default: []].append(again)
+                keys[key]!.queue.append(again)
             case .cancelled:
                 objects.fail(task.returnID, .cancelled(task: name))
             case .unknownFunction:
@@ -212,41 +299,69 @@ actor TaskSubmitter {
         }
     }
 
-    private func retryOrFail(_ batch: [PendingTask], shape: ResourceSet, detail: String) {
-        for task in batch {
+    private func retryOrFail(_ batch: [PendingTask], key: Key, detail: String) {
+        for task in batch.reversed() {
             if task.maxRetries < 0 || Int(task.spec.attempt) < task.maxRetries {
                 var again = task
                 again.spec.attempt += 1
-                queues[shape, default: []].insert(again, at: 0)
+                keys[key]!.queue.insert(again, at: 0)
             } else {
                 objects.fail(task.returnID, .workerDied(task: task.spec.displayName, attempts: Int(task.spec.attempt) + 1, detail: detail))
             }
         }
     }
 
-    private func failQueue(_ shape: ResourceSet, _ error: Error) {
-        let failed = queues.removeValue(forKey: shape) ?? []
+    private func failQueue(_ key: Key, _ error: Error) {
+        let failed = keys[key]?.queue ?? []
+        keys[key]?.queue.removeAll()
         for task in failed {
             let name = task.spec.displayName
             if case let WireError.remote(_, _, code, message) = error, code == .infeasible {
                 objects.fail(task.returnID, .infeasible(task: name, reason: message))
+            } else if let error = error as? StarlingError {
+                objects.fail(task.returnID, error)
             } else {
                 objects.fail(task.returnID, .cluster("task \(name) could not get a worker: \(error)"))
             }
         }
     }
 
-    private func returnLease(_ leaseID: UniqueID, failed: Bool) async {
+    private func returnLease(_ leaseID: UniqueID, to target: RPCClient, failed: Bool) async {
         var request = ReturnWorkerLeaseRequest()
         request.leaseId = leaseID.bytes
         request.workerFailed = failed
-        _ = try? await node.call(NodeManagerRPC.returnWorkerLease, request)
+        _ = try? await target.call(NodeManagerRPC.returnWorkerLease, request, timeout: .seconds(5))
     }
 
     private func client(for url: String) async throws -> RPCClient {
         if let existing = workerClients[url] { return existing }
         let client = try await RPCClient.connect(to: Address(url), token: token, name: "owner")
+        if let raced = workerClients[url] {
+            client.close()
+            return raced
+        }
         workerClients[url] = client
         return client
+    }
+
+    private func nodeClient(_ url: String) async throws -> RPCClient {
+        if url == node.peer.description { return node }
+        if let existing = nodeClients[url] { return existing }
+        var settings = TransportSettings()
+        settings.connectTimeout = .seconds(1)
+        let client = try await RPCClient.connect(to: Address(url), token: token, name: "owner", settings: settings)
+        if let raced = nodeClients[url] {
+            client.close()
+            return raced
+        }
+        nodeClients[url] = client
+        return client
+    }
+
+    private func forgetNode(_ client: RPCClient) {
+        for (url, cached) in nodeClients where cached === client {
+            nodeClients[url] = nil
+            client.close()
+        }
     }
 }

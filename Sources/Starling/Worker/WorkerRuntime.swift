@@ -24,9 +24,11 @@ enum WorkerRuntime {
             var settings = TransportSettings()
             settings.failCallsOnDisconnect = true
             let node = try await RPCClient.connect(to: Address(nodeURL), token: token, name: "worker", settings: settings)
+            let jobID = environment[WorkerEnvironment.jobID].flatMap { UniqueID(hex: $0) } ?? UniqueID(bytes: [])
+            let nodeID = environment[WorkerEnvironment.nodeID].flatMap { UniqueID(hex: $0) } ?? UniqueID(bytes: [])
             let objects = ObjectTable()
-            let cluster = Cluster(objects: objects, submitter: TaskSubmitter(node: node, objects: objects, token: token),
-                                  ownerURL: "worker-\(workerID.short)")
+            let cluster = Cluster(objects: objects, submitter: TaskSubmitter(node: node, jobID: jobID, objects: objects, token: token),
+                                  ownerURL: "worker-\(workerID.short)", nodeID: nodeID, head: nil)
             let running = RunningTasks()
             var routes = RouteTable()
             routes.add(WorkerRPC.pushTaskBatch) { request, _ in
@@ -50,7 +52,9 @@ enum WorkerRuntime {
                 reply.runMicros = result.runMicros
                 return reply
             }
-            let server = try RPCServer(listeningOn: Address("ipc://\(sessionDir)/worker-\(idHex.prefix(8)).sock"), token: token,
+            // Owners on other hosts reach a worker of a tcp node over tcp (a port the system picks).
+            let listen = environment[WorkerEnvironment.listenHost].map { "tcp://\($0):0" } ?? "ipc://\(sessionDir)/worker-\(idHex.prefix(8)).sock"
+            let server = try RPCServer(listeningOn: Address(listen), token: token,
                                        name: "worker \(idHex.prefix(8))", routes: routes)
             var registration = RegisterWorkerRequest()
             registration.workerId = workerID.bytes

@@ -46,4 +46,10 @@ public struct Address: Sendable, Hashable, CustomStringConvertible {
         guard scheme == .tcp || scheme == .tlsTCP, let colon = rest.lastIndex(of: ":") else { return nil }
         return Int(rest[rest.index(after: colon)...])
     }
+
+    /// The host of a tcp address ("127.0.0.1", "[::1]"); nil for ipc and inproc.
+    public var host: String? {
+        guard scheme == .tcp || scheme == .tlsTCP, let colon = rest.lastIndex(of: ":") else { return nil }
+        return String(rest[..<colon])
+    }
 }

@@ -1,0 +1,165 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Foundation
+import StarlingCore
+import StarlingHead
+import StarlingNode
+import StarlingWire
+
+/// `starling`: runs the processes of a cluster. `start --head` runs a head (which is also a
+/// node); `start --address HOST:PORT` runs a node that joins it. Both stay in the foreground
+/// until SIGINT or SIGTERM, then stop their workers and remove their session directory.
+let usage = """
+usage:
+  starling start --head [--port 6379] [--host 127.0.0.1] [--resources CPU=4,GPU=1] [--token-file PATH]
+  starling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--token-file PATH]
+
+  --resources   what this node offers (default: CPU = the number of cores)
+  --labels      node labels, k=v,k2=v2
+  --token-file  the cluster token (default ~/.starling/token; the head creates it, mode 0600)
+"""
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct StartOptions {
+    var head = false
+    var address: String?
+    var host = "127.0.0.1"
+    var port: Int?
+    var resources: ResourceSet?
+    var labels: [String: String] = [:]
+    var tokenFile = (ProcessInfo.processInfo.environment["HOME"] ?? "/tmp") + "/.starling/token"
+
+    init(_ arguments: [String]) throws {
+        var rest = arguments[...]
+        func value(_ flag: String) throws -> String {
+            guard let next = rest.popFirst() else { throw CLIError("\(flag) needs a value") }
+            return next
+        }
+        while let flag = rest.popFirst() {
+            switch flag {
+            case "--head": head = true
+            case "--address": address = try value(flag)
+            case "--host": host = try value(flag)
+            case "--port":
+                let text = try value(flag)
+                guard let number = Int(text), (0...65535).contains(number) else { throw CLIError("--port \(text) is not a port number") }
+                port = number
+            case "--resources": resources = try Self.resources(try value(flag))
+            case "--labels": labels = try Self.pairs(try value(flag), flag: flag)
+            case "--token-file": tokenFile = try value(flag)
+            default: throw CLIError("unknown option \(flag)")
+            }
+        }
+        guard head != (address != nil) else { throw CLIError("give either --head or --address HOST:PORT") }
+    }
+
+    static func pairs(_ text: String, flag: String) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty else { throw CLIError("\(flag): \"\(item)\" is not name=value") }
+            result[String(parts[0])] = String(parts[1])
+        }
+        return result
+    }
+
+    static func resources(_ text: String) throws -> ResourceSet {
+        var quantities: [String: Double] = [:]
+        for (name, amount) in try pairs(text, flag: "--resources") {
+            guard let number = Double(amount), number >= 0, number.isFinite else {
+                throw CLIError("--resources: \(name)=\(amount) is not a non-negative number")
+            }
+            quantities[name] = number
+        }
+        return ResourceSet(quantities)
+    }
+}
+
+func start(_ options: StartOptions) async throws -> Int32 {
+    let directory = try SessionDirectory.create()
+    defer { directory.remove() }
+    let token: ClusterToken
+    if options.head {
+        try? FileManager.default.createDirectory(atPath: (options.tokenFile as NSString).deletingLastPathComponent,
+                                                 withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        token = try ClusterToken.loadOrCreate(at: options.tokenFile)
+    } else {
+        token = try ClusterToken.load(from: options.tokenFile)
+    }
+    var head: Head?
+    var headAddress: Address
+    if options.head {
+        let started = Head(settings: HeadSettings(listenAddress: try Address("tcp://\(options.host):\(options.port ?? 6379)"),
+                                                  sessionDir: directory.path), token: token)
+        try await started.start()
+        head = started
+        headAddress = await started.address!
+        print("starling head listening at \(headAddress) (token \(options.tokenFile), session \(directory.path))")
+    } else {
+        let text = options.address!
+        headAddress = try Address(text.contains("://") ? text : "tcp://\(text)")
+    }
+    var settings = NodeSettings(sessionDir: directory.path, tokenFile: options.tokenFile, workerExecutable: nil)
+    if let resources = options.resources { settings.resources = resources }
+    settings.labels = options.labels
+    settings.listenAddress = try Address("tcp://\(options.host):\(options.head ? 0 : options.port ?? 0)")
+    settings.headAddress = headAddress
+    settings.isHead = options.head
+    let node = NodeManager(settings: settings, token: token)
+    do {
+        try await node.start()
+    } catch {
+        await head?.stop()
+        throw error
+    }
+    print("starling node \(node.nodeID.hex) listening at \(await node.address!) with \(settings.resources)")
+    fflush(nil)
+    // The first of SIGINT, SIGTERM (through Dispatch, so no async-signal-safety concerns) or
+    // the node failing on its own ends the process.
+    let (events, continuation) = AsyncStream<(code: Int32, reason: String)>.makeStream()
+    var sources: [DispatchSourceSignal] = []
+    for number in [SIGINT, SIGTERM] {
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { continuation.yield((0, number == SIGINT ? "SIGINT" : "SIGTERM")) }
+        source.resume()
+        sources.append(source)
+    }
+    let watcher = Task { continuation.yield((1, await node.failed())) }
+    var iterator = events.makeAsyncIterator()
+    let outcome = await iterator.next() ?? (1, "stopped")
+    watcher.cancel()
+    for source in sources { source.cancel() }
+    print("starling stopping: \(outcome.1)")
+    fflush(nil)
+    await node.stop()
+    await head?.stop()
+    return outcome.0
+}
+
+ProcessTuning.apply()
+var arguments = Array(CommandLine.arguments.dropFirst())
+guard let command = arguments.first else {
+    print(usage)
+    exit(2)
+}
+arguments.removeFirst()
+do {
+    switch command {
+    case "start":
+        exit(try await start(try StartOptions(arguments)))
+    case "help", "--help", "-h":
+        print(usage)
+    default:
+        throw CLIError("unknown command \(command)")
+    }
+} catch {
+    FileHandle.standardError.write(Data("starling: \(error)\n".utf8))
+    exit(error is CLIError ? 2 : 1)
+}

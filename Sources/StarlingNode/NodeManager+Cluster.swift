@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import StarlingCore
+import StarlingWire
+
+/// The node's link to the head: registration, heartbeats carrying its available resources,
+/// and the cluster view it schedules and spills with.
+extension NodeManager {
+    func joinCluster(at headAddress: Address) async throws {
+        let head = try await RPCClient.connect(to: headAddress, token: token, name: "node \(nodeID.short)")
+        self.head = head
+        var info = NodeInfo()
+        info.nodeId = nodeID.bytes
+        info.address = ProcessAddress(url: server?.address.description ?? "", nodeId: nodeID.bytes)
+        info.hostname = ProcessInfo.processInfo.hostName
+        info.ipAddress = settings.listenAddress?.host ?? ""
+        info.totalResources = settings.resources.quantities
+        info.labels = settings.labels
+        info.isHead = settings.isHead
+        info.startTimeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        info.sessionDir = settings.sessionDir
+        info.pid = getpid()
+        var request = RegisterNodeRequest()
+        request.node = info
+        let reply = try await head.call(HeadRPC.registerNode, request, timeout: .seconds(10))
+        updateView(reply.clusterView, version: reply.clusterViewVersion)
+        let interval = Duration.milliseconds(Int(max(reply.heartbeatIntervalMs, 10)))
+        let timeout = Duration.milliseconds(Int(max(reply.nodeTimeoutMs, 100)))
+        heartbeats = Task { [weak self] in
+            var sequence: UInt64 = 0
+            var lastReply = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard let self else { return }
+                sequence += 1
+                switch await self.heartbeat(sequence: sequence, head: head) {
+                case .ok: lastReply = .now
+                case let .dead(reason): await self.fail(reason); return
+                case .unreachable:
+                    if ContinuousClock.now - lastReply > timeout {
+                        await self.fail("lost the head at \(headAddress) (no reply for \(timeout))")
+                        return
+                    }
+                }
+            }
+        }
+    }
+
+    enum HeartbeatOutcome { case ok, dead(String), unreachable }
+
+    func heartbeat(sequence: UInt64, head: RPCClient) async -> HeartbeatOutcome {
+        var request = HeartbeatRequest()
+        request.nodeId = nodeID.bytes
+        request.sequence = sequence
+        request.resources = resourceReport()
+        do {
+            let reply = try await head.call(HealthMetricsRPC.heartbeat, request, timeout: .seconds(2))
+            if reply.status?.code == .nodeDied { return .dead(reply.status?.message ?? "declared dead by the head") }
+            if reply.clusterViewVersion != viewVersion {
+                var viewRequest = GetClusterViewRequest()
+                viewRequest.knownVersion = viewVersion
+                let view = try await head.call(HeadRPC.getClusterView, viewRequest, timeout: .seconds(2))
+                updateView(view.nodes, version: view.version)
+            }
+            return .ok
+        } catch let WireError.remote(_, _, code, message) where code == .nodeDied {
+            return .dead(message)
+        } catch {
+            return .unreachable
+        }
+    }
+
+    func resourceReport() -> NodeResources {
+        var report = NodeResources()
+        report.nodeId = nodeID.bytes
+        report.address = ProcessAddress(url: server?.address.description ?? "", nodeId: nodeID.bytes)
+        report.total = settings.resources.quantities
+        report.available = available.quantities
+        report.labels = settings.labels
+        report.queuedLeases = UInt32(max(0, queuedLeases))
+        report.draining = stopping
+        return report
+    }
+
+    func updateView(_ nodes: [NodeResources], version: UInt64) {
+        guard version >= viewVersion else { return }
+        viewVersion = version
+        var view: [UniqueID: NodeResources] = [:]
+        for node in nodes where node.nodeId.count == 16 { view[UniqueID(bytes: node.nodeId)] = node }
+        clusterView = view
+        // Waiting lease requests may now fit elsewhere (or became infeasible): decide again.
+        wakeWaiters()
+    }
+}
