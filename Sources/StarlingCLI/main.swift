@@ -143,6 +143,11 @@ func start(_ options: StartOptions) async throws -> Int32 {
     return outcome.0
 }
 
+// A parent that started us from async code (Foundation.Process) may have left signals blocked
+// (PITFALLS.md): unblock them so SIGTERM and SIGINT reach the Dispatch sources below.
+var unblocked = sigset_t()
+sigemptyset(&unblocked)
+pthread_sigmask(SIG_SETMASK, &unblocked, nil)
 ProcessTuning.apply()
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let command = arguments.first else {

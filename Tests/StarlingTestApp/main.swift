@@ -58,6 +58,29 @@ struct SumOfSquares: RemoteFunction {
     }
 }
 
+/// Reports the node it ran on; sleeps first, and leaves a marker file `<dir>/<node>-<pid>`
+/// when started so a test can see where it runs before it ends.
+struct Where: RemoteFunction {
+    struct Input: Codable, Sendable { var sleepMillis = 0; var markerDir: String? }
+    static func run(_ input: Input) async throws -> String {
+        let node = try Cluster.current().nodeID
+        if let dir = input.markerDir {
+            _ = FileManager.default.createFile(atPath: "\(dir)/\(node)-\(getpid())", contents: Data())
+        }
+        if input.sleepMillis > 0 { try await Task.sleep(for: .milliseconds(input.sleepMillis)) }
+        return node
+    }
+}
+
+/// Runs `count` `Where` tasks with `options` at once; returns the distinct nodes, sorted.
+func nodesUsed(_ cluster: Cluster, count: Int, sleepMillis: Int, markerDir: String? = nil, options: TaskOptions) async throws -> String {
+    let refs = try await (0..<count).asyncMap { _ in
+        try await cluster.submit(Where.self, .init(sleepMillis: sleepMillis, markerDir: markerDir), options: options)
+    }
+    let nodes = try await cluster.get(refs)
+    return "\(nodes.count) " + Set(nodes).sorted().joined(separator: ",")
+}
+
 @main
 struct TestApp {
     static func main() async {
@@ -141,6 +164,27 @@ struct TestApp {
                     let first = await cluster.wait([fast] + slow, numReady: 1, timeout: .seconds(30))
                     let all = await cluster.wait([fast] + slow, numReady: 3, timeout: .milliseconds(300))
                     result = "\(first.ready.count) \(first.ready.first == fast) \(all.ready.count) \(all.pending.count)"
+                case "nodes":
+                    let nodes = try await cluster.nodes()
+                    result = "\(nodes.count) head=\(nodes.first { $0.isHead }?.id ?? "none") local=\(cluster.nodeID)"
+                case "spread":
+                    result = try await nodesUsed(cluster, count: 2, sleepMillis: 300, options: .init(scheduling: .spread))
+                case "pack":
+                    result = try await nodesUsed(cluster, count: 2, sleepMillis: 300, options: .init())
+                case "affinity":
+                    let node = CommandLine.arguments[2]
+                    result = try await nodesUsed(cluster, count: 4, sleepMillis: 100, options: .init(scheduling: .node(node)))
+                case "affinity-dead":
+                    // Hard affinity to a node that does not exist fails fast; soft runs elsewhere.
+                    let hard = try await cluster.submit(Where.self, .init(), options: .init(scheduling: .node("00112233445566778899aabbccddeeff")))
+                    var hardOutcome = "no error"
+                    do { _ = try await cluster.get(hard, timeout: .seconds(20)) } catch { hardOutcome = "\(error)" }
+                    let soft = try await cluster.get(cluster.submit(Where.self, .init(), options: .init(scheduling: .node("00112233445566778899aabbccddeeff", soft: true))))
+                    result = "\(soft.count == 32) | \(hardOutcome)"
+                case "node-killed":
+                    // Six 4 s tasks spread over the nodes; the test kills a node while they run.
+                    let dir = CommandLine.arguments[2]
+                    result = try await nodesUsed(cluster, count: 6, sleepMillis: 4000, markerDir: dir, options: .init(maxRetries: 3, scheduling: .spread))
                 default:
                     throw StarlingError.cluster("unknown scenario \(scenario)")
                 }

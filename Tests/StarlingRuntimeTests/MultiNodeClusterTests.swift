@@ -1,0 +1,190 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// A head and node managers started with the `starling` command on 127.0.0.1, each a real
+/// process with its own port and resources. `stop()` ends them all and checks that no process,
+/// worker or session directory of theirs is left.
+final class LocalCluster {
+    struct Member {
+        let process: Process
+        let logPath: String
+        var nodeID = ""
+        var session = ""
+    }
+
+    let directory: String
+    let tokenFile: String
+    private(set) var members: [Member] = []
+    private(set) var headAddress = ""
+
+    var environment: [String: String] { ["STARLING_ADDRESS": headAddress, "STARLING_TOKEN_FILE": tokenFile] }
+
+    /// Starts a head with `headResources` and one node per entry of `nodeResources`.
+    init(headResources: String, nodeResources: [String]) async throws {
+        directory = NSTemporaryDirectory() + "starling-test-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        tokenFile = directory + "/token"
+        do {
+            let head = try launch(["start", "--head", "--port", "0", "--resources", headResources, "--token-file", tokenFile], name: "head")
+            let headLine = try await waitForLine(head, prefix: "starling head listening at ")
+            headAddress = String(headLine.split(separator: " ")[4])
+            members.append(head)
+            try await describe(0)
+            for (index, resources) in nodeResources.enumerated() {
+                members.append(try launch(["start", "--address", headAddress, "--resources", resources, "--token-file", tokenFile], name: "node\(index)"))
+                try await describe(members.count - 1)
+            }
+            // Nodes learn of each other through the head's view on their next heartbeat.
+            try await Task.sleep(for: .milliseconds(600))
+        } catch {
+            await stop()
+            throw error
+        }
+    }
+
+    private func launch(_ arguments: [String], name: String) throws -> Member {
+        let process = Process()
+        process.executableURL = try builtProduct("starling")
+        process.arguments = arguments
+        let logPath = "\(directory)/\(name).log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)!
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        return Member(process: process, logPath: logPath)
+    }
+
+    private func waitForLine(_ member: Member, prefix: String) async throws -> String {
+        for _ in 0..<300 {
+            let text = (try? String(contentsOfFile: member.logPath, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) { return String(line) }
+            if !member.process.isRunning { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let text = (try? String(contentsOfFile: member.logPath, encoding: .utf8)) ?? ""
+        throw ScenarioError.failed("\(member.process.arguments ?? []) did not print \"\(prefix)\": \(text)")
+    }
+
+    /// Reads the node id a member printed and its session directory.
+    private func describe(_ index: Int) async throws {
+        let line = try await waitForLine(members[index], prefix: "starling node ")
+        members[index].nodeID = String(line.split(separator: " ")[2])
+        let pid = members[index].process.processIdentifier
+        members[index].session = ((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [])
+            .first { $0.hasPrefix("starling-\(pid)-") }.map { "/tmp/" + $0 } ?? ""
+    }
+
+    func log(_ index: Int) -> String { (try? String(contentsOfFile: members[index].logPath, encoding: .utf8)) ?? "" }
+
+    /// kill -9 of a member (its workers die with it: they watch their parent).
+    func kill9(_ index: Int) {
+        kill(members[index].process.processIdentifier, SIGKILL)
+        members[index].process.waitUntilExit()
+    }
+
+    /// Stops every member (SIGTERM, then SIGKILL after 10 s) and checks nothing is left.
+    func stop() async {
+        for member in members where member.process.isRunning { member.process.terminate() }
+        for member in members {
+            for _ in 0..<100 where member.process.isRunning { try? await Task.sleep(for: .milliseconds(100)) }
+            if member.process.isRunning {
+                Issue.record("\(member.process.arguments ?? []) ignored SIGTERM for 10 s")
+                kill(member.process.processIdentifier, SIGKILL)
+                member.process.waitUntilExit()
+            }
+        }
+        for member in members {
+            try? await expectNoLeftovers(of: member.process.processIdentifier, allowSession: member.process.terminationReason == .uncaughtSignal)
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+@Suite("Multi-node cluster on 127.0.0.1 (real processes)", .serialized)
+struct MultiNodeClusterTests {
+    /// Runs `body` against a head with no CPUs and two 4-CPU nodes, then stops them all.
+    func withCluster(_ body: (LocalCluster) async throws -> Void) async throws {
+        let cluster = try await LocalCluster(headResources: "CPU=0", nodeResources: ["CPU=4", "CPU=4"])
+        do {
+            try await body(cluster)
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        await cluster.stop()
+    }
+
+    @Test("a driver joins with STARLING_ADDRESS: it sees every node, its executable reaches the nodes, tasks run")
+    func joinAndRun() async throws {
+        try await withCluster { cluster in
+            let nodes = try await runScenario(["nodes"], environment: cluster.environment)
+            #expect(nodes == "3 head=\(cluster.members[0].nodeID) local=\(cluster.members[0].nodeID)")
+            #expect(try await runScenario(["squares"], environment: cluster.environment) == String((0..<100).map { $0 * $0 }.reduce(0, +)))
+            // The nodes lacked the driver's executable: they fetched it from the head by hash.
+            let fetched = cluster.members.dropFirst().filter { member in
+                let cache = member.session + "/executables"
+                return !(((try? FileManager.default.subpathsOfDirectory(atPath: cache)) ?? []).filter { $0.hasSuffix("StarlingTestApp") }.isEmpty)
+            }
+            #expect(!fetched.isEmpty, "no node holds a fetched copy of the job's executable")
+            // The driver has exited: the head told every node to stop its job's workers.
+            var remaining: [String] = []
+            for _ in 0..<50 {
+                remaining = cluster.members.flatMap { workersOf($0.process.processIdentifier) }
+                if remaining.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(remaining.isEmpty, "workers of a finished job are still running: \(remaining)")
+        }
+    }
+
+    @Test("spread tasks land on both nodes; default tasks pack onto one")
+    func spreadAndPack() async throws {
+        try await withCluster { cluster in
+            let nodeIDs = [cluster.members[1].nodeID, cluster.members[2].nodeID].sorted()
+            let spread = try await runScenario(["spread"], environment: cluster.environment)
+            // Two tasks: spread puts one on each node, where the default policy would pack both onto one.
+            #expect(spread == "2 " + nodeIDs.joined(separator: ","))
+            let packed = try await runScenario(["pack"], environment: cluster.environment)
+            let parts = packed.split(separator: " ")
+            #expect(parts.first == "2")
+            #expect(parts.count == 2 && !parts[1].contains(","), "default tasks spread instead of packing: \(packed)")
+        }
+    }
+
+    @Test("node affinity: hard runs only on the node named; to a missing node hard fails fast, soft runs elsewhere")
+    func affinity() async throws {
+        try await withCluster { cluster in
+            let target = cluster.members[2].nodeID
+            #expect(try await runScenario(["affinity", target], environment: cluster.environment) == "4 \(target)")
+            let dead = try await runScenario(["affinity-dead"], environment: cluster.environment)
+            #expect(dead.hasPrefix("true | "))
+            #expect(dead.contains("pinned to node 00112233445566778899aabbccddeeff, which is not alive"))
+        }
+    }
+
+    @Test("kill -9 of a whole node mid-task: its tasks are retried on the other node")
+    func nodeKilled() async throws {
+        try await withCluster { cluster in
+            let markers = cluster.directory + "/markers"
+            try FileManager.default.createDirectory(atPath: markers, withIntermediateDirectories: true)
+            let victim = cluster.members[2].nodeID
+            let survivor = cluster.members[1].nodeID
+            let result = try await runScenario(["node-killed", markers], environment: cluster.environment) { _ in
+                for _ in 0..<200 {
+                    let started = (try? FileManager.default.contentsOfDirectory(atPath: markers)) ?? []
+                    if started.contains(where: { $0.hasPrefix(victim) }) { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                cluster.kill9(2)
+            }
+            let started = (try? FileManager.default.contentsOfDirectory(atPath: markers)) ?? []
+            #expect(started.contains { $0.hasPrefix(victim) }, "no task ever started on the node that was killed")
+            #expect(result == "6 \(survivor)")
+            #expect(cluster.log(0).contains("node \(victim.prefix(8)) is dead"), "the head did not declare the killed node dead")
+        }
+    }
+}
