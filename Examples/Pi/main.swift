@@ -1,7 +1,8 @@
 import Starling
 
-// Estimates π by Monte Carlo on an embedded cluster: 64 tasks of 200,000 samples each.
-// Run with `swift run -c release Pi`.
+// Estimates π by Monte Carlo: 1,000 tasks of 20,000 samples each.
+// Embedded cluster: `swift run -c release Pi`. On a running cluster (see the README):
+// `STARLING_ADDRESS=127.0.0.1:6379 STARLING_TOKEN_FILE=... .build/release/Pi`.
 
 struct SamplePi: RemoteFunction {
     struct Input: Codable, Sendable { var seed: UInt64; var samples: Int }
@@ -24,7 +25,7 @@ struct SamplePi: RemoteFunction {
 struct Pi {
     static func main() async throws {
         try await Starling.run { cluster in
-            let tasks = 64, samples = 200_000
+            let tasks = 1_000, samples = 20_000
             let clock = ContinuousClock()
             let start = clock.now
             var refs: [ObjectRef<Int>] = []
@@ -33,7 +34,8 @@ struct Pi {
             }
             let inside = try await cluster.get(refs).reduce(0, +)
             let pi = 4 * Double(inside) / Double(tasks * samples)
-            print("π ≈ \(pi) from \(tasks * samples) samples in \(tasks) tasks, \(clock.now - start)")
+            let nodes = try await cluster.nodes().count
+            print("π ≈ \(pi) from \(tasks * samples) samples in \(tasks) tasks on \(nodes) node(s), \(clock.now - start)")
         }
     }
 }

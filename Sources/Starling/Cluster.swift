@@ -144,8 +144,19 @@ public struct Cluster: Sendable {
     }
 
     /// The value of `ref`, waiting until its task finished; throws the task's error.
+    ///
+    /// Cancelling the Swift Task that waits here cancels the task behind `ref` too (as
+    /// `cancel(_:)` does), and `get` throws `StarlingError.cancelled`.
     public func get<T>(_ ref: ObjectRef<T>, timeout: Duration? = nil) async throws -> T {
-        let bytes = try await objects.value(ref.id, timeout: timeout)
+        let bytes: [UInt8]
+        do {
+            bytes = try await objects.value(ref.id, timeout: timeout)
+        } catch is CancellationError {
+            // An unstructured task: the cancel request must not inherit this task's cancellation.
+            let (submitter, id) = (self.submitter, ref.id)
+            Task { await submitter.cancel(id) }
+            throw StarlingError.cancelled(task: ref.description)
+        }
         do {
             return try BinaryDecoder().decode(T.self, from: bytes)
         } catch {

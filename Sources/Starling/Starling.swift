@@ -28,7 +28,12 @@ public enum Starling {
     public struct EmbeddedOptions: Sendable {
         /// Resources of the embedded node (CPU defaults to the core count).
         public var resources: [String: Double]?
-        public init(resources: [String: Double]? = nil) { self.resources = resources }
+        /// Idle workers beyond the prestarted one are stopped after this long (default 60 s).
+        public var idleWorkerTimeout: Duration?
+        public init(resources: [String: Double]? = nil, idleWorkerTimeout: Duration? = nil) {
+            self.resources = resources
+            self.idleWorkerTimeout = idleWorkerTimeout
+        }
     }
 
     /// Runs `body` on a cluster and returns its result.
@@ -48,7 +53,7 @@ public enum Starling {
         if let address = environment["STARLING_ADDRESS"], !address.isEmpty {
             session = try await DriverSession.join(address: address, tokenFile: environment["STARLING_TOKEN_FILE"] ?? defaultTokenFile)
         } else {
-            session = try await DriverSession.embedded(resources: options.resources)
+            session = try await DriverSession.embedded(options)
         }
         let objects = ObjectTable()
         let submitter = TaskSubmitter(node: session.node, jobID: session.jobID, objects: objects, token: session.token)

@@ -190,3 +190,18 @@ struct EmbeddedClusterTests {
         #expect(try await runScenario(["get-timeout"]).contains("timed out after 0.2 s"))
     }
 }
+
+@Suite("Embedded cluster: worker pool and cancellation (real processes)")
+struct WorkerPoolTests {
+    @Test("idle workers beyond the prestarted one are stopped after the idle timeout")
+    func idleWorkersStop() async throws {
+        #expect(try await runScenario(["idle-stop"]) == "2 1")
+    }
+
+    @Test("cancelling the Swift Task waiting in get cancels the remote task")
+    func getCancellation() async throws {
+        let result = try await runScenario(["get-cancelled"])
+        #expect(result.hasPrefix("task ObjectRef<Int32>("), "\(result)")
+        #expect(result.hasSuffix(") was cancelled | true"), "\(result)")
+    }
+}

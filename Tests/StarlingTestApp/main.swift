@@ -72,6 +72,31 @@ struct Where: RemoteFunction {
     }
 }
 
+/// Worker processes of this driver's embedded cluster (their environment names its session).
+func myWorkers() -> [String] {
+    let marker = Array("STARLING_SESSION_DIR=/tmp/starling-\(getpid())-".utf8)
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.filter { entry in
+        guard Int32(entry) != nil else { return false }
+        return readAll("/proc/\(entry)/environ").split(separator: 0).contains { $0.starts(with: marker) }
+    }
+}
+
+/// Reads a /proc file to its end with read(2) (they report size 0).
+func readAll(_ path: String) -> [UInt8] {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return [] }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n <= 0 { break }
+        out.append(contentsOf: buffer[0..<n])
+    }
+    return out
+}
+
 /// Runs `count` `Where` tasks with `options` at once; returns the distinct nodes, sorted.
 func nodesUsed(_ cluster: Cluster, count: Int, sleepMillis: Int, markerDir: String? = nil, options: TaskOptions) async throws -> String {
     let refs = try await (0..<count).asyncMap { _ in
@@ -86,7 +111,8 @@ struct TestApp {
     static func main() async {
         let scenario = CommandLine.arguments.dropFirst().first ?? ""
         do {
-            try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
+            let idleTimeout: Duration? = scenario == "idle-stop" ? .milliseconds(500) : nil
+            try await Starling.run(embedded: .init(resources: ["CPU": 2], idleWorkerTimeout: idleTimeout)) { cluster in
                 let result: String
                 switch scenario {
                 case "squares":
@@ -164,6 +190,25 @@ struct TestApp {
                     let first = await cluster.wait([fast] + slow, numReady: 1, timeout: .seconds(30))
                     let all = await cluster.wait([fast] + slow, numReady: 3, timeout: .milliseconds(300))
                     result = "\(first.ready.count) \(first.ready.first == fast) \(all.ready.count) \(all.pending.count)"
+                case "idle-stop":
+                    // Two tasks at once need two workers; idle past the timeout, all but the
+                    // one prestarted worker are stopped.
+                    _ = try await cluster.get(try await (0..<2).asyncMap { _ in try await cluster.submit(Pid.self, 300) })
+                    let busy = myWorkers().count
+                    try await Task.sleep(for: .seconds(2))
+                    result = "\(busy) \(myWorkers().count)"
+                case "get-cancelled":
+                    // Cancelling the Swift Task waiting in get cancels the remote task: the
+                    // whole-node task after it can run at once instead of in 20 s.
+                    let whole = TaskOptions(resources: ["CPU": 2])
+                    let ref = try await cluster.submit(Pid.self, 20_000, options: whole)
+                    let getter = Task { try await cluster.get(ref) }
+                    try await Task.sleep(for: .milliseconds(500))
+                    getter.cancel()
+                    var outcome = "no error"
+                    do { _ = try await getter.value } catch { outcome = "\(error)" }
+                    let next = try await cluster.get(cluster.submit(Pid.self, 0, options: whole), timeout: .seconds(10))
+                    result = "\(outcome) | \(next > 0)"
                 case "nodes":
                     let nodes = try await cluster.nodes()
                     result = "\(nodes.count) head=\(nodes.first { $0.isHead }?.id ?? "none") local=\(cluster.nodeID)"

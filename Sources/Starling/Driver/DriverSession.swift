@@ -26,7 +26,7 @@ struct DriverSession: Sendable {
     }
 
     /// Starts a head and a node in this process; workers run this executable.
-    static func embedded(resources: [String: Double]?) async throws -> DriverSession {
+    static func embedded(_ options: Starling.EmbeddedOptions) async throws -> DriverSession {
         let directory = try SessionDirectory.create()
         var head: Head?
         var node: NodeManager?
@@ -38,7 +38,8 @@ struct DriverSession: Sendable {
             try await started.start()
             guard let headAddress = await started.address else { throw StarlingError.cluster("the embedded head did not start") }
             var settings = NodeSettings(sessionDir: directory.path, tokenFile: directory.tokenFile)
-            if let resources { settings.resources = ResourceSet(resources) }
+            if let resources = options.resources { settings.resources = ResourceSet(resources) }
+            if let timeout = options.idleWorkerTimeout { settings.idleWorkerTimeout = timeout }
             settings.headAddress = headAddress
             settings.isHead = true
             let localNode = NodeManager(settings: settings, token: token)
