@@ -135,6 +135,8 @@ enum BenchError: Error, CustomStringConvertible {
 /// Where the benchmark's own files live: next to this source file in the checkout.
 enum BenchPaths {
     static let benchmarks = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    /// This executable (for the hidden modes it re-runs itself in).
+    static var executable: String { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0] }
     static let scratch: URL = {
         let url = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("starling-bench-\(getpid())")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

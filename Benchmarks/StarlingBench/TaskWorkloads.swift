@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Starling
 
@@ -6,10 +9,33 @@ struct NoOp: RemoteFunction {
     static func run(_ input: Int) async throws -> Int { 0 }
 }
 
+/// A client of `multi_client_tasks_async`: submits `n` no-ops from its worker, then gets them.
+struct NoOpClient: RemoteFunction {
+    static func run(_ n: Int) async throws -> Int {
+        let cluster = try Cluster.current()
+        var refs: [ObjectRef<Int>] = []
+        refs.reserveCapacity(n)
+        for i in 0..<n { refs.append(try await cluster.submit(NoOp.self, i)) }
+        return try await cluster.get(refs).count
+    }
+}
+
+/// Sleeps, so that two at once need two workers.
+struct Nap: RemoteFunction {
+    static func run(_ millis: Int) async throws -> Int {
+        try await Task.sleep(for: .milliseconds(millis))
+        return millis
+    }
+}
+
 /// Task workloads (issue 3) on an embedded cluster with 2 CPUs, against Ray 2.60 on the same
 /// definitions (`Benchmarks/ray/tasks.py`) when `--peer ray`.
 enum TaskWorkloads {
-    struct Figures: Sendable { var clusterStart = 0.0; var sync = 0.0; var async = 0.0; var p50 = 0.0; var p99 = 0.0 }
+    struct Figures: Sendable {
+        var clusterStart = 0.0, sync = 0.0, async = 0.0, multiClient = 0.0, p50 = 0.0, p99 = 0.0, idleRSS = 0.0
+    }
+    /// Clients of `multi_client_tasks_async`, and tasks each submits.
+    static let clients = 4, tasksPerClient = 2_500
 
     // Workloads run one after another from the main task, so these caches are never shared.
     nonisolated(unsafe) static var starling: Figures?
@@ -19,9 +45,11 @@ enum TaskWorkloads {
         [
             Workload(name: "single_client_tasks_sync", unit: "tasks/s", direction: .higherIsBetter) { try await figure($0, \.sync, "single_client_tasks_sync") },
             Workload(name: "single_client_tasks_async", unit: "tasks/s", direction: .higherIsBetter) { try await figure($0, \.async, "single_client_tasks_async") },
+            Workload(name: "multi_client_tasks_async", unit: "tasks/s", direction: .higherIsBetter) { try await figure($0, \.multiClient, "multi_client_tasks_async") },
             Workload(name: "task_rtt_p50", unit: "us", direction: .lowerIsBetter) { try await figure($0, \.p50, "task_rtt_p50") },
             Workload(name: "task_rtt_p99", unit: "us", direction: .lowerIsBetter) { try await figure($0, \.p99, "task_rtt_p99") },
             Workload(name: "cluster_start", unit: "s", direction: .lowerIsBetter) { try await figure($0, \.clusterStart, "cluster_start") },
+            Workload(name: "idle_rss", unit: "MB", direction: .lowerIsBetter) { try await figure($0, \.idleRSS, "idle_rss") },
         ]
     }
 
@@ -60,8 +88,45 @@ enum TaskWorkloads {
             for i in 0..<asyncCount { refs.append(try await cluster.submit(NoOp.self, i)) }
             _ = try await cluster.get(refs)
             let asyncSeconds = micros(clock.now - asyncStart) / 1e6
+            // Clients are zero-CPU tasks (as Ray's are zero-CPU actors); one untimed round
+            // starts their workers, as Ray's benchmark creates its actors before timing.
+            let clientOptions = TaskOptions(resources: [:])
+            func clientRound() async throws -> Double {
+                let start = clock.now
+                let refs = try await (0..<clients).asyncMap { _ in try await cluster.submit(NoOpClient.self, tasksPerClient, options: clientOptions) }
+                let done = try await cluster.get(refs).reduce(0, +)
+                guard done == clients * tasksPerClient else { throw BenchError.peerFailed("clients finished \(done) tasks") }
+                return Double(done) / (micros(clock.now - start) / 1e6)
+            }
+            _ = try await clientRound()
+            let multiClient = try await clientRound()
             return Figures(clusterStart: micros(started) / 1e6, sync: Double(n) / syncSeconds, async: Double(asyncCount) / asyncSeconds,
-                           p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99))
+                           multiClient: multiClient, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99),
+                           idleRSS: try measureIdleRSS())
+        }
+    }
+
+    /// `idle_rss` in a fresh process (this one has run other workloads): see `idleRSSProbe`.
+    static func measureIdleRSS() throws -> Double {
+        let output = try ChildProcess.capture(BenchPaths.executable, ["idle-rss-probe"])
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("IDLE_RSS_MB ") }),
+              let value = Double(line.dropFirst("IDLE_RSS_MB ".count)) else {
+            throw BenchError.peerFailed("idle-rss-probe printed no figure: \(output.suffix(300))")
+        }
+        return value
+    }
+
+    /// Starts an embedded cluster, has two tasks run at once (two workers), idles 2 s, then
+    /// prints the resident memory summed over this process and its descendants.
+    static func idleRSSProbe() async throws {
+        try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
+            let refs = try await (0..<2).asyncMap { _ in try await cluster.submit(Nap.self, 500) }
+            _ = try await cluster.get(refs)
+            try await Task.sleep(for: .seconds(2))
+            let pids = ProcessTree.descendants(of: getpid()) + [getpid()]
+            let megabytes = Double(pids.map(ProcessTree.residentBytes).reduce(0, +)) / 1e6
+            print("IDLE_RSS_MB \(megabytes) processes=\(pids.count)")
+            fflush(nil)
         }
     }
 
@@ -84,5 +149,59 @@ enum TaskWorkloads {
 
     static func micros(_ d: Duration) -> Double {
         Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12
+    }
+}
+
+/// Processes and their memory, from /proc.
+enum ProcessTree {
+    static func descendants(of root: pid_t) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        var parent: [pid_t: pid_t] = [:]
+        for entry in entries {
+            guard let pid = pid_t(entry) else { continue }
+            let stat = String(decoding: read("/proc/\(pid)/stat"), as: UTF8.self)
+            // Fields after the command (which may hold spaces) start after the last ')'.
+            guard let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let ppid = pid_t(fields[1]) { parent[pid] = ppid }
+        }
+        return parent.keys.filter { pid in
+            var current = parent[pid]
+            while let next = current, next > 1 {
+                if next == root { return true }
+                current = parent[next]
+            }
+            return false
+        }
+    }
+
+    static func residentBytes(_ pid: pid_t) -> Int {
+        let status = String(decoding: read("/proc/\(pid)/status"), as: UTF8.self)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kb * 1024
+    }
+
+    /// /proc files report size 0: read with read(2) to the end.
+    static func read(_ path: String) -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+        }
+        return out
+    }
+}
+
+extension Sequence where Element: Sendable {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for element in self { out.append(try await transform(element)) }
+        return out
     }
 }

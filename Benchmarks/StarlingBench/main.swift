@@ -6,7 +6,7 @@ import StarlingWire
 //
 //   starling-bench [--json] [--peer ray|none] [--only a,b,c] [--list]
 //
-// Hidden modes used by the benchmark itself: `serve-echo URL TOKEN_FILE`.
+// Hidden modes used by the benchmark itself: `serve-echo URL TOKEN_FILE`, `idle-rss-probe`.
 
 ProcessTuning.apply()
 // Workers of the task workloads' embedded cluster are this executable: serve as one.
@@ -15,6 +15,10 @@ if ProcessInfo.processInfo.environment["STARLING_WORKER_ID"] != nil {
 }
 let arguments = Array(CommandLine.arguments.dropFirst())
 
+if arguments.first == "idle-rss-probe" {
+    try await TaskWorkloads.idleRSSProbe()
+    exit(0)
+}
 if arguments.first == "serve-echo", arguments.count >= 3 {
     try await EchoServerProcess.run(address: arguments[1], tokenFile: arguments[2])
     exit(0)

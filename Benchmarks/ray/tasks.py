@@ -3,9 +3,14 @@
 Run by starling-bench (--peer ray) with the venv's python; prints one JSON object.
 """
 import json
+import os
 import time
 
+import psutil
 import ray
+
+CLIENTS = 4
+TASKS_PER_CLIENT = 2500
 
 
 @ray.remote
@@ -13,11 +18,42 @@ def noop():
     return 0
 
 
+@ray.remote
+def nap(millis):
+    time.sleep(millis / 1000)
+    return millis
+
+
+@ray.remote(num_cpus=0)
+class Client:
+    """A client of multi_client_tasks_async: submits no-ops, then gets them."""
+
+    def run(self, n):
+        return len(ray.get([noop.remote() for _ in range(n)]))
+
+
+def idle_rss_mb():
+    """Resident memory of this driver and every process it started (GCS, raylet, workers...)."""
+    me = psutil.Process(os.getpid())
+    total = 0
+    for process in [me] + me.children(recursive=True):
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 1e6
+
+
 def main():
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     ray.get(noop.remote())
     out = {"cluster_start": time.perf_counter() - t0}
+
+    # Idle cluster with two workers started: two tasks at once, then 2 s idle.
+    ray.get([nap.remote(500) for _ in range(2)])
+    time.sleep(2)
+    out["idle_rss"] = idle_rss_mb()
 
     for _ in range(200):  # warm up workers and leases
         ray.get(noop.remote())
@@ -37,6 +73,12 @@ def main():
     start = time.perf_counter()
     ray.get([noop.remote() for _ in range(n)])
     out["single_client_tasks_async"] = n / (time.perf_counter() - start)
+
+    clients = [Client.remote() for _ in range(CLIENTS)]
+    ray.get([c.run.remote(10) for c in clients])  # actors started before timing
+    start = time.perf_counter()
+    done = sum(ray.get([c.run.remote(TASKS_PER_CLIENT) for c in clients]))
+    out["multi_client_tasks_async"] = done / (time.perf_counter() - start)
     print(json.dumps(out), flush=True)
     ray.shutdown()
 
