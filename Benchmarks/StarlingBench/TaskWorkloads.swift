@@ -110,7 +110,7 @@ enum TaskWorkloads {
     static func measureIdleRSS() throws -> Double {
         let output = try ChildProcess.capture(BenchPaths.executable, ["idle-rss-probe"])
         guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("IDLE_RSS_MB ") }),
-              let value = Double(line.dropFirst("IDLE_RSS_MB ".count)) else {
+              let value = Double(line.split(separator: " ")[1]) else {
             throw BenchError.peerFailed("idle-rss-probe printed no figure: \(output.suffix(300))")
         }
         return value

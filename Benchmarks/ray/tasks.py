@@ -6,7 +6,6 @@ import json
 import os
 import time
 
-import psutil
 import ray
 
 CLIENTS = 4
@@ -33,13 +32,36 @@ class Client:
 
 
 def idle_rss_mb():
-    """Resident memory of this driver and every process it started (GCS, raylet, workers...)."""
-    me = psutil.Process(os.getpid())
-    total = 0
-    for process in [me] + me.children(recursive=True):
+    """Resident memory of this driver and every process it started (GCS, raylet, workers...),
+    read from /proc the same way starling-bench reads its own."""
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        parent[int(entry)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    root = os.getpid()
+
+    def descends(pid):
+        current = parent.get(pid)
+        while current and current > 1:
+            if current == root:
+                return True
+            current = parent.get(current)
+        return False
+
+    total = 0
+    for pid in [root] + [p for p in parent if descends(p)]:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
             pass
     return total / 1e6
 

@@ -54,6 +54,9 @@ public struct Cluster: Sendable {
     public func submit<F: RemoteFunction>(_ function: F.Type, _ input: F.Input,
                                           options: TaskOptions = TaskOptions()) async throws -> ObjectRef<F.Output> {
         let encoded = try BinaryEncoder().encode(input)
+        guard encoded.count <= TaskExecutor.inlineLimit else {
+            throw StarlingError.objectTooLarge(task: options.name ?? "\(F.self)", what: "argument", bytes: encoded.count, limit: TaskExecutor.inlineLimit)
+        }
         let (spec, returnID, key) = try makeTask(function, encodedInput: encoded, options: options)
         objects.create(returnID)
         await submitter.submit(.init(spec: spec, returnID: returnID, maxRetries: options.maxRetries,
@@ -179,11 +182,16 @@ public struct Cluster: Sendable {
         await submitter.cancel(ref.id)
     }
 
-    /// Stores `value` in the owner's memory and returns a ref to it.
+    /// Stores `value` in the owner's memory and returns a ref to it (at most 8 MiB encoded
+    /// until the object store lands; larger throws `StarlingError.objectTooLarge`).
     public func put<T: Codable & Sendable>(_ value: T) throws -> ObjectRef<T> {
+        let bytes = try BinaryEncoder().encode(value)
+        guard bytes.count <= TaskExecutor.inlineLimit else {
+            throw StarlingError.objectTooLarge(task: "put", what: "value", bytes: bytes.count, limit: TaskExecutor.inlineLimit)
+        }
         let id = UniqueID.random()
         objects.create(id)
-        objects.fulfill(id, try BinaryEncoder().encode(value))
+        objects.fulfill(id, bytes)
         return ObjectRef(id: id, owner: ownerURL)
     }
 

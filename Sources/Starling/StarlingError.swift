@@ -14,6 +14,9 @@ public enum StarlingError: Error, CustomStringConvertible, Equatable {
     case getTimedOut(object: String, seconds: Double)
     /// The task was cancelled.
     case cancelled(task: String)
+    /// An argument or result is larger than values may be while they travel inline (the
+    /// object store, for larger ones, is not there yet).
+    case objectTooLarge(task: String, what: String, bytes: Int, limit: Int)
     /// The cluster could not be reached or refused the request.
     case cluster(String)
 
@@ -33,6 +36,8 @@ public enum StarlingError: Error, CustomStringConvertible, Equatable {
             return "get of \(object) timed out after \(seconds) s"
         case let .cancelled(task):
             return "task \(task) was cancelled"
+        case let .objectTooLarge(task, what, bytes, limit):
+            return "task \(task): its \(what) is \(bytes) bytes, over the inline limit of \(limit) bytes; pass large data in smaller pieces until the object store lands"
         case let .cluster(detail):
             return detail
         }

@@ -136,7 +136,8 @@ public actor NodeManager {
     }
 
     func fail(_ reason: String) {
-        guard failure == nil else { return }
+        // A heartbeat answered after `stop` unregistered the node is no failure.
+        guard failure == nil, !stopping else { return }
         log.error("node \(nodeID.short) stops: \(reason)")
         failure = reason
         for waiter in failureWaiters { waiter.resume(returning: reason) }

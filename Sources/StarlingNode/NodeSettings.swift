@@ -4,8 +4,15 @@ import StarlingWire
 
 /// Settings of one node manager, with defaults.
 public struct NodeSettings: Sendable {
-    /// Resources this node offers; CPU defaults to the number of cores.
-    public var resources: ResourceSet = ["CPU": Double(ProcessInfo.processInfo.activeProcessorCount)]
+    /// Resources this node offers; by default CPU is the number of cores and memory (bytes)
+    /// 70% of physical memory, as in Ray. Custom resources ("GPU", "tpu-slice") by flag.
+    public var resources: ResourceSet = NodeSettings.detectedResources
+
+    /// What this host has: its cores and 70% of its memory.
+    public static var detectedResources: ResourceSet {
+        ["CPU": Double(ProcessInfo.processInfo.activeProcessorCount),
+         "memory": (Double(ProcessInfo.processInfo.physicalMemory) * 0.7).rounded(.down)]
+    }
     /// Labels for display and affinity ("zone": "a").
     public var labels: [String: String] = [:]
     /// Directory for sockets, worker logs and fetched executables (must exist).

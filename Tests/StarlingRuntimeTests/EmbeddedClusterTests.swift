@@ -205,3 +205,16 @@ struct WorkerPoolTests {
         #expect(result.hasSuffix(") was cancelled | true"), "\(result)")
     }
 }
+
+@Suite("Embedded cluster: size limits (real processes)")
+struct SizeLimitTests {
+    @Test("results and put values past the inline limit fail with a typed error; many large results in flight all arrive")
+    func inlineLimit() async throws {
+        let parts = try await runScenario(["too-large"]).components(separatedBy: " | ")
+        #expect(parts.count == 3)
+        #expect(parts.first?.hasPrefix("task Blob: its result is 94371") == true, "\(parts)")
+        #expect(parts.first?.hasSuffix("bytes, over the inline limit of 8388608 bytes; pass large data in smaller pieces until the object store lands") == true)
+        #expect(parts.dropFirst().first?.hasPrefix("task put: its value is 943") == true, "\(parts)")
+        #expect(parts.last == String(12 * (7 << 20)))
+    }
+}

@@ -28,6 +28,11 @@ struct DieOnce: RemoteFunction {
     }
 }
 
+/// Returns `n` bytes.
+struct Blob: RemoteFunction {
+    static func run(_ n: Int) async throws -> [UInt8] { [UInt8](repeating: 7, count: n) }
+}
+
 struct Pid: RemoteFunction {
     static func run(_ sleepMillis: Int) async throws -> Int32 {
         if sleepMillis > 0 { try await Task.sleep(for: .milliseconds(sleepMillis)) }
@@ -209,6 +214,15 @@ struct TestApp {
                     do { _ = try await getter.value } catch { outcome = "\(error)" }
                     let next = try await cluster.get(cluster.submit(Pid.self, 0, options: whole), timeout: .seconds(10))
                     result = "\(outcome) | \(next > 0)"
+                case "too-large":
+                    // Past the inline limit: a result fails its get, an argument its submit;
+                    // values under it (also many in one batch) are fine.
+                    var outcomes: [String] = []
+                    do { _ = try await cluster.get(cluster.submit(Blob.self, 9 << 20)); outcomes.append("no error") } catch { outcomes.append("\(error)") }
+                    do { _ = try await cluster.submit(Square.self, 1, options: .init()); _ = try await cluster.submit(Pid.self, 0); _ = try cluster.put([UInt8](repeating: 1, count: 9 << 20)); outcomes.append("no error") } catch { outcomes.append("\(error)") }
+                    let many = try await (0..<12).asyncMap { _ in try await cluster.submit(Blob.self, 7 << 20) }
+                    outcomes.append(String(try await cluster.get(many).map(\.count).reduce(0, +)))
+                    result = outcomes.joined(separator: " | ")
                 case "nodes":
                     let nodes = try await cluster.nodes()
                     result = "\(nodes.count) head=\(nodes.first { $0.isHead }?.id ?? "none") local=\(cluster.nodeID)"

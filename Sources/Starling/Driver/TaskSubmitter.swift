@@ -52,6 +52,8 @@ actor TaskSubmitter {
 
     /// Most tasks pushed in one message to one worker.
     static let maxBatch = 64
+    /// Bytes of arguments one batch may carry.
+    static let batchArgumentBudget = 16 << 20
     /// Work one batch should hold, by the tasks' average run time.
     static let batchBudgetMicros = 2_000.0
     /// How long an idle lease is kept for more work of its key before it is returned.
@@ -218,7 +220,13 @@ actor TaskSubmitter {
             }
             let sharing = max(1, state.activeLeases)
             let take = max(1, min(batchSize(state), (state.queue.count + sharing - 1) / sharing))
-            let batch = Array(state.queue.prefix(take))
+            // Arguments of one batch stay well under the message limit.
+            var batchBytes = 0
+            let fitting = state.queue.prefix(take).prefix { task in
+                batchBytes += task.spec.encodedArgs.count
+                return batchBytes <= Self.batchArgumentBudget
+            }
+            let batch = fitting.isEmpty ? [state.queue[0]] : Array(fitting)
             keys[key]!.queue.removeFirst(batch.count)
             var push = PushTaskBatchRequest()
             push.tasks = batch.map(\.spec)
@@ -270,6 +278,8 @@ actor TaskSubmitter {
     }
 
     private func deliver(_ results: [TaskResult], for batch: [PendingTask], key: Key) {
+        var unrun: [PendingTask] = []
+        defer { keys[key]!.queue.insert(contentsOf: unrun, at: 0) }
         for (index, task) in batch.enumerated() {
             guard index < results.count else {
                 objects.fail(task.returnID, .cluster("worker replied with \(results.count) results for \(batch.count) tasks"))
@@ -288,6 +298,12 @@ actor TaskSubmitter {
                 keys[key]!.queue.append(again)
             case .cancelled:
                 objects.fail(task.returnID, .cancelled(task: name))
+            case .resourceExhausted:
+                // Sent back unrun (the batch's reply was full): queue again, same attempt.
+                unrun.append(task)
+            case .tooLarge:
+                objects.fail(task.returnID, .objectTooLarge(task: name, what: "result", bytes: Int(result.error?.message ?? "") ?? 0,
+                                                            limit: TaskExecutor.inlineLimit))
             case .unknownFunction:
                 objects.fail(task.returnID, .unknownFunction(task: name, detail: result.error?.message ?? ""))
             case .typeMismatch:

@@ -3,6 +3,9 @@ import StarlingWire
 
 /// Runs task specs on a worker: resolves the function, decodes the input, runs, encodes.
 enum TaskExecutor {
+    /// Largest argument or result carried inline in task messages (both directions).
+    static let inlineLimit = 8 << 20
+
     static func run(_ spec: TaskSpec) async -> TaskResult {
         let clock = ContinuousClock()
         let start = clock.now
@@ -23,6 +26,11 @@ enum TaskExecutor {
         }
         do {
             let output = try await invoke(type, spec)
+            guard output.count <= inlineLimit else {
+                result.status = Status(code: .tooLarge, message: "")
+                result.error = remoteError(.tooLarge, spec, typeName: "ObjectTooLarge", message: "\(output.count)")
+                return result
+            }
             var value = ReturnObject()
             value.objectId = spec.returnIds.first ?? []
             value.isInline = true

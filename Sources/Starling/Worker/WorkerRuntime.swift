@@ -9,6 +9,9 @@ import Synchronization
 
 /// What a worker process does instead of the user's closure: serve tasks for its node.
 enum WorkerRuntime {
+    /// Bytes of inline results one batch reply may carry (under the 80 MiB message limit).
+    static let replyBudget = 48 << 20
+
     static func serve(environment: [String: String]) async -> Never {
         ProcessTuning.dieWithParent()
         let log = Logger(label: "worker")
@@ -32,9 +35,22 @@ enum WorkerRuntime {
             let running = RunningTasks()
             var routes = RouteTable()
             routes.add(WorkerRPC.pushTaskBatch) { request, _ in
+                // A reply must fit one message: once the results so far leave less room than
+                // one more inline result may take, the rest are sent back unrun (the owner
+                // queues them again, not as a retry).
                 var reply = PushTaskBatchReply()
+                var replyBytes = 0
                 for spec in request.tasks {
-                    reply.results.append(await running.run(spec, cluster: cluster))
+                    if replyBytes + TaskExecutor.inlineLimit > WorkerRuntime.replyBudget {
+                        var unrun = TaskResult()
+                        unrun.taskId = spec.taskId
+                        unrun.status = Status(code: .resourceExhausted, message: "not run: the batch's reply is full")
+                        reply.results.append(unrun)
+                        continue
+                    }
+                    let result = await running.run(spec, cluster: cluster)
+                    replyBytes += result.returns.first?.inlineValue.count ?? 0
+                    reply.results.append(result)
                 }
                 return reply
             }
