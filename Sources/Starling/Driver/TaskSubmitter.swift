@@ -25,11 +25,10 @@ actor TaskSubmitter {
 
     private struct KeyState {
         var queue: [PendingTask] = []
+        /// Leases held: pushing, or parked waiting for work.
         var activeLeases = 0
         var requesting = false
-        /// Leases waiting for work, and leases woken for work that have not taken it yet.
-        var idle: [Int: CheckedContinuation<Bool, Never>] = [:]
-        var claimed = 0
+        var parked: [HeldLease] = []
         /// Moving average of the tasks' run time (µs); nil until a result came back.
         var averageRunMicros: Double?
     }
@@ -39,7 +38,10 @@ actor TaskSubmitter {
     private let objects: ObjectTable
     private let token: ClusterToken
     private var keys: [Key: KeyState] = [:]
-    private var nextIdle = 0
+    /// Lease drives in flight (shutdown waits for them), and the sweeper of parked leases.
+    private var driving = 0
+    private var drivesDone: [CheckedContinuation<Void, Never>] = []
+    private var sweeper: Task<Void, Never>?
     private var workerClients: [String: RPCClient] = [:]
     /// Connections to other nodes that granted (or were asked for) leases after a spillback.
     private var nodeClients: [String: RPCClient] = [:]
@@ -71,12 +73,22 @@ actor TaskSubmitter {
         self.token = token
     }
 
+    /// A granted lease: the worker to push to and the node to give it back to.
+    struct HeldLease: Sendable {
+        let worker: RPCClient
+        let url: String
+        let leaseID: UniqueID
+        let node: RPCClient
+        var parkedAt = ContinuousClock.now
+    }
+
     func submit(_ task: PendingTask, key: Key) {
         keys[key, default: KeyState()].queue.append(task)
-        if let (ticket, waiter) = keys[key]!.idle.first {
-            keys[key]!.idle[ticket] = nil
-            keys[key]!.claimed += 1
-            waiter.resume(returning: true)
+        if let lease = keys[key]!.parked.popLast() {
+            // Push from here, on this thread: an immediate task runs until the push is on the
+            // wire, where waking a parked loop would cost a hop through the executor first.
+            driving += 1
+            Task.immediate { await self.drive(key, lease) }
         }
         pump(key)
     }
@@ -85,9 +97,13 @@ actor TaskSubmitter {
     /// nothing is in flight on the node connection when the caller closes it.
     func shutdown() async {
         shuttingDown = true
+        sweeper?.cancel()
+        sweeper = nil
         for key in keys.keys {
-            for (_, waiter) in keys[key]!.idle { waiter.resume(returning: false) }
-            keys[key]!.idle.removeAll()
+            let parked = keys[key]!.parked
+            keys[key]!.parked.removeAll()
+            keys[key]!.activeLeases -= parked.count
+            for lease in parked { await returnLease(lease.leaseID, to: lease.node, failed: false) }
         }
         // Closing the worker connections cancels pushes in flight: the driver is done. Lease
         // requests still waiting at a node are cancelled too; the node takes back whatever
@@ -100,22 +116,24 @@ actor TaskSubmitter {
         while let (_, task) = leaseTasks.first {
             await task.value
         }
+        while driving > 0 {
+            await withCheckedContinuation { drivesDone.append($0) }
+        }
         stuck.cancel()
         workerClients.removeAll()
         for (_, client) in nodeClients { client.close() }
         nodeClients.removeAll()
     }
 
-    private func batchSize(_ state: KeyState) -> Int {
-        guard let average = state.averageRunMicros else { return 1 }
+    private func batchSize(_ averageRunMicros: Double?) -> Int {
+        guard let average = averageRunMicros else { return 1 }
         return max(1, min(Self.maxBatch, Int(Self.batchBudgetMicros / max(average, 1))))
     }
 
     /// Asks for one more lease when the queue holds more than the ready leases will take.
     private func pump(_ key: Key) {
         guard let state = keys[key], !state.queue.isEmpty, !state.requesting, !shuttingDown else { return }
-        let ready = state.idle.count + state.claimed
-        guard state.activeLeases == 0 || state.queue.count > ready * batchSize(state) else { return }
+        guard state.activeLeases == 0 || state.queue.count > state.parked.count * batchSize(state.averageRunMicros) else { return }
         keys[key]!.requesting = true
         nextLeaseTask += 1
         let ticket = nextLeaseTask
@@ -204,30 +222,71 @@ actor TaskSubmitter {
         }
         keys[key]!.activeLeases += 1
         pump(key)
-        await run(key, worker: worker, url: url, leaseID: leaseID)
+        driving += 1
+        await drive(key, HeldLease(worker: worker, url: url, leaseID: leaseID, node: target))
+    }
+
+    /// Pushes the key's work on `lease`; then parks it for more work (the sweeper returns it
+    /// after `leaseLinger`), or returns it when its worker failed or the owner shuts down.
+    private func drive(_ key: Key, _ lease: HeldLease) async {
+        defer {
+            driving -= 1
+            if driving == 0 {
+                for waiter in drivesDone { waiter.resume() }
+                drivesDone.removeAll()
+            }
+        }
+        let healthy = await run(key, worker: lease.worker, url: lease.url, leaseID: lease.leaseID)
+        if healthy && !shuttingDown {
+            var parked = lease
+            parked.parkedAt = .now
+            keys[key]!.parked.append(parked)
+            startSweeper()
+            // Work may have arrived while the last batch's results were delivered.
+            if !(keys[key]!.queue.isEmpty), let next = keys[key]!.parked.popLast() {
+                driving += 1
+                Task.immediate { await self.drive(key, next) }
+            }
+            return
+        }
         keys[key]!.activeLeases -= 1
-        await returnLease(leaseID, to: target, failed: workerClients[url] == nil)
+        await returnLease(lease.leaseID, to: lease.node, failed: !healthy)
         pump(key)
     }
 
-    /// Pushes batches on one lease until there is no work for `leaseLinger`, or the worker dies.
-    private func run(_ key: Key, worker: RPCClient, url: String, leaseID: UniqueID) async {
+    private func startSweeper() {
+        guard sweeper == nil else { return }
+        sweeper = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.leaseLinger / 2)
+                guard await self.returnLingeringLeases() else { return }
+            }
+        }
+    }
+
+    /// Returns leases parked longer than `leaseLinger`; false (and the sweeper ends) once
+    /// none is parked.
+    private func returnLingeringLeases() async -> Bool {
+        let now = ContinuousClock.now
+        for key in keys.keys {
+            let expired = keys[key]!.parked.filter { now - $0.parkedAt >= Self.leaseLinger }
+            guard !expired.isEmpty else { continue }
+            keys[key]!.parked.removeAll { now - $0.parkedAt >= Self.leaseLinger }
+            keys[key]!.activeLeases -= expired.count
+            for lease in expired { await returnLease(lease.leaseID, to: lease.node, failed: false) }
+            pump(key)
+        }
+        if keys.values.allSatisfy({ $0.parked.isEmpty }) {
+            sweeper = nil
+            return false
+        }
+        return true
+    }
+
+    /// Pushes batches on one lease while the key has work; false when the worker failed.
+    private func run(_ key: Key, worker: RPCClient, url: String, leaseID: UniqueID) async -> Bool {
         while true {
-            guard let state = keys[key], !state.queue.isEmpty else {
-                guard await waitForWork(key) else { return }
-                keys[key]!.claimed = max(0, keys[key]!.claimed - 1)
-                continue
-            }
-            let sharing = max(1, state.activeLeases)
-            let take = max(1, min(batchSize(state), (state.queue.count + sharing - 1) / sharing))
-            // Arguments of one batch stay well under the message limit.
-            var batchBytes = 0
-            let fitting = state.queue.prefix(take).prefix { task in
-                batchBytes += task.spec.encodedArgs.count
-                return batchBytes <= Self.batchArgumentBudget
-            }
-            let batch = fitting.isEmpty ? [state.queue[0]] : Array(fitting)
-            keys[key]!.queue.removeFirst(batch.count)
+            guard let batch = takeBatch(key) else { return true }
             var push = PushTaskBatchRequest()
             push.tasks = batch.map(\.spec)
             push.leaseId = leaseID.bytes
@@ -240,9 +299,29 @@ actor TaskSubmitter {
                 log.info("worker \(url) failed during a batch of \(batch.count): \(error)")
                 workerClients.removeValue(forKey: url)?.close()
                 retryOrFail(batch, key: key, detail: "\(error)")
-                return
+                return false
             }
         }
+    }
+
+    /// Takes the next batch off the key's queue: up to the batch size, a fair share when
+    /// several leases push, and arguments under the batch budget.
+    private func takeBatch(_ key: Key) -> [PendingTask]? {
+        // No copy of the key's state is held while its queue is mutated (that would copy the
+        // whole queue).
+        guard let count = keys[key]?.queue.count, count > 0 else { return nil }
+        let sharing = max(1, keys[key]!.activeLeases)
+        let take = max(1, min(batchSize(keys[key]!.averageRunMicros), (count + sharing - 1) / sharing))
+        var batch: [PendingTask] = []
+        batch.reserveCapacity(take)
+        var batchBytes = 0
+        for task in keys[key]!.queue.prefix(take) {
+            batchBytes += task.spec.encodedArgs.count
+            if batchBytes > Self.batchArgumentBudget && !batch.isEmpty { break }
+            batch.append(task)
+        }
+        keys[key]!.queue.removeFirst(batch.count)
+        return batch
     }
 
     /// Cancels the task that makes `returnID`: a queued one is dropped, a running one is told
@@ -259,22 +338,6 @@ actor TaskSubmitter {
         var request = CancelTaskRequest()
         request.taskId = target.taskID
         _ = try? await worker.call(WorkerRPC.cancelTask, request, timeout: .seconds(10))
-    }
-
-    private func waitForWork(_ key: Key) async -> Bool {
-        if shuttingDown { return false }
-        nextIdle += 1
-        let ticket = nextIdle
-        let timer = Task { [linger = Self.leaseLinger] in
-            try await Task.sleep(for: linger)
-            self.expireIdle(key, ticket)
-        }
-        defer { timer.cancel() }
-        return await withCheckedContinuation { keys[key]!.idle[ticket] = $0 }
-    }
-
-    private func expireIdle(_ key: Key, _ ticket: Int) {
-        keys[key]?.idle.removeValue(forKey: ticket)?.resume(returning: false)
     }
 
     private func deliver(_ results: [TaskResult], for batch: [PendingTask], key: Key) {

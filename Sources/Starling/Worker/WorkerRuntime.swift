@@ -99,13 +99,21 @@ final class RunningTasks: Sendable {
     private let state = Mutex(State())
 
     func run(_ spec: TaskSpec, cluster: Cluster) async -> TaskResult {
-        let task = Task { await Cluster.$ambient.withValue(cluster) { await TaskExecutor.run(spec) } }
-        let cancelledEarly = state.withLock { state -> Bool in
+        if state.withLock({ $0.cancelledEarly.remove(spec.taskId) != nil }) {
+            var result = TaskResult()
+            result.taskId = spec.taskId
+            result.status = Status(code: .cancelled, message: "")
+            return result
+        }
+        // Its own Task so that CancelTask can cancel it alone; started immediately on this
+        // thread (no hop through the executor's queue: a short task finishes right here).
+        let task = Task.immediate { await Cluster.$ambient.withValue(cluster) { await TaskExecutor.run(spec) } }
+        let cancelledWhileStarting = state.withLock { state -> Bool in
             if state.cancelledEarly.remove(spec.taskId) != nil { return true }
             state.running[spec.taskId] = task
             return false
         }
-        if cancelledEarly { task.cancel() }
+        if cancelledWhileStarting { task.cancel() }
         var result = await task.value
         state.withLock { _ = $0.running.removeValue(forKey: spec.taskId) }
         if task.isCancelled, result.status?.code != .ok {
