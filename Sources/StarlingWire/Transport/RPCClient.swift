@@ -189,18 +189,16 @@ public final class RPCClient: Sendable {
         do { slot = try takeSlot() } catch { outgoing.free(); throw error }
         defer { giveBack(slot) }
         inFlight.attach(ticket, slot.aio)
-        let clock = ContinuousClock()
-        let start = clock.now
         let milliseconds = timeout.nngMilliseconds
         slot.aio.setMessage(outgoing.message)
-        let sent = await slot.aio.run(timeout: milliseconds) { nng_ctx_send(slot.context, $0) }
-        if sent != 0 {
-            if let unsent = slot.aio.takeMessage() { nng_msg_free(unsent) }
-            throw failure(sent, call: call, milliseconds: milliseconds, lost: inFlight.wasLost(ticket))
-        }
-        let remaining = max(1, milliseconds - (clock.now - start).nngMilliseconds)
-        let received = await slot.aio.run(timeout: remaining) { nng_ctx_recv(slot.context, $0) }
+        // Send, then receive the reply on the same context, chained in NNG's callback: the
+        // calling task is resumed once, with the reply. The timeout covers each phase.
+        let context = slot.context
+        let received = await slot.aio.run(timeout: milliseconds, { nng_ctx_send(context, $0) },
+                                          then: { nng_ctx_recv(context, $0) })
         guard received == 0, let message = slot.aio.takeMessage() else {
+            // A failed send leaves the request in the aio; a failed receive leaves nothing.
+            if received != 0, let unsent = slot.aio.takeMessage() { nng_msg_free(unsent) }
             throw failure(received == 0 ? NNG.closedCode : received, call: call, milliseconds: milliseconds, lost: inFlight.wasLost(ticket))
         }
         return ReceivedMessage(taking: message)

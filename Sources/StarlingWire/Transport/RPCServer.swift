@@ -154,23 +154,42 @@ public final class RPCServer: Sendable {
 
     private func serve(_ context: nng_ctx, _ aio: AsyncAio) async {
         defer { nng_ctx_close(context) }
+        var reply: OutgoingMessage?
         while !Task.isCancelled {
-            let received = await aio.run(timeout: nil) { nng_ctx_recv(context, $0) }
-            if received == NNG.closedCode || Task.isCancelled { return }
-            guard received == 0, let raw = aio.takeMessage() else { continue }
+            let received: Int32
+            if let outgoing = reply {
+                // Send the reply, then receive the next request, chained in NNG's callback:
+                // one resume of this task per request instead of two. The timeout bounds a
+                // send to a peer that stopped reading; an idle receive that times out with it
+                // is simply started again.
+                aio.setMessage(outgoing.message)
+                received = await aio.run(timeout: settings.callTimeout.nngMilliseconds,
+                                         { nng_ctx_send(context, $0) }, then: { nng_ctx_recv(context, $0) })
+                reply = nil
+            } else {
+                received = await aio.run(timeout: nil) { nng_ctx_recv(context, $0) }
+            }
+            if received == NNG.closedCode || Task.isCancelled {
+                if let left = aio.takeMessage() { nng_msg_free(left) }
+                return
+            }
+            guard received == 0, let raw = aio.takeMessage() else {
+                // A reply that could not be sent (its peer went away) is still in the aio.
+                if let unsent = aio.takeMessage() { nng_msg_free(unsent) }
+                continue
+            }
             let request = ReceivedMessage(taking: raw)
             let method = request.body.count >= 4 ? UInt32(littleEndian: request.body.loadUnaligned(as: UInt32.self)) : 0
             busy.withLock { $0[context.id] = method }
-            let reply = await dispatch(request)
+            reply = await dispatch(request)
             busy.withLock { $0[context.id] = nil }
-            guard let reply else { continue }
             // Start nothing on a socket that is being closed (see NNG.closeInBackground).
-            if Task.isCancelled { reply.free(); return }
-            aio.setMessage(reply.message)
-            let sent = await aio.run(timeout: settings.callTimeout.nngMilliseconds) { nng_ctx_send(context, $0) }
-            if sent != 0, let unsent = aio.takeMessage() { nng_msg_free(unsent) }
-            if sent == NNG.closedCode { return }
+            if Task.isCancelled {
+                reply?.free()
+                return
+            }
         }
+        reply?.free()
     }
 
     /// Returns the reply to send, or nil to send none (the connection was closed).
