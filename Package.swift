@@ -47,7 +47,7 @@ let package = Package(
         .executableTarget(name: "StarlingCLI", dependencies: ["StarlingCore", "StarlingHead", "StarlingNode", "StarlingWire"]),
         .executableTarget(
             name: "StarlingBench",
-            dependencies: ["Starling", "StarlingWire", "StarlingCodec"],
+            dependencies: ["Starling", "StarlingNode", "StarlingWire", "StarlingCodec"],
             path: "Benchmarks/StarlingBench"
         ),
         .executableTarget(
@@ -57,8 +57,8 @@ let package = Package(
         ),
         .executableTarget(name: "Pi", dependencies: ["Starling"], path: "Examples/Pi"),
         // A driver program the runtime tests start as real processes (driver and workers).
-        .executableTarget(name: "StarlingTestApp", dependencies: ["Starling"], path: "Tests/StarlingTestApp"),
-        .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp", "StarlingCLI"]),
+        .executableTarget(name: "StarlingTestApp", dependencies: ["Starling", "StarlingNode"], path: "Tests/StarlingTestApp"),
+        .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp", "StarlingCLI", "StarlingNode"]),
         .testTarget(name: "StarlingCodecTests", dependencies: ["StarlingCodec"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
         .testTarget(name: "StarlingWireTests", dependencies: ["StarlingWire", "StarlingCodec"]),

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Starling
+import StarlingNode
 
 /// A task that does nothing: the cost measured is the runtime's.
 struct NoOp: RemoteFunction {
@@ -123,8 +124,8 @@ enum TaskWorkloads {
             let refs = try await (0..<2).asyncMap { _ in try await cluster.submit(Nap.self, 500) }
             _ = try await cluster.get(refs)
             try await Task.sleep(for: .seconds(2))
-            let pids = ProcessTree.descendants(of: getpid()) + [getpid()]
-            let megabytes = Double(pids.map(ProcessTree.residentBytes).reduce(0, +)) / 1e6
+            let pids = ProcessTable.descendants(of: getpid()) + [getpid()]
+            let megabytes = Double(pids.map(ProcessTable.residentBytes).reduce(0, +)) / 1e6
             print("IDLE_RSS_MB \(megabytes) processes=\(pids.count)")
             fflush(nil)
         }
@@ -149,52 +150,6 @@ enum TaskWorkloads {
 
     static func micros(_ d: Duration) -> Double {
         Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12
-    }
-}
-
-/// Processes and their memory, from /proc.
-enum ProcessTree {
-    static func descendants(of root: pid_t) -> [pid_t] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        var parent: [pid_t: pid_t] = [:]
-        for entry in entries {
-            guard let pid = pid_t(entry) else { continue }
-            let stat = String(decoding: read("/proc/\(pid)/stat"), as: UTF8.self)
-            // Fields after the command (which may hold spaces) start after the last ')'.
-            guard let close = stat.lastIndex(of: ")") else { continue }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            if fields.count > 1, let ppid = pid_t(fields[1]) { parent[pid] = ppid }
-        }
-        return parent.keys.filter { pid in
-            var current = parent[pid]
-            while let next = current, next > 1 {
-                if next == root { return true }
-                current = parent[next]
-            }
-            return false
-        }
-    }
-
-    static func residentBytes(_ pid: pid_t) -> Int {
-        let status = String(decoding: read("/proc/\(pid)/status"), as: UTF8.self)
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-        return kb * 1024
-    }
-
-    /// /proc files report size 0: read with read(2) to the end.
-    static func read(_ path: String) -> [UInt8] {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return [] }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            out.append(contentsOf: buffer[0..<n])
-        }
-        return out
     }
 }
 

@@ -116,6 +116,7 @@ extension NodeManager {
             workers[id] = nil
             idle.removeAll { $0 == id }
             idleSince[id] = nil
+            reportFailure(id, worker, status: status, how: how)
             // A leased worker's resources come back now; its owner sees the lost connection
             // and returns the lease (ignored then) before retrying elsewhere.
             for (leaseID, lease) in leases where lease.worker == id {
@@ -177,8 +178,30 @@ extension NodeManager {
             info.logPath = worker.logPath
             info.address = ProcessAddress(url: worker.url ?? "", nodeId: nodeID.bytes, workerId: id.bytes)
             info.state = starting[id] != nil ? .starting : leased.contains(id) ? .leased : .idle
+            info.rssBytes = ProcessTable.residentBytes(worker.pid)
             return info
         }
         return reply
+    }
+
+    /// Tells the head a worker died on its own (kept for `starling status` and post-mortems).
+    func reportFailure(_ id: UniqueID, _ worker: WorkerRecord, status: Int32, how: String) {
+        guard let head else { return }
+        var failure = WorkerFailure()
+        failure.workerId = id.bytes
+        failure.nodeId = nodeID.bytes
+        failure.jobId = worker.pool
+        failure.address = ProcessAddress(url: worker.url ?? "", nodeId: nodeID.bytes, workerId: id.bytes)
+        failure.pid = worker.pid
+        failure.exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 0
+        failure.signal = status & 0x7f
+        failure.reason = how
+        failure.logPath = worker.logPath
+        let log = ProcessTable.read(worker.logPath)
+        failure.logTail = String(decoding: log.suffix(2048), as: UTF8.self)
+        failure.timeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        var request = ReportWorkerFailureRequest()
+        request.failure = failure
+        Task { _ = try? await head.call(HeadRPC.reportWorkerFailure, request, timeout: .seconds(5)) }
     }
 }

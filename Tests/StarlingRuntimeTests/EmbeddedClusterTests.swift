@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import StarlingNode
 import Testing
 
 /// Runs `StarlingTestApp SCENARIO` as a real driver process (its embedded cluster starts real
@@ -69,38 +70,13 @@ func expectNoLeftovers(of pid: Int32, allowSession: Bool = false) async throws {
     for session in sessions { try? FileManager.default.removeItem(atPath: "/tmp/" + session) }
 }
 
-/// Pids of the worker processes of driver `pid`, found by the session directory in their
-/// environment (orphans are re-parented, so a parent-pid check would miss exactly the leaks).
+/// Pids of the worker processes of driver (or node) `pid`, found by the session directory in
+/// their environment (orphans are re-parented, so a parent-pid check would miss exactly the leaks).
 func workersOf(_ pid: Int32) -> [String] {
-    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-    let marker = Array("STARLING_SESSION_DIR=/tmp/starling-\(pid)-".utf8)
-    return entries.filter { entry in
-        guard Int32(entry) != nil else { return false }
-        return readProcFile("/proc/\(entry)/environ").split(separator: 0).contains { $0.starts(with: marker) }
-    }
+    ProcessTable.withEnvironment(prefix: "STARLING_SESSION_DIR=/tmp/starling-\(pid)-").map(String.init)
 }
 
-/// True while `pid` exists and is not a zombie (an exited process nobody reaped yet).
-func isRunning(_ pid: Int32) -> Bool {
-    let stat = readProcFile("/proc/\(pid)/stat")
-    guard let close = stat.lastIndex(of: UInt8(ascii: ")")), close + 2 < stat.count else { return false }
-    return stat[close + 2] != UInt8(ascii: "Z")
-}
-
-/// Reads a /proc file to its end (they report size 0, so size-based readers see nothing).
-func readProcFile(_ path: String) -> [UInt8] {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return [] }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n <= 0 { break }
-        out.append(contentsOf: buffer[0..<n])
-    }
-    return out
-}
+func isRunning(_ pid: Int32) -> Bool { ProcessTable.isRunning(pid) }
 
 enum ScenarioError: Error, CustomStringConvertible {
     case missing(String)

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Starling
+import StarlingNode
 
 // A driver the runtime tests run as a real process. The first argument names a scenario; it
 // prints one line `RESULT <text>` on success, or `ERROR <description>` and exits 1.
@@ -78,28 +79,8 @@ struct Where: RemoteFunction {
 }
 
 /// Worker processes of this driver's embedded cluster (their environment names its session).
-func myWorkers() -> [String] {
-    let marker = Array("STARLING_SESSION_DIR=/tmp/starling-\(getpid())-".utf8)
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.filter { entry in
-        guard Int32(entry) != nil else { return false }
-        return readAll("/proc/\(entry)/environ").split(separator: 0).contains { $0.starts(with: marker) }
-    }
-}
-
-/// Reads a /proc file to its end with read(2) (they report size 0).
-func readAll(_ path: String) -> [UInt8] {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return [] }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n <= 0 { break }
-        out.append(contentsOf: buffer[0..<n])
-    }
-    return out
+func myWorkers() -> [pid_t] {
+    ProcessTable.withEnvironment(prefix: "STARLING_SESSION_DIR=/tmp/starling-\(getpid())-")
 }
 
 /// Runs `count` `Where` tasks with `options` at once; returns the distinct nodes, sorted.
