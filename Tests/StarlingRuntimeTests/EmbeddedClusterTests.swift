@@ -111,6 +111,13 @@ struct EmbeddedClusterTests {
         #expect(message.contains("has {CPU: 2}"))
     }
 
+    @Test("with waitIfInfeasible an infeasible task waits instead of failing")
+    func infeasibleWaits() async throws {
+        let message = try await runScenario(["infeasible-wait"])
+        #expect(message.hasPrefix("get of "), "\(message)")
+        #expect(message.hasSuffix("timed out after 1.0 s"), "\(message)")
+    }
+
     @Test("kill -9 of a worker mid-task is recovered by retry on a new worker")
     func workerKilled() async throws {
         #expect(try await runScenario(["worker-killed"]) == "survived")

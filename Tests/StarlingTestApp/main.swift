@@ -123,6 +123,16 @@ struct TestApp {
                     } catch {
                         result = "\(error)"
                     }
+                case "infeasible-wait":
+                    // With waitIfInfeasible the task waits (for a node that may join) instead
+                    // of failing: here no node joins, so get's timeout ends the wait.
+                    let options = TaskOptions(resources: ["CPU": 64], waitIfInfeasible: true)
+                    do {
+                        _ = try await cluster.get(cluster.submit(Square.self, 1, options: options), timeout: .seconds(1))
+                        result = "no error"
+                    } catch {
+                        result = "\(error)"
+                    }
                 case "worker-killed":
                     let marker = NSTemporaryDirectory() + "starling-die-once-\(getpid())"
                     defer { try? FileManager.default.removeItem(atPath: marker) }
