@@ -89,6 +89,9 @@ extension NodeManager {
         viewVersion = version
         var view: [UniqueID: NodeResources] = [:]
         for node in nodes where node.nodeId.count == 16 { view[UniqueID(bytes: node.nodeId)] = node }
+        if view.count != clusterView.count {
+            log.info("node \(nodeID.short) sees \(view.count) live nodes")
+        }
         clusterView = view
         // Waiting lease requests may now fit elsewhere (or became infeasible): decide again.
         wakeWaiters()

@@ -37,8 +37,9 @@ final class LocalCluster {
                 members.append(try launch(["start", "--address", headAddress, "--resources", resources, "--token-file", tokenFile], name: "node\(index)"))
                 try await describe(members.count - 1)
             }
-            // Nodes learn of each other through the head's view on their next heartbeat.
-            try await Task.sleep(for: .milliseconds(600))
+            // Nodes learn of each other through the head's view on their next heartbeat: wait
+            // until the head's node (where drivers ask first) sees them all.
+            _ = try await waitForLine(members[0], prefix: "", containing: "sees \(members.count) live nodes")
         } catch {
             await stop()
             throw error
@@ -49,6 +50,8 @@ final class LocalCluster {
         let process = Process()
         process.executableURL = try builtProduct("starling")
         process.arguments = arguments
+        // Info level: the harness waits on the head's "sees N live nodes" line.
+        process.environment = ProcessInfo.processInfo.environment.merging(["STARLING_LOG": "info"]) { _, new in new }
         let logPath = "\(directory)/\(name).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
@@ -58,15 +61,17 @@ final class LocalCluster {
         return Member(process: process, logPath: logPath)
     }
 
-    private func waitForLine(_ member: Member, prefix: String) async throws -> String {
+    private func waitForLine(_ member: Member, prefix: String, containing: String = "") async throws -> String {
         for _ in 0..<300 {
             let text = (try? String(contentsOfFile: member.logPath, encoding: .utf8)) ?? ""
-            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) { return String(line) }
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix(prefix) && (containing.isEmpty || $0.contains(containing)) }) {
+                return String(line)
+            }
             if !member.process.isRunning { break }
             try await Task.sleep(for: .milliseconds(50))
         }
         let text = (try? String(contentsOfFile: member.logPath, encoding: .utf8)) ?? ""
-        throw ScenarioError.failed("\(member.process.arguments ?? []) did not print \"\(prefix)\": \(text)")
+        throw ScenarioError.failed("\(member.process.arguments ?? []) did not print \"\(prefix)…\(containing)\": \(text)")
     }
 
     /// Reads the node id a member printed and its session directory.

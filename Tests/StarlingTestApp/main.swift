@@ -64,14 +64,19 @@ struct SumOfSquares: RemoteFunction {
     }
 }
 
-/// Reports the node it ran on; sleeps first, and leaves a marker file `<dir>/<node>-<pid>`
-/// when started so a test can see where it runs before it ends.
+/// Reports the node it ran on; sleeps first, and leaves a marker file `<dir>/<node>-<pid>-<n>`
+/// when started so a test can see where it runs before it ends. With `barrier`, it waits until
+/// that many tasks have started (so they provably run at once, however slow workers start).
 struct Where: RemoteFunction {
-    struct Input: Codable, Sendable { var sleepMillis = 0; var markerDir: String? }
+    struct Input: Codable, Sendable { var sleepMillis = 0; var markerDir: String?; var barrier = 0 }
     static func run(_ input: Input) async throws -> String {
         let node = try Cluster.current().nodeID
         if let dir = input.markerDir {
-            _ = FileManager.default.createFile(atPath: "\(dir)/\(node)-\(getpid())", contents: Data())
+            _ = FileManager.default.createFile(atPath: "\(dir)/\(node)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))", contents: Data())
+            for _ in 0..<3000 where input.barrier > 0 {
+                if ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).count >= input.barrier { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
         }
         if input.sleepMillis > 0 { try await Task.sleep(for: .milliseconds(input.sleepMillis)) }
         return node
@@ -84,9 +89,16 @@ func myWorkers() -> [pid_t] {
 }
 
 /// Runs `count` `Where` tasks with `options` at once; returns the distinct nodes, sorted.
-func nodesUsed(_ cluster: Cluster, count: Int, sleepMillis: Int, markerDir: String? = nil, options: TaskOptions) async throws -> String {
-    let refs = try await (0..<count).asyncMap { _ in
-        try await cluster.submit(Where.self, .init(sleepMillis: sleepMillis, markerDir: markerDir), options: options)
+func nodesUsed(_ cluster: Cluster, count: Int, sleepMillis: Int, markerDir: String? = nil, barrier: Bool = false,
+               options: TaskOptions) async throws -> String {
+    var dir = markerDir
+    if barrier, dir == nil {
+        dir = NSTemporaryDirectory() + "starling-barrier-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir!, withIntermediateDirectories: true)
+    }
+    defer { if barrier, markerDir == nil, let dir { try? FileManager.default.removeItem(atPath: dir) } }
+    let refs = try await (0..<count).asyncMap { [dir] _ in
+        try await cluster.submit(Where.self, .init(sleepMillis: sleepMillis, markerDir: dir, barrier: barrier ? count : 0), options: options)
     }
     let nodes = try await cluster.get(refs)
     return "\(nodes.count) " + Set(nodes).sorted().joined(separator: ",")
@@ -218,9 +230,9 @@ struct TestApp {
                     let nodes = try await cluster.nodes()
                     result = "\(nodes.count) head=\(nodes.first { $0.isHead }?.id ?? "none") local=\(cluster.nodeID)"
                 case "spread":
-                    result = try await nodesUsed(cluster, count: 2, sleepMillis: 300, options: .init(scheduling: .spread))
+                    result = try await nodesUsed(cluster, count: 2, sleepMillis: 0, barrier: true, options: .init(scheduling: .spread))
                 case "pack":
-                    result = try await nodesUsed(cluster, count: 2, sleepMillis: 300, options: .init())
+                    result = try await nodesUsed(cluster, count: 2, sleepMillis: 0, barrier: true, options: .init())
                 case "affinity":
                     let node = CommandLine.arguments[2]
                     result = try await nodesUsed(cluster, count: 4, sleepMillis: 100, options: .init(scheduling: .node(node)))
