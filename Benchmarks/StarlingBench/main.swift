@@ -6,7 +6,8 @@ import StarlingWire
 //
 //   starling-bench [--json] [--peer ray|none] [--only a,b,c] [--list]
 //
-// Hidden modes used by the benchmark itself: `serve-echo URL TOKEN_FILE`, `idle-rss-probe`.
+// Hidden modes used by the benchmark itself: `serve-echo URL TOKEN_FILE`, `idle-rss-probe`,
+// `sync-probe N` (N sync no-op tasks, for profiles).
 
 ProcessTuning.apply()
 // Workers of the task workloads' embedded cluster are this executable: serve as one.
@@ -15,6 +16,18 @@ if ProcessInfo.processInfo.environment["STARLING_WORKER_ID"] != nil {
 }
 let arguments = Array(CommandLine.arguments.dropFirst())
 
+if arguments.first == "sync-probe" {
+    // For profiles: N sync no-op tasks on an embedded cluster (e.g. under `perf stat -a`).
+    let count = arguments.count > 1 ? Int(arguments[1]) ?? 10_000 : 10_000
+    try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
+        for _ in 0..<200 { _ = try await cluster.get(cluster.submit(NoOp.self, 0)) }
+        let clock = ContinuousClock()
+        let start = clock.now
+        for _ in 0..<count { _ = try await cluster.get(cluster.submit(NoOp.self, 0)) }
+        print("sync-probe: \(count) tasks in \(clock.now - start)")
+    }
+    exit(0)
+}
 if arguments.first == "idle-rss-probe" {
     try await TaskWorkloads.idleRSSProbe()
     exit(0)
