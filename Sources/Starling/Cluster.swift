@@ -19,13 +19,64 @@ public struct Cluster: Sendable {
     public let nodeID: String
     /// The head, for drivers (workers reach the cluster through their node only).
     let head: RPCClient?
+    /// This process's actor system: spawned actors' handles resolve against it.
+    public let actorSystem: StarlingActorSystem
 
-    init(objects: ObjectTable, submitter: TaskSubmitter, ownerURL: String, nodeID: UniqueID, head: RPCClient?) {
+    init(objects: ObjectTable, submitter: TaskSubmitter, ownerURL: String, nodeID: UniqueID, head: RPCClient?,
+         actorSystem: StarlingActorSystem) {
         self.objects = objects
         self.submitter = submitter
         self.ownerURL = ownerURL
         self.nodeID = nodeID.hex
         self.head = head
+        self.actorSystem = actorSystem
+    }
+
+    /// Starts an actor of type `A` on a worker of its own, initialised there with `config`;
+    /// returns its handle once it is ready. The actor lives until `kill` or the end of the
+    /// process that spawned it.
+    /// ```swift
+    /// let counter = try await cluster.spawn(Counter.self, config: 0, options: .init(name: "counter"))
+    /// let total = try await counter.add(5)
+    /// ```
+    public func spawn<A: RemoteActor>(_ type: A.Type, config: A.Config, options: ActorOptions = ActorOptions()) async throws -> A {
+        let name = options.name ?? "\(A.self)"
+        let shape = ResourceSet(options.resources)
+        if !shape.negativeNames.isEmpty {
+            throw StarlingError.infeasible(task: name, reason: "negative amounts of \(shape.negativeNames.joined(separator: ", "))")
+        }
+        var encoder = BinaryEncoder()
+        encoder.userInfo[.actorSystemKey] = actorSystem
+        let encodedConfig = try encoder.encode(config)
+        guard encodedConfig.count <= TaskExecutor.inlineLimit else {
+            throw StarlingError.objectTooLarge(task: name, what: "config", bytes: encodedConfig.count, limit: TaskExecutor.inlineLimit)
+        }
+        guard let typeName = _mangledTypeName(A.self) else { throw StarlingError.unknownFunction(task: name, detail: "\(A.self) has no mangled name") }
+        let actorID = UniqueID.random()
+        let url = try await submitter.leaseForActor(actorID, shape: shape, strategy: options.scheduling, name: name)
+        let identity = ActorIdentity(id: actorID.hex, url: url, name: name)
+        var spec = ActorSpec()
+        spec.actorId = actorID.bytes
+        spec.typeName = typeName
+        spec.displayName = name
+        spec.encodedConfig = encodedConfig
+        spec.maxConcurrency = 1
+        var request = StartActorRequest()
+        request.spec = spec
+        do {
+            try await actorSystem.start(identity, request)
+        } catch {
+            await submitter.releaseActor(actorID)
+            throw error
+        }
+        return try A.resolve(id: identity, using: actorSystem)
+    }
+
+    /// Stops `actor` and its worker at once; its calls fail with `StarlingError.actorDied`.
+    public func kill<A: RemoteActor>(_ actor: A) async {
+        guard let id = UniqueID(hex: actor.id.id) else { return }
+        actorSystem.markDead(actor.id, reason: "killed with Cluster.kill")
+        await submitter.releaseActor(id)
     }
 
     /// The cluster of the code running now: set inside `Starling.run` and inside tasks on
@@ -161,7 +212,9 @@ public struct Cluster: Sendable {
             throw StarlingError.cancelled(task: ref.description)
         }
         do {
-            return try BinaryDecoder().decode(T.self, from: bytes)
+            var decoder = BinaryDecoder()
+            decoder.userInfo[.actorSystemKey] = actorSystem
+            return try decoder.decode(T.self, from: bytes)
         } catch {
             throw StarlingError.typeMismatch(task: ref.description, detail: "the result does not decode as \(T.self): \(error)")
         }

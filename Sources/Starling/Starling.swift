@@ -57,14 +57,18 @@ public enum Starling {
         }
         let objects = ObjectTable()
         let submitter = TaskSubmitter(node: session.node, jobID: session.jobID, objects: objects, token: session.token)
-        let cluster = Cluster(objects: objects, submitter: submitter, ownerURL: "driver", nodeID: session.nodeID, head: session.head)
+        let actors = StarlingActorSystem.install(token: session.token)
+        let cluster = Cluster(objects: objects, submitter: submitter, ownerURL: "driver", nodeID: session.nodeID, head: session.head,
+                              actorSystem: actors)
         do {
             let result = try await Cluster.$ambient.withValue(cluster) { try await body(cluster) }
             await submitter.shutdown()
+            actors.shutdown()
             await session.close(failure: nil)
             return result
         } catch {
             await submitter.shutdown()
+            actors.shutdown()
             await session.close(failure: "\(error)")
             throw error
         }

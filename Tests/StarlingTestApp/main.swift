@@ -83,6 +83,15 @@ struct Where: RemoteFunction {
     }
 }
 
+/// True while `pid` runs (give a killed worker a moment to be reaped).
+func isAlive(_ pid: Int32) -> Bool {
+    for _ in 0..<50 {
+        if !ProcessTable.isRunning(pid) { return false }
+        usleep(20_000)
+    }
+    return true
+}
+
 /// Worker processes of this driver's embedded cluster (their environment names its session).
 func myWorkers() -> [pid_t] {
     ProcessTable.withEnvironment(prefix: "STARLING_SESSION_DIR=/tmp/starling-\(getpid())-")
@@ -102,6 +111,59 @@ func nodesUsed(_ cluster: Cluster, count: Int, sleepMillis: Int, markerDir: Stri
     }
     let nodes = try await cluster.get(refs)
     return "\(nodes.count) " + Set(nodes).sorted().joined(separator: ",")
+}
+
+/// A stateful actor for the actor tests.
+distributed actor Counter: RemoteActor {
+    typealias ActorSystem = StarlingActorSystem
+    struct Overdrawn: Error, Codable, Equatable { let balance: Int; let asked: Int }
+    struct Summary: Codable, Sendable, Equatable { var count: Int; var mean: Double; var tags: [String: Int] }
+
+    var total: Int
+    var log: [Int] = []
+
+    init(actorSystem: ActorSystem, config start: Int) {
+        self.actorSystem = actorSystem
+        total = start
+    }
+
+    distributed func add(_ n: Int) -> Int {
+        total += n
+        return total
+    }
+
+    distributed func take(_ n: Int) throws -> Int {
+        guard n <= total else { throw Overdrawn(balance: total, asked: n) }
+        total -= n
+        return total
+    }
+
+    distributed func record(_ i: Int) async throws {
+        // A suspension inside: a later call must still not start before this one ends.
+        try await Task.sleep(for: .milliseconds(Int.random(in: 0...2)))
+        log.append(i)
+    }
+
+    distributed func recorded() -> [Int] { log }
+
+    distributed func summarize(_ values: [Double], tags: [String], weight: Double?) -> Summary {
+        var counts: [String: Int] = [:]
+        for tag in tags { counts[tag, default: 0] += 1 }
+        let mean = values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) * (weight ?? 1)
+        return Summary(count: values.count, mean: mean, tags: counts)
+    }
+
+    distributed func squareOnCluster(_ x: Int) async throws -> Int {
+        try await Cluster.current().get(Cluster.current().submit(Square.self, x))
+    }
+
+    distributed func pid() -> Int32 { getpid() }
+}
+
+/// A task that is handed an actor and calls it.
+struct AddThrough: RemoteFunction {
+    struct Input: Codable, Sendable { var counter: Counter; var amount: Int }
+    static func run(_ input: Input) async throws -> Int { try await input.counter.add(input.amount) }
 }
 
 @main
@@ -226,6 +288,29 @@ struct TestApp {
                     let many = try await (0..<12).asyncMap { _ in try await cluster.submit(Blob.self, 7 << 20) }
                     outcomes.append(String(try await cluster.get(many).map(\.count).reduce(0, +)))
                     result = outcomes.joined(separator: " | ")
+                case "actors":
+                    let counter = try await cluster.spawn(Counter.self, config: 10, options: .init(name: "counter"))
+                    var parts: [String] = []
+                    parts.append(String(try await counter.add(5)))
+                    do { _ = try await counter.take(100); parts.append("no error") } catch let error as Counter.Overdrawn {
+                        parts.append("Overdrawn(\(error.balance),\(error.asked))")
+                    }
+                    let summary = try await counter.summarize([1, 2, 3], tags: ["a", "b", "a"], weight: nil)
+                    parts.append("\(summary.count) \(summary.mean) \(summary.tags["a"] ?? 0)")
+                    // Calls made one after another without waiting: they run in that order.
+                    let calls = (0..<200).map { i in Task.immediate { try await counter.record(i) } }
+                    for call in calls { try await call.value }
+                    parts.append(try await counter.recorded() == Array(0..<200) ? "ordered" : "out of order")
+                    // A handle passed to a task; the actor submits a task of its own.
+                    parts.append(String(try await cluster.get(cluster.submit(AddThrough.self, .init(counter: counter, amount: 100)))))
+                    parts.append(String(try await counter.squareOnCluster(9)))
+                    let pid = try await counter.pid()
+                    await cluster.kill(counter)
+                    do { _ = try await counter.add(1); parts.append("no error") } catch let error as StarlingError {
+                        if case .actorDied = error { parts.append("dead") } else { parts.append("\(error)") }
+                    }
+                    parts.append(isAlive(pid) ? "worker alive" : "worker gone")
+                    result = parts.joined(separator: " | ")
                 case "nodes":
                     let nodes = try await cluster.nodes()
                     result = "\(nodes.count) head=\(nodes.first { $0.isHead }?.id ?? "none") local=\(cluster.nodeID)"

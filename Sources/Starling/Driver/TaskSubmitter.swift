@@ -42,6 +42,8 @@ actor TaskSubmitter {
     private var driving = 0
     private var drivesDone: [CheckedContinuation<Void, Never>] = []
     private var sweeper: Task<Void, Never>?
+    /// Workers leased for actors this process spawned: lease id and the granting node.
+    private var actorLeases: [UniqueID: (UniqueID, RPCClient)] = [:]
     private var workerClients: [String: RPCClient] = [:]
     /// Connections to other nodes that granted (or were asked for) leases after a spillback.
     private var nodeClients: [String: RPCClient] = [:]
@@ -99,6 +101,7 @@ actor TaskSubmitter {
         shuttingDown = true
         sweeper?.cancel()
         sweeper = nil
+        for actorID in Array(actorLeases.keys) { await releaseActor(actorID) }
         for key in keys.keys {
             let parked = keys[key]!.parked
             keys[key]!.parked.removeAll()
@@ -168,18 +171,17 @@ actor TaskSubmitter {
         return request
     }
 
-    /// Gets a lease (following spillbacks), runs the key's tasks on it, returns it.
-    private func lease(_ key: Key) async {
-        var request = leaseRequest(key)
+    /// Asks the local node for a lease and follows spillbacks; returns the grant and the node
+    /// that granted it. Failures at a node spilled to go back to the local node.
+    private func acquireLease(_ initial: RequestWorkerLeaseRequest) async throws -> (RequestWorkerLeaseReply, RPCClient) {
+        var request = initial
         var target = node
-        var granted: RequestWorkerLeaseReply?
         var lastError: Error?
-        for _ in 0..<Self.maxLeaseHops where granted == nil && !Task.isCancelled {
+        for _ in 0..<Self.maxLeaseHops where !Task.isCancelled {
             do {
                 let reply = try await target.call(NodeManagerRPC.requestWorkerLease, request, timeout: .seconds(365 * 24 * 3600))
-                if reply.granted {
-                    granted = reply
-                } else if let spill = reply.spillback, !spill.url.isEmpty {
+                if reply.granted, reply.workerAddress?.url.isEmpty == false { return (reply, target) }
+                if let spill = reply.spillback, !spill.url.isEmpty {
                     do {
                         target = try await nodeClient(spill.url)
                         request.grantOrReject = true
@@ -192,11 +194,11 @@ actor TaskSubmitter {
                     }
                 }
             } catch {
-                lastError = error
                 // A failure at the local node ends the request; one at a node spilled to (dead,
                 // or it could not fit after all) sends the request back to the local node,
                 // whose view of the cluster catches up within a heartbeat.
-                if target === node { break }
+                if target === node { throw error }
+                lastError = error
                 log.info("lease request at \(target.peer) failed (\(error)); asking the local node again")
                 forgetNode(target)
                 target = node
@@ -204,13 +206,23 @@ actor TaskSubmitter {
                 try? await Task.sleep(for: .milliseconds(50))
             }
         }
-        keys[key]!.requesting = false
-        guard let reply = granted, let url = reply.workerAddress?.url else {
-            if !shuttingDown {
-                failQueue(key, lastError ?? StarlingError.cluster("no node granted a worker after \(Self.maxLeaseHops) attempts"))
-            }
+        throw lastError ?? StarlingError.cluster("no node granted a worker after \(Self.maxLeaseHops) attempts")
+    }
+
+    /// Gets a lease (following spillbacks), runs the key's tasks on it, returns it.
+    private func lease(_ key: Key) async {
+        let request = leaseRequest(key)
+        let granted: RequestWorkerLeaseReply
+        let target: RPCClient
+        do {
+            (granted, target) = try await acquireLease(request)
+            keys[key]!.requesting = false
+        } catch {
+            keys[key]!.requesting = false
+            if !shuttingDown { failQueue(key, error) }
             return
         }
+        let url = granted.workerAddress!.url
         let leaseID = UniqueID(bytes: request.leaseId)
         let worker: RPCClient
         do {
@@ -322,6 +334,35 @@ actor TaskSubmitter {
         }
         keys[key]!.queue.removeFirst(batch.count)
         return batch
+    }
+
+    /// Leases a worker dedicated to an actor for its lifetime; returns its address.
+    func leaseForActor(_ actorID: UniqueID, shape: ResourceSet, strategy: Scheduling, name: String) async throws -> String {
+        var request = leaseRequest(Key(shape: shape, strategy: strategy, waitIfInfeasible: false))
+        request.actorId = actorID.bytes
+        request.taskName = name
+        request.backlog = 0
+        do {
+            let (reply, target) = try await acquireLease(request)
+            actorLeases[actorID] = (UniqueID(bytes: request.leaseId), target)
+            return reply.workerAddress!.url
+        } catch let WireError.remote(_, _, code, message) where code == .infeasible {
+            throw StarlingError.infeasible(task: name, reason: message)
+        } catch let error as StarlingError {
+            throw error
+        } catch {
+            throw StarlingError.cluster("actor \(name) could not get a worker: \(error)")
+        }
+    }
+
+    /// Gives an actor's worker back to its node, which stops it (the actor's state goes with it).
+    func releaseActor(_ actorID: UniqueID) async {
+        guard let (leaseID, target) = actorLeases.removeValue(forKey: actorID) else { return }
+        var request = ReturnWorkerLeaseRequest()
+        request.leaseId = leaseID.bytes
+        request.workerExiting = true
+        request.reason = "actor killed"
+        _ = try? await target.call(NodeManagerRPC.returnWorkerLease, request, timeout: .seconds(5))
     }
 
     /// Cancels the task that makes `returnID`: a queued one is dropped, a running one is told

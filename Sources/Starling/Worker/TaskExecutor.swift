@@ -53,7 +53,10 @@ enum TaskExecutor {
     private static func invoke<F: RemoteFunction>(_ type: F.Type, _ spec: TaskSpec) async throws -> [UInt8] {
         let input: F.Input
         do {
-            input = try BinaryDecoder().decode(F.Input.self, from: spec.encodedArgs)
+            var decoder = BinaryDecoder()
+            // Actor handles in the input resolve against this process's actor system.
+            decoder.userInfo[.actorSystemKey] = StarlingActorSystem.forCoding
+            input = try decoder.decode(F.Input.self, from: spec.encodedArgs)
         } catch {
             throw DecodeFailure(description: "the argument does not decode as \(F.Input.self): \(error)")
         }

@@ -30,8 +30,11 @@ enum WorkerRuntime {
             let jobID = environment[WorkerEnvironment.jobID].flatMap { UniqueID(hex: $0) } ?? UniqueID(bytes: [])
             let nodeID = environment[WorkerEnvironment.nodeID].flatMap { UniqueID(hex: $0) } ?? UniqueID(bytes: [])
             let objects = ObjectTable()
+            let actors = StarlingActorSystem.install(token: token)
             let cluster = Cluster(objects: objects, submitter: TaskSubmitter(node: node, jobID: jobID, objects: objects, token: token),
-                                  ownerURL: "worker-\(workerID.short)", nodeID: nodeID, head: nil)
+                                  ownerURL: "worker-\(workerID.short)", nodeID: nodeID, head: nil, actorSystem: actors)
+            // The address owners and callers reach this worker at (known once it listens).
+            let ownURL = Mutex("")
             let running = RunningTasks()
             var routes = RouteTable()
             routes.add(WorkerRPC.pushTaskBatch) { request, _ in
@@ -59,6 +62,12 @@ enum WorkerRuntime {
                 reply.attempted = running.cancel(request.taskId)
                 return reply
             }
+            routes.add(WorkerRPC.startActor) { request, _ in
+                actors.startHere(request, url: ownURL.withLock { $0 })
+            }
+            routes.add(WorkerRPC.actorCall) { request, _ in
+                await Cluster.$ambient.withValue(cluster) { await actors.execute(request) }
+            }
             routes.add(WorkerRPC.pushTask) { request, _ in
                 let result = await running.run(request.task ?? TaskSpec(), cluster: cluster)
                 var reply = PushTaskReply()
@@ -70,8 +79,13 @@ enum WorkerRuntime {
             }
             // Owners on other hosts reach a worker of a tcp node over tcp (a port the system picks).
             let listen = environment[WorkerEnvironment.listenHost].map { "tcp://\($0):0" } ?? "ipc://\(sessionDir)/worker-\(idHex.prefix(8)).sock"
+            // Contexts beyond the default: an actor's calls wait in them for their turn, and
+            // each caller keeps up to `StarlingActorSystem.callWindow` in flight.
+            var serverSettings = TransportSettings()
+            serverSettings.serverContexts = 256
             let server = try RPCServer(listeningOn: Address(listen), token: token,
-                                       name: "worker \(idHex.prefix(8))", routes: routes)
+                                       name: "worker \(idHex.prefix(8))", routes: routes, settings: serverSettings)
+            ownURL.withLock { $0 = server.address.description }
             var registration = RegisterWorkerRequest()
             registration.workerId = workerID.bytes
             registration.pid = getpid()

@@ -94,10 +94,17 @@ public final class RPCClient: Sendable {
     /// Calls `rpc` and returns its reply; throws `WireError.remote` for a non-OK status.
     /// `timeout` defaults to `settings.callTimeout`.
     public func call<Request, Reply>(_ rpc: RPC<Request, Reply>, _ request: Request, timeout: Duration? = nil) async throws -> Reply {
+        try await call(rpc, request, timeout: timeout, returningFailures: false)
+    }
+
+    /// Like `call`, but a reply whose status is not OK is returned, not thrown, when the
+    /// reply carries more than its status (an actor call's `RemoteError`, for example).
+    public func call<Request, Reply>(_ rpc: RPC<Request, Reply>, _ request: Request, timeout: Duration? = nil,
+                                     returningFailures: Bool) async throws -> Reply {
         try await ensureAuthenticated()
         let outgoing = try OutgoingMessage.pack(request, method: rpc.method, limit: settings.maxMessageSize, what: "\(rpc.name) request")
         let received = try await exchange(outgoing, call: rpc.name, timeout: timeout ?? settings.callTimeout)
-        return try decodeReply(received, rpc)
+        return try decodeReply(received, rpc, returningFailures: returningFailures)
     }
 
     /// Connects without running the handshake (tests of what the server does to such peers).
@@ -122,14 +129,14 @@ public final class RPCClient: Sendable {
         return Array(received.body)
     }
 
-    private func decodeReply<Request, Reply>(_ received: ReceivedMessage, _ rpc: RPC<Request, Reply>) throws -> Reply {
+    private func decodeReply<Request, Reply>(_ received: ReceivedMessage, _ rpc: RPC<Request, Reply>, returningFailures: Bool) throws -> Reply {
         let reply: Reply
         do {
             reply = try Reply(unpacking: received.body)
         } catch {
             throw WireError.malformed(what: "\(rpc.name) reply from \(peer)", detail: "\(error)")
         }
-        if let status = reply.status, status.code != .ok {
+        if !returningFailures, let status = reply.status, status.code != .ok {
             throw WireError.remote(peer: peer.description, call: rpc.name, code: status.code, message: status.message)
         }
         return reply
