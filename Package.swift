@@ -39,8 +39,8 @@ let package = Package(
         ),
         // Node manager: resources, worker pool, leases.
         .target(name: "StarlingNode", dependencies: ["StarlingCore", "StarlingWire", "StarlingLog"]),
-        // Head: the control store (nodes, jobs, executables) and the cluster view.
-        .target(name: "StarlingHead", dependencies: ["StarlingCore", "StarlingWire", "StarlingLog"]),
+        // Head: the control store (nodes, jobs, executables, actors) and the cluster view.
+        .target(name: "StarlingHead", dependencies: ["StarlingCore", "StarlingNode", "StarlingWire", "StarlingLog"]),
         // The public API: remote functions, refs, the driver and worker runtimes, Starling.run.
         .target(name: "Starling", dependencies: ["StarlingCore", "StarlingWire", "StarlingCodec", "StarlingNode", "StarlingHead", "StarlingLog"]),
         // The `starling` command: runs heads and nodes.

@@ -21,9 +21,12 @@ public struct Cluster: Sendable {
     let head: RPCClient?
     /// This process's actor system: spawned actors' handles resolve against it.
     public let actorSystem: StarlingActorSystem
+    /// The job this process works for (empty in a worker that was not told).
+    let jobID: [UInt8]
 
     init(objects: ObjectTable, submitter: TaskSubmitter, ownerURL: String, nodeID: UniqueID, head: RPCClient?,
-         actorSystem: StarlingActorSystem) {
+         actorSystem: StarlingActorSystem, jobID: UniqueID) {
+        self.jobID = jobID.bytes
         self.objects = objects
         self.submitter = submitter
         self.ownerURL = ownerURL
@@ -33,50 +36,57 @@ public struct Cluster: Sendable {
     }
 
     /// Starts an actor of type `A` on a worker of its own, initialised there with `config`;
-    /// returns its handle once it is ready. The actor lives until `kill` or the end of the
-    /// process that spawned it.
+    /// returns its handle once it is ready. The head places it (like a task, by its resources
+    /// and scheduling) and restarts it per `maxRestarts` when its worker or node dies.
     /// ```swift
     /// let counter = try await cluster.spawn(Counter.self, config: 0, options: .init(name: "counter"))
     /// let total = try await counter.add(5)
     /// ```
     public func spawn<A: RemoteActor>(_ type: A.Type, config: A.Config, options: ActorOptions = ActorOptions()) async throws -> A {
-        let name = options.name ?? "\(A.self)"
+        let display = options.name ?? "\(A.self)"
         let shape = ResourceSet(options.resources)
         if !shape.negativeNames.isEmpty {
-            throw StarlingError.infeasible(task: name, reason: "negative amounts of \(shape.negativeNames.joined(separator: ", "))")
+            throw StarlingError.infeasible(task: display, reason: "negative amounts of \(shape.negativeNames.joined(separator: ", "))")
         }
         var encoder = BinaryEncoder()
         encoder.userInfo[.actorSystemKey] = actorSystem
         let encodedConfig = try encoder.encode(config)
         guard encodedConfig.count <= TaskExecutor.inlineLimit else {
-            throw StarlingError.objectTooLarge(task: name, what: "config", bytes: encodedConfig.count, limit: TaskExecutor.inlineLimit)
+            throw StarlingError.objectTooLarge(task: display, what: "config", bytes: encodedConfig.count, limit: TaskExecutor.inlineLimit)
         }
-        guard let typeName = _mangledTypeName(A.self) else { throw StarlingError.unknownFunction(task: name, detail: "\(A.self) has no mangled name") }
-        let actorID = UniqueID.random()
-        let url = try await submitter.leaseForActor(actorID, shape: shape, strategy: options.scheduling, name: name)
-        let identity = ActorIdentity(id: actorID.hex, url: url, name: name)
+        guard let typeName = _mangledTypeName(A.self) else { throw StarlingError.unknownFunction(task: display, detail: "\(A.self) has no mangled name") }
         var spec = ActorSpec()
-        spec.actorId = actorID.bytes
+        spec.actorId = UniqueID.random().bytes
+        spec.jobId = jobID
         spec.typeName = typeName
-        spec.displayName = name
+        spec.displayName = display
         spec.encodedConfig = encodedConfig
-        spec.maxConcurrency = 1
-        var request = StartActorRequest()
-        request.spec = spec
-        do {
-            try await actorSystem.start(identity, request)
-        } catch {
-            await submitter.releaseActor(actorID)
-            throw error
-        }
-        return try A.resolve(id: identity, using: actorSystem)
+        spec.name = options.name ?? ""
+        spec.namespace = options.namespace
+        spec.lifetime = options.lifetime == .detached ? .detached : .job
+        spec.maxRestarts = Int32(clamping: options.maxRestarts)
+        spec.maxTaskRetries = Int32(clamping: options.maxTaskRetries)
+        spec.maxConcurrency = UInt32(clamping: max(1, options.maxConcurrency))
+        spec.resources = shape.quantities
+        spec.strategy = TaskSubmitter.wireStrategy(options.scheduling)
+        spec.owner = ProcessAddress(url: ownerURL, nodeId: UniqueID(hex: nodeID)?.bytes ?? [])
+        let info = try await actorSystem.create(spec, getIfExists: options.getIfExists)
+        return try A.resolve(id: ActorIdentity(info), using: actorSystem)
     }
 
-    /// Stops `actor` and its worker at once; its calls fail with `StarlingError.actorDied`.
-    public func kill<A: RemoteActor>(_ actor: A) async {
-        guard let id = UniqueID(hex: actor.id.id) else { return }
-        actorSystem.markDead(actor.id, reason: "killed with Cluster.kill")
-        await submitter.releaseActor(id)
+    /// The live actor named `name` in `namespace` (spawned by any driver), as `A`.
+    public func actor<A: RemoteActor>(named name: String, namespace: String = "default", as type: A.Type = A.self) async throws -> A {
+        let info = try await actorSystem.lookup(name: name, namespace: namespace)
+        guard info.spec?.typeName == _mangledTypeName(A.self) else {
+            throw StarlingError.typeMismatch(task: "actor \(name)", detail: "it is a \(info.spec?.displayName ?? "?"), not a \(A.self)")
+        }
+        return try A.resolve(id: ActorIdentity(info), using: actorSystem)
+    }
+
+    /// Stops `actor`; with `restart` (and restarts left) it starts again with its original
+    /// config, else its calls fail with `StarlingError.actorDied`.
+    public func kill<A: RemoteActor>(_ actor: A, restart: Bool = false) async throws {
+        try await actorSystem.kill(actor.id, restart: restart)
     }
 
     /// The cluster of the code running now: set inside `Starling.run` and inside tasks on

@@ -57,9 +57,9 @@ public enum Starling {
         }
         let objects = ObjectTable()
         let submitter = TaskSubmitter(node: session.node, jobID: session.jobID, objects: objects, token: session.token)
-        let actors = StarlingActorSystem.install(token: session.token)
+        let actors = StarlingActorSystem.install(token: session.token, head: session.head, headURL: nil)
         let cluster = Cluster(objects: objects, submitter: submitter, ownerURL: "driver", nodeID: session.nodeID, head: session.head,
-                              actorSystem: actors)
+                              actorSystem: actors, jobID: session.jobID)
         do {
             let result = try await Cluster.$ambient.withValue(cluster) { try await body(cluster) }
             await submitter.shutdown()

@@ -15,6 +15,8 @@ extension WorkerEnvironment {
     public static let nodeID = "STARLING_NODE_ID"
     /// The job whose executable the worker runs (hex id).
     public static let jobID = "STARLING_JOB_ID"
+    /// The head's RPC address (actors spawned or looked up from inside a task).
+    public static let headURL = "STARLING_HEAD_URL"
     /// The host a worker listens on with tcp (unset: an ipc socket in the session directory).
     public static let listenHost = "STARLING_WORKER_HOST"
 }

@@ -33,16 +33,20 @@ public struct HeadSettings: Sendable {
 public actor Head {
     public nonisolated let clusterID = UniqueID.random()
     public let settings: HeadSettings
-    private let token: ClusterToken
+    let token: ClusterToken
     private var server: RPCServer?
-    private var nodes = NodeDirectory()
+    var nodes = NodeDirectory()
     private var jobs = JobDirectory()
+    var actors = ActorDirectory()
     private var executables: ExecutableStore
     private var failures: [WorkerFailure] = []
-    private var nodeClients: [UniqueID: RPCClient] = [:]
+    /// Connections to nodes and to actors' workers, by URL.
+    private var nodeClients: [String: RPCClient] = [:]
+    var workerClients: [String: RPCClient] = [:]
+    var actorRoundRobin = 0
     private var monitor: Task<Void, Never>?
     private let startTime = Head.unixMs()
-    private let log = Logger(label: "head")
+    let log = Logger(label: "head")
 
     /// The head's RPC address (valid after `start`).
     public var address: Address? { server?.address }
@@ -68,6 +72,10 @@ public actor Head {
         routes.add(HeadRPC.listJobs) { [self] request, _ in await listJobs(request) }
         routes.add(HeadRPC.reportWorkerFailure) { [self] request, _ in await reportWorkerFailure(request) }
         routes.add(HealthMetricsRPC.heartbeat) { [self] request, _ in await heartbeat(request) }
+        routes.add(HeadRPC.createActor) { [self] request, _ in try await createActor(request) }
+        routes.add(HeadRPC.getActor) { [self] request, _ in try await getActor(request) }
+        routes.add(HeadRPC.listActors) { [self] request, _ in await listActors(request) }
+        routes.add(HeadRPC.killActor) { [self] request, _ in try await killActor(request) }
         server = try RPCServer(listeningOn: settings.listenAddress, token: token, name: "head", routes: routes,
                                onConnectionClosed: { [weak self] connection in
                                    Task { await self?.connectionClosed(connection) }
@@ -85,6 +93,8 @@ public actor Head {
         monitor?.cancel()
         for (_, client) in nodeClients { client.close() }
         nodeClients.removeAll()
+        for (_, client) in workerClients { client.close() }
+        workerClients.removeAll()
         await server?.close()
         server = nil
     }
@@ -153,27 +163,34 @@ public actor Head {
         return reply
     }
 
-    private func declareSilentNodesDead() {
+    private func declareSilentNodesDead() async {
         for id in nodes.silent(longerThan: settings.nodeTimeout, now: .now) {
-            nodeDied(id, reason: "no heartbeat for \(settings.nodeTimeout)")
+            await nodeDied(id, reason: "no heartbeat for \(settings.nodeTimeout)")
         }
     }
 
-    private func nodeDied(_ id: UniqueID, reason: String) {
+    private func nodeDied(_ id: UniqueID, reason: String) async {
+        let url = nodes.info(id)?.address?.url ?? ""
         guard nodes.markDead(id, reason: reason, nowUnixMs: Self.unixMs()) else { return }
         log.warning("node \(id.short) is dead: \(reason)")
-        nodeClients.removeValue(forKey: id)?.close()
+        nodeClients.removeValue(forKey: url)?.close()
+        await actorsLost(onNode: id, reason: reason)
     }
 
     private func connectionClosed(_ connection: UInt32) async {
         for id in nodes.nodes(registeredOn: connection) {
-            nodeDied(id, reason: "its connection to the head closed (process exited or was killed)")
+            await nodeDied(id, reason: "its connection to the head closed (process exited or was killed)")
         }
         for id in jobs.jobs(drivenOver: connection) {
             guard jobs.finish(id, state: .stopped, exitCode: -1, message: "the driver disconnected", nowUnixMs: Self.unixMs()) else { continue }
             log.info("job \(id.short) ended: its driver disconnected")
-            await stopWorkers(of: id, reason: "job \(id.short)'s driver disconnected")
+            await jobEnded(id, reason: "job \(id.short)'s driver disconnected")
         }
+    }
+
+    private func jobEnded(_ id: UniqueID, reason: String) async {
+        await endActors(ofJob: id)
+        await stopWorkers(of: id, reason: reason)
     }
 
     // MARK: - Jobs
@@ -192,7 +209,7 @@ public actor Head {
         let id = UniqueID(bytes: request.jobId)
         let state: JobState = request.exitCode == 0 && request.message.isEmpty ? .succeeded : .failed
         if jobs.finish(id, state: state, exitCode: request.exitCode, message: request.message, nowUnixMs: Self.unixMs()) {
-            await stopWorkers(of: id, reason: "job \(id.short) finished")
+            await jobEnded(id, reason: "job \(id.short) finished")
         }
         return MarkJobFinishedReply()
     }
@@ -237,7 +254,7 @@ public actor Head {
         request.reason = reason
         for entry in nodes.alive {
             let id = UniqueID(bytes: entry.info.nodeId)
-            guard let client = try? await nodeClient(id, url: entry.info.address?.url ?? "") else { continue }
+            guard let client = try? await nodeClient(url: entry.info.address?.url ?? "") else { continue }
             do {
                 _ = try await client.call(NodeManagerRPC.stopWorkers, request, timeout: .seconds(5))
             } catch {
@@ -246,23 +263,24 @@ public actor Head {
         }
     }
 
-    private func nodeClient(_ id: UniqueID, url: String) async throws -> RPCClient {
-        if let client = nodeClients[id] { return client }
+    func nodeClient(url: String) async throws -> RPCClient {
+        if let client = nodeClients[url] { return client }
         let client = try await RPCClient.connect(to: Address(url), token: token, name: "head")
-        if let raced = nodeClients[id] {
+        if let raced = nodeClients[url] {
             client.close()
             return raced
         }
-        nodeClients[id] = client
+        nodeClients[url] = client
         return client
     }
 
     // MARK: - Workers
 
-    private func reportWorkerFailure(_ request: ReportWorkerFailureRequest) -> ReportWorkerFailureReply {
+    private func reportWorkerFailure(_ request: ReportWorkerFailureRequest) async -> ReportWorkerFailureReply {
         if let failure = request.failure {
             failures.append(failure)
             if failures.count > 1000 { failures.removeFirst(failures.count - 1000) }
+            await actorWorkerDied(failure)
         }
         return ReportWorkerFailureReply()
     }

@@ -50,6 +50,7 @@ extension NodeManager {
         environment[WorkerEnvironment.jobID] = UniqueID(bytes: job).hex
         environment[WorkerEnvironment.tokenFile] = settings.tokenFile
         environment[WorkerEnvironment.sessionDir] = settings.sessionDir
+        environment[WorkerEnvironment.headURL] = settings.headAddress?.description
         if let listen = settings.listenAddress, listen.scheme != .ipc {
             environment[WorkerEnvironment.listenHost] = listen.host ?? "127.0.0.1"
         } else {
@@ -129,8 +130,12 @@ extension NodeManager {
     /// Stops a job's workers (its driver finished) or the ones named.
     func stopWorkers(_ request: StopWorkersRequest) -> StopWorkersReply {
         let named = Set(request.workerIds.map { UniqueID(bytes: $0) })
+        // A job's end leaves actor workers alone: the head ends the job's actors itself and
+        // keeps detached ones.
+        let actorWorkers = Set(leases.values.filter { !$0.actor.isEmpty }.map(\.worker))
         var stopped: UInt32 = 0
-        for (id, worker) in workers where named.contains(id) || (named.isEmpty && !request.jobId.isEmpty && worker.pool == request.jobId) {
+        for (id, worker) in workers where named.contains(id)
+            || (named.isEmpty && !request.jobId.isEmpty && worker.pool == request.jobId && !actorWorkers.contains(id)) {
             workers[id] = nil
             idle.removeAll { $0 == id }
             idleSince[id] = nil

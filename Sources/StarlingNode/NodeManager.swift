@@ -55,6 +55,8 @@ public actor NodeManager {
         let worker: UniqueID
         let demand: ResourceSet
         let owner: UInt32
+        /// Set for a worker dedicated to an actor (the head owns such leases and ends them).
+        var actor: [UInt8] = []
     }
 
     /// The node's RPC address (valid after `start`).
@@ -64,7 +66,7 @@ public actor NodeManager {
         self.settings = settings
         self.token = token
         self.available = settings.resources
-        self.executables = JobExecutables(directory: settings.sessionDir + "/executables")
+        self.executables = JobExecutables(directory: settings.sessionDir + "/job-executables")
     }
 
     /// Starts serving, registers with the head (if any) and prestarts workers.
@@ -200,7 +202,7 @@ public actor NodeManager {
             throw RPCFailure(.unavailable, "the owner asking for this lease has gone")
         }
         let leaseID = request.leaseId.isEmpty ? UniqueID.random() : UniqueID(bytes: request.leaseId)
-        leases[leaseID] = Lease(worker: workerID, demand: demand, owner: owner)
+        leases[leaseID] = Lease(worker: workerID, demand: demand, owner: owner, actor: request.actorId)
         var reply = RequestWorkerLeaseReply()
         reply.granted = true
         reply.workerAddress = ProcessAddress(url: workers[workerID]?.url ?? "", nodeId: nodeID.bytes, workerId: workerID.bytes)
@@ -220,7 +222,8 @@ public actor NodeManager {
                                         roundRobin: roundRobin, taskName: taskName)
     }
 
-    static func strategy(_ proto: StarlingWire.SchedulingStrategy?) -> StarlingCore.SchedulingStrategy {
+    /// The scheduler's strategy for a strategy as it travels.
+    public static func strategy(_ proto: StarlingWire.SchedulingStrategy?) -> StarlingCore.SchedulingStrategy {
         guard let proto else { return .hybrid }
         switch proto.kind {
         case .spread: return .spread

@@ -18,3 +18,21 @@ struct ActorTests {
         #expect(parts[7] == "worker gone", "kill stops the actor's worker")
     }
 }
+
+@Suite("Actor restarts (real processes)")
+struct ActorRestartTests {
+    @Test("kill -9 of an actor's worker: restarted with its config, the call retried; once restarts are used up calls fail at once naming the cause")
+    func restartAfterWorkerKill() async throws {
+        let parts = try await runScenario(["actor-restart"]).components(separatedBy: " | ")
+        #expect(parts.count == 5, "\(parts)")
+        guard parts.count == 5 else { return }
+        #expect(parts[0] == "15")
+        #expect(parts[1] == "11", "the restarted actor starts from its config (10) and the retried call adds 1")
+        for failure in parts[2...3] {
+            #expect(failure.hasPrefix("actor phoenix ("), "\(failure)")
+            #expect(failure.contains("killed by signal 9 (SIGKILL) on node "), "\(failure)")
+            #expect(failure.hasSuffix("restarts used: 1 of 1"), "\(failure)")
+        }
+        #expect(parts[4] == "fast", "calls to a dead actor fail at once")
+    }
+}

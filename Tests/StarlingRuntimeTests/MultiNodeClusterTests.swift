@@ -131,7 +131,7 @@ struct MultiNodeClusterTests {
             #expect(try await runScenario(["squares"], environment: cluster.environment) == String((0..<100).map { $0 * $0 }.reduce(0, +)))
             // The nodes lacked the driver's executable: they fetched it from the head by hash.
             let fetched = cluster.members.dropFirst().filter { member in
-                let cache = member.session + "/executables"
+                let cache = member.session + "/job-executables"
                 return !(((try? FileManager.default.subpathsOfDirectory(atPath: cache)) ?? []).filter { $0.hasSuffix("StarlingTestApp") }.isEmpty)
             }
             #expect(!fetched.isEmpty, "no node holds a fetched copy of the job's executable")
@@ -168,6 +168,17 @@ struct MultiNodeClusterTests {
             let dead = try await runScenario(["affinity-dead"], environment: cluster.environment)
             #expect(dead.hasPrefix("true | "))
             #expect(dead.contains("pinned to node 00112233445566778899aabbccddeeff, which is not alive"))
+        }
+    }
+
+    @Test("a named detached actor outlives its driver; a second driver finds it by name, calls it and kills it")
+    func detachedActor() async throws {
+        try await withCluster { cluster in
+            // get-or-create returns the same actor: 100 + 1 + 1.
+            #expect(try await runScenario(["actor-detached-create"], environment: cluster.environment) == "102")
+            let used = try await runScenario(["actor-detached-use"], environment: cluster.environment)
+            #expect(used.hasPrefix("112 | "), "the second driver saw the first one's state: \(used)")
+            #expect(used.contains("no live actor named \"registry\" in namespace \"tests\""), "\(used)")
         }
     }
 

@@ -305,12 +305,42 @@ struct TestApp {
                     parts.append(String(try await cluster.get(cluster.submit(AddThrough.self, .init(counter: counter, amount: 100)))))
                     parts.append(String(try await counter.squareOnCluster(9)))
                     let pid = try await counter.pid()
-                    await cluster.kill(counter)
+                    try await cluster.kill(counter)
                     do { _ = try await counter.add(1); parts.append("no error") } catch let error as StarlingError {
                         if case .actorDied = error { parts.append("dead") } else { parts.append("\(error)") }
                     }
                     parts.append(isAlive(pid) ? "worker alive" : "worker gone")
                     result = parts.joined(separator: " | ")
+                case "actor-restart":
+                    // kill -9 of the actor's worker: restarted with its original config, the
+                    // call in flight retried (maxTaskRetries 1); after the one restart allowed,
+                    // calls fail at once naming the actor and the cause.
+                    let counter = try await cluster.spawn(Counter.self, config: 10,
+                                                          options: .init(name: "phoenix", maxRestarts: 1, maxTaskRetries: 1))
+                    var parts = [String(try await counter.add(5))]
+                    kill(try await counter.pid(), SIGKILL)
+                    parts.append(String(try await counter.add(1)))
+                    kill(try await counter.pid(), SIGKILL)
+                    let clock = ContinuousClock()
+                    let start = clock.now
+                    do { _ = try await counter.add(1); parts.append("no error") } catch { parts.append("\(error)") }
+                    do { _ = try await counter.add(1); parts.append("no error") } catch { parts.append("\(error)") }
+                    parts.append(clock.now - start < .seconds(10) ? "fast" : "slow")
+                    result = parts.joined(separator: " | ")
+                case "actor-detached-create":
+                    let registry = try await cluster.spawn(Counter.self, config: 100,
+                                                           options: .init(name: "registry", namespace: "tests", lifetime: .detached))
+                    _ = try await registry.add(1)
+                    let again = try await cluster.spawn(Counter.self, config: 0,
+                                                        options: .init(name: "registry", namespace: "tests", lifetime: .detached, getIfExists: true))
+                    result = String(try await again.add(1))
+                case "actor-detached-use":
+                    let registry = try await cluster.actor(named: "registry", namespace: "tests", as: Counter.self)
+                    let total = try await registry.add(10)
+                    try await cluster.kill(registry)
+                    var after = "no error"
+                    do { _ = try await cluster.actor(named: "registry", namespace: "tests", as: Counter.self) } catch { after = "\(error)" }
+                    result = "\(total) | \(after)"
                 case "nodes":
                     let nodes = try await cluster.nodes()
                     result = "\(nodes.count) head=\(nodes.first { $0.isHead }?.id ?? "none") local=\(cluster.nodeID)"

@@ -27,18 +27,44 @@ public protocol RemoteActor: DistributedActor where ActorSystem == StarlingActor
 
 /// Options of one spawned actor.
 public struct ActorOptions: Sendable {
+    /// How long an actor lives.
+    public enum Lifetime: Sendable {
+        /// Until the job that spawned it ends (or `kill`).
+        case job
+        /// Until `kill`: it outlives its job, and other drivers find it by name.
+        case detached
+    }
+
     /// Resources the actor holds for its lifetime (default none, as an actor in Ray holds no
     /// CPU once created). Give `["CPU": 1]` to keep a core for it.
     public var resources: [String: Double] = [:]
     /// Where it may run.
     public var scheduling: Scheduling = .default
-    /// A name for logs and errors (defaults to the type name).
+    /// A unique name in `namespace`: `Cluster.actor(named:)` finds it, from any driver.
     public var name: String?
+    public var namespace: String = "default"
+    public var lifetime: Lifetime = .job
+    /// Restarts (with its original config) after its worker or node dies; -1: no limit.
+    public var maxRestarts: Int = 0
+    /// Retries of a call whose actor died during it (on the restarted actor); -1: no limit.
+    public var maxTaskRetries: Int = 0
+    /// Calls that may run at once (reentrant async methods); 1 runs them one at a time.
+    public var maxConcurrency: Int = 1
+    /// With a name that is taken: return the existing actor instead of failing.
+    public var getIfExists: Bool = false
 
-    public init(resources: [String: Double] = [:], scheduling: Scheduling = .default, name: String? = nil) {
+    public init(resources: [String: Double] = [:], scheduling: Scheduling = .default, name: String? = nil,
+                namespace: String = "default", lifetime: Lifetime = .job, maxRestarts: Int = 0, maxTaskRetries: Int = 0,
+                maxConcurrency: Int = 1, getIfExists: Bool = false) {
         self.resources = resources
         self.scheduling = scheduling
         self.name = name
+        self.namespace = namespace
+        self.lifetime = lifetime
+        self.maxRestarts = maxRestarts
+        self.maxTaskRetries = maxTaskRetries
+        self.maxConcurrency = maxConcurrency
+        self.getIfExists = getIfExists
     }
 }
 

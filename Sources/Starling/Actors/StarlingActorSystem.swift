@@ -21,6 +21,8 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     static var forCoding: StarlingActorSystem? { installed.withLock { $0 } }
 
     let token: ClusterToken
+    /// The head (actor directory): a driver's connection, or an address a worker dials lazily.
+    private let headURL: String?
     /// The calling process, for per-caller ordering at the actors it calls.
     let callerID = UniqueID.random()
     private let state = Mutex(State())
@@ -38,25 +40,162 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         var pendingIdentity: ActorIdentity?
         /// Actors known dead (killed, or their worker gone), with why: calls fail at once.
         var dead: [String: String] = [:]
+        /// Where an actor runs now, when it moved since its handle was made (a restart).
+        var addresses: [String: String] = [:]
+        var head: RPCClient?
     }
 
-    init(token: ClusterToken) {
+    init(token: ClusterToken, head: RPCClient?, headURL: String?) {
         self.token = token
+        self.headURL = headURL
+        state.withLock { $0.head = head }
     }
 
-    static func install(token: ClusterToken) -> StarlingActorSystem {
+    /// Sets up this process's system: with the driver's head connection, or (in a worker) the
+    /// head's address to dial when an actor is spawned or looked up.
+    static func install(token: ClusterToken, head: RPCClient?, headURL: String?) -> StarlingActorSystem {
         installed.withLock { current in
             if let current { return current }
-            let system = StarlingActorSystem(token: token)
+            let system = StarlingActorSystem(token: token, head: head, headURL: headURL)
             current = system
             return system
         }
+    }
+
+    private func head() async throws -> RPCClient {
+        if let head = state.withLock({ $0.head }) { return head }
+        guard let headURL, !headURL.isEmpty else { throw StarlingError.cluster("this process has no head to ask about actors") }
+        let client = try await RPCClient.connect(to: Address(headURL), token: token, name: "actor system")
+        let raced = state.withLock { state -> RPCClient? in
+            if let existing = state.head { return existing }
+            state.head = client
+            return nil
+        }
+        if let raced {
+            client.close()
+            return raced
+        }
+        return client
+    }
+
+    // MARK: - The actor directory at the head
+
+    func create(_ spec: ActorSpec, getIfExists: Bool) async throws -> ActorInfo {
+        var request = CreateActorRequest()
+        request.spec = spec
+        request.getIfExists = getIfExists
+        let reply: CreateActorReply
+        do {
+            reply = try await head().call(HeadRPC.createActor, request, timeout: .seconds(365 * 24 * 3600), returningFailures: true)
+        } catch {
+            throw StarlingError.cluster("spawning \(spec.displayName) failed: \(error)")
+        }
+        let code = reply.status?.code ?? .ok
+        switch code {
+        case .ok:
+            guard let info = reply.actor, info.state == .alive else {
+                throw StarlingError.actorDied(actor: spec.displayName, detail: reply.actor?.reason ?? "it did not start")
+            }
+            return info
+        case .infeasible:
+            throw StarlingError.infeasible(task: spec.displayName, reason: reply.status?.message ?? "")
+        case .alreadyExists:
+            throw StarlingError.cluster(reply.status?.message ?? "an actor named \(spec.name) already exists")
+        case .userError:
+            if let error = reply.actor?.deathError, let rebuilt = RemoteErrorCoding.decode(error.encodedError) { throw rebuilt }
+            throw StarlingError.taskFailed(task: "\(spec.displayName).init", errorType: reply.actor?.deathError?.typeName ?? "Error",
+                                          message: reply.actor?.deathError?.message ?? reply.status?.message ?? "")
+        case .unknownFunction:
+            throw StarlingError.unknownFunction(task: spec.displayName, detail: reply.actor?.deathError?.message ?? reply.status?.message ?? "")
+        case .typeMismatch:
+            throw StarlingError.typeMismatch(task: spec.displayName, detail: reply.actor?.deathError?.message ?? reply.status?.message ?? "")
+        default:
+            throw StarlingError.actorDied(actor: spec.displayName, detail: reply.status?.message ?? "")
+        }
+    }
+
+    func lookup(name: String, namespace: String) async throws -> ActorInfo {
+        var request = GetActorRequest()
+        request.name = name
+        request.namespace = namespace
+        request.waitMs = 60_000
+        do {
+            let reply = try await head().call(HeadRPC.getActor, request, timeout: .seconds(90))
+            guard let info = reply.actor, info.state == .alive else {
+                throw StarlingError.actorDied(actor: name, detail: reply.actor?.reason ?? "not alive")
+            }
+            return info
+        } catch let WireError.remote(_, _, code, message) where code == .notFound {
+            throw StarlingError.cluster(message)
+        }
+    }
+
+    func kill(_ actor: ActorIdentity, restart: Bool) async throws {
+        var request = KillActorRequest()
+        request.actorId = UniqueID(hex: actor.id)?.bytes ?? []
+        request.noRestart = !restart
+        request.reason = restart ? "killed with restart" : "killed with Cluster.kill"
+        _ = try await head().call(HeadRPC.killActor, request)
+        if !restart { markDead(actor, reason: "killed with Cluster.kill") } else { dropClient(url(of: actor)) }
+    }
+
+    /// Ends the actor calling this, after the call it is in returns (a graceful exit from
+    /// inside; it is not restarted).
+    public func exit<A: RemoteActor>(_ actor: A) {
+        let id = actor.id
+        Task {
+            try? await Task.sleep(for: .milliseconds(50))
+            var request = KillActorRequest()
+            request.actorId = UniqueID(hex: id.id)?.bytes ?? []
+            request.fromActor = true
+            request.noRestart = true
+            _ = try? await self.head().call(HeadRPC.killActor, request)
+        }
+    }
+
+    private func url(of actor: ActorIdentity) -> String {
+        state.withLock { $0.addresses[actor.id] } ?? actor.url
+    }
+
+    /// After a call failed on the connection: asks the head where the actor is now (waiting
+    /// while it restarts). Returns true when it runs again at a new address.
+    private func refresh(_ actor: ActorIdentity) async -> (moved: Bool, maxTaskRetries: Int) {
+        var request = GetActorRequest()
+        request.actorId = UniqueID(hex: actor.id)?.bytes ?? []
+        request.waitMs = 30_000
+        // The head learns of the worker's death from its node a little after this caller saw
+        // the connection drop: while it still reports the old address, ask again.
+        var answer: ActorInfo?
+        for _ in 0..<200 {
+            answer = try? await head().call(HeadRPC.getActor, request, timeout: .seconds(60)).actor
+            guard let info = answer, info.state == .alive, info.address?.url == self.url(of: actor) else { break }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        guard let info = answer else {
+            markDead(actor, reason: "its worker went away and the head cannot say where it is")
+            return (false, 0)
+        }
+        let retries = Int(info.spec?.maxTaskRetries ?? 0)
+        if info.state == .alive, let url = info.address?.url, url != self.url(of: actor) {
+            state.withLock { state in
+                state.addresses[actor.id] = url
+                // A new incarnation numbers its callers' calls from 0 again.
+                state.sequences[actor.id] = nil
+            }
+            return (true, retries)
+        }
+        if info.state == .dead {
+            markDead(actor, reason: info.reason.isEmpty ? "dead" : info.reason)
+        }
+        return (false, retries)
     }
 
     /// Closes connections to other workers (at the end of `Starling.run`).
     func shutdown() {
         let clients = state.withLock { state in defer { state.clients = [:] }; return state.clients }
         for (_, client) in clients { client.close() }
+        // A driver's head connection belongs to its session; a worker's own is closed here.
+        if headURL != nil, let head = state.withLock({ state in defer { state.head = nil }; return state.head }) { head.close() }
     }
 
     // MARK: - Identities
@@ -110,10 +249,37 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     /// Records that `actor` is gone: later calls fail at once instead of waiting to reconnect.
     func markDead(_ actor: ActorIdentity, reason: String) {
         state.withLock { $0.dead[actor.id] = reason }
-        dropClient(actor.url)
+        dropClient(url(of: actor))
     }
 
     private func call(_ actor: ActorIdentity, target: RemoteCallTarget, invocation: StarlingInvocationEncoder) async throws -> [UInt8] {
+        var attempt = 0
+        while true {
+            do {
+                return try await callOnce(actor, target: target, invocation: invocation)
+            } catch let lost as ConnectionLost {
+                // The worker went away: the actor restarts (or died). Retry on the new
+                // incarnation as its maxTaskRetries allow; the call may have run partly.
+                let (moved, retries) = await refresh(actor)
+                if moved, retries < 0 || attempt < retries {
+                    attempt += 1
+                    continue
+                }
+                if let reason = state.withLock({ $0.dead[actor.id] }) {
+                    throw StarlingError.actorDied(actor: "\(actor)", detail: "\(lost.call): \(reason)")
+                }
+                throw StarlingError.actorDied(actor: "\(actor)", detail: "\(lost.call) was running when its worker went away (\(lost.detail))\(moved ? "; the actor restarted, and maxTaskRetries allows no retry" : "")")
+            }
+        }
+    }
+
+    /// A call's connection failed (its worker is gone or unreachable).
+    private struct ConnectionLost: Error {
+        let call: String
+        let detail: String
+    }
+
+    private func callOnce(_ actor: ActorIdentity, target: RemoteCallTarget, invocation: StarlingInvocationEncoder) async throws -> [UInt8] {
         let method = Self.methodName(target)
         if let reason = state.withLock({ $0.dead[actor.id] }) {
             throw StarlingError.actorDied(actor: "\(actor)", detail: "\(actor.name).\(method): \(reason)")
@@ -152,8 +318,8 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         } catch let error as StarlingError {
             throw error
         } catch {
-            markDead(actor, reason: "its worker at \(actor.url) went away (\(error))")
-            throw StarlingError.actorDied(actor: "\(actor)", detail: "\(request.displayName) failed: \(error)")
+            dropClient(url(of: actor))
+            throw ConnectionLost(call: request.displayName, detail: "\(error)")
         }
         if let status = reply.status, status.code != .ok {
             throw Self.failure(code: status.code, message: status.message, actor: actor, call: request.displayName, error: reply.error)
@@ -210,19 +376,22 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     }
 
     private func client(for actor: ActorIdentity) async throws -> RPCClient {
-        guard !actor.url.isEmpty else {
+        let url = url(of: actor)
+        guard !url.isEmpty else {
             throw StarlingError.actorDied(actor: "\(actor)", detail: "the handle has no address (an actor made outside Cluster.spawn)")
         }
-        if let client = state.withLock({ $0.clients[actor.url] }) { return client }
+        if let client = state.withLock({ $0.clients[url] }) { return client }
+        var settings = TransportSettings()
+        settings.connectTimeout = .seconds(2)
         let client: RPCClient
         do {
-            client = try await RPCClient.connect(to: Address(actor.url), token: token, name: "actor caller")
+            client = try await RPCClient.connect(to: Address(url), token: token, name: "actor caller", settings: settings)
         } catch {
-            throw StarlingError.actorDied(actor: "\(actor)", detail: "its worker at \(actor.url) cannot be reached: \(error)")
+            throw ConnectionLost(call: "\(actor.name)", detail: "its worker at \(url) cannot be reached: \(error)")
         }
         let raced = state.withLock { state -> RPCClient? in
-            if let existing = state.clients[actor.url] { return existing }
-            state.clients[actor.url] = client
+            if let existing = state.clients[url] { return existing }
+            state.clients[url] = client
             return nil
         }
         if let raced {
@@ -234,19 +403,6 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
 
     private func dropClient(_ url: String) {
         state.withLock { $0.clients.removeValue(forKey: url) }?.close()
-    }
-
-    /// Asks the worker in `identity` to create the actor described by `request`.
-    func start(_ identity: ActorIdentity, _ request: StartActorRequest) async throws {
-        let reply: StartActorReply
-        do {
-            reply = try await client(for: identity).call(WorkerRPC.startActor, request, timeout: .seconds(60), returningFailures: true)
-        } catch let WireError.remote(_, _, code, message) {
-            throw Self.failure(code: code, message: message, actor: identity, call: "\(identity.name).init", error: nil)
-        }
-        if let status = reply.status, status.code != .ok {
-            throw Self.failure(code: status.code, message: status.message, actor: identity, call: "\(identity.name).init", error: reply.error)
-        }
     }
 
     // MARK: - Hosting (worker side)
@@ -428,5 +584,13 @@ actor Mailbox {
         } else {
             slotWaiters.removeFirst().resume()
         }
+    }
+}
+
+extension ActorIdentity {
+    /// The identity of an actor as the head describes it.
+    init(_ info: ActorInfo) {
+        self.init(id: UniqueID(bytes: info.spec?.actorId ?? []).hex, url: info.address?.url ?? "",
+                  name: info.spec?.name.isEmpty == false ? info.spec!.name : info.spec?.displayName ?? "actor")
     }
 }

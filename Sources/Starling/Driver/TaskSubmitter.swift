@@ -1,5 +1,6 @@
 import StarlingCore
 import StarlingLog
+import StarlingNode
 import StarlingWire
 
 /// The owner's side of the task path: lease workers by scheduling key (resource shape and
@@ -42,8 +43,6 @@ actor TaskSubmitter {
     private var driving = 0
     private var drivesDone: [CheckedContinuation<Void, Never>] = []
     private var sweeper: Task<Void, Never>?
-    /// Workers leased for actors this process spawned: lease id and the granting node.
-    private var actorLeases: [UniqueID: (UniqueID, RPCClient)] = [:]
     private var workerClients: [String: RPCClient] = [:]
     /// Connections to other nodes that granted (or were asked for) leases after a spillback.
     private var nodeClients: [String: RPCClient] = [:]
@@ -65,8 +64,6 @@ actor TaskSubmitter {
     /// How long shutdown lets lease loops return their leases before cancelling them (a lease
     /// request the node cannot grant would otherwise hold shutdown forever).
     static let shutdownGrace: Duration = .milliseconds(300)
-    /// Lease requests after spillbacks to unreachable nodes before the tasks fail.
-    static let maxLeaseHops = 50
 
     init(node: RPCClient, jobID: UniqueID, objects: ObjectTable, token: ClusterToken) {
         self.node = node
@@ -101,7 +98,6 @@ actor TaskSubmitter {
         shuttingDown = true
         sweeper?.cancel()
         sweeper = nil
-        for actorID in Array(actorLeases.keys) { await releaseActor(actorID) }
         for key in keys.keys {
             let parked = keys[key]!.parked
             keys[key]!.parked.removeAll()
@@ -150,14 +146,10 @@ actor TaskSubmitter {
         leaseTasks[ticket] = nil
     }
 
-    private func leaseRequest(_ key: Key) -> RequestWorkerLeaseRequest {
-        var request = RequestWorkerLeaseRequest()
-        request.leaseId = UniqueID.random().bytes
-        request.jobId = jobID.bytes
-        request.resources = key.shape.quantities
-        request.queueIfInfeasible = key.waitIfInfeasible
+    /// A scheduling option as it travels.
+    static func wireStrategy(_ scheduling: Scheduling) -> StarlingWire.SchedulingStrategy {
         var strategy = StarlingWire.SchedulingStrategy()
-        switch key.strategy {
+        switch scheduling {
         case .default: strategy.kind = .unspecified
         case .spread: strategy.kind = .spread
         case let .node(id, soft):
@@ -165,48 +157,24 @@ actor TaskSubmitter {
             strategy.nodeId = UniqueID(hex: id)?.bytes ?? Array(id.utf8)
             strategy.soft = soft
         }
-        request.strategy = strategy
+        return strategy
+    }
+
+    private func leaseRequest(_ key: Key) -> RequestWorkerLeaseRequest {
+        var request = RequestWorkerLeaseRequest()
+        request.leaseId = UniqueID.random().bytes
+        request.jobId = jobID.bytes
+        request.resources = key.shape.quantities
+        request.queueIfInfeasible = key.waitIfInfeasible
+        request.strategy = Self.wireStrategy(key.strategy)
         request.taskName = keys[key]?.queue.first?.spec.displayName ?? ""
         request.backlog = UInt32(keys[key]?.queue.count ?? 0)
         return request
     }
 
-    /// Asks the local node for a lease and follows spillbacks; returns the grant and the node
-    /// that granted it. Failures at a node spilled to go back to the local node.
-    private func acquireLease(_ initial: RequestWorkerLeaseRequest) async throws -> (RequestWorkerLeaseReply, RPCClient) {
-        var request = initial
-        var target = node
-        var lastError: Error?
-        for _ in 0..<Self.maxLeaseHops where !Task.isCancelled {
-            do {
-                let reply = try await target.call(NodeManagerRPC.requestWorkerLease, request, timeout: .seconds(365 * 24 * 3600))
-                if reply.granted, reply.workerAddress?.url.isEmpty == false { return (reply, target) }
-                if let spill = reply.spillback, !spill.url.isEmpty {
-                    do {
-                        target = try await nodeClient(spill.url)
-                        request.grantOrReject = true
-                        request.spillCount += 1
-                    } catch {
-                        // The node spilled to is unreachable (it died): ask the local node again.
-                        lastError = error
-                        log.info("cannot reach node \(spill.url) spilled to (\(error)); asking the local node again")
-                        try? await Task.sleep(for: .milliseconds(50))
-                    }
-                }
-            } catch {
-                // A failure at the local node ends the request; one at a node spilled to (dead,
-                // or it could not fit after all) sends the request back to the local node,
-                // whose view of the cluster catches up within a heartbeat.
-                if target === node { throw error }
-                lastError = error
-                log.info("lease request at \(target.peer) failed (\(error)); asking the local node again")
-                forgetNode(target)
-                target = node
-                request.grantOrReject = false
-                try? await Task.sleep(for: .milliseconds(50))
-            }
-        }
-        throw lastError ?? StarlingError.cluster("no node granted a worker after \(Self.maxLeaseHops) attempts")
+    private func acquireLease(_ request: RequestWorkerLeaseRequest) async throws -> (RequestWorkerLeaseReply, RPCClient) {
+        try await LeaseRequester.acquire(request, at: node, connect: { try await self.nodeClient($0) },
+                                         forget: { await self.forgetNode($0) })
     }
 
     /// Gets a lease (following spillbacks), runs the key's tasks on it, returns it.
@@ -334,35 +302,6 @@ actor TaskSubmitter {
         }
         keys[key]!.queue.removeFirst(batch.count)
         return batch
-    }
-
-    /// Leases a worker dedicated to an actor for its lifetime; returns its address.
-    func leaseForActor(_ actorID: UniqueID, shape: ResourceSet, strategy: Scheduling, name: String) async throws -> String {
-        var request = leaseRequest(Key(shape: shape, strategy: strategy, waitIfInfeasible: false))
-        request.actorId = actorID.bytes
-        request.taskName = name
-        request.backlog = 0
-        do {
-            let (reply, target) = try await acquireLease(request)
-            actorLeases[actorID] = (UniqueID(bytes: request.leaseId), target)
-            return reply.workerAddress!.url
-        } catch let WireError.remote(_, _, code, message) where code == .infeasible {
-            throw StarlingError.infeasible(task: name, reason: message)
-        } catch let error as StarlingError {
-            throw error
-        } catch {
-            throw StarlingError.cluster("actor \(name) could not get a worker: \(error)")
-        }
-    }
-
-    /// Gives an actor's worker back to its node, which stops it (the actor's state goes with it).
-    func releaseActor(_ actorID: UniqueID) async {
-        guard let (leaseID, target) = actorLeases.removeValue(forKey: actorID) else { return }
-        var request = ReturnWorkerLeaseRequest()
-        request.leaseId = leaseID.bytes
-        request.workerExiting = true
-        request.reason = "actor killed"
-        _ = try? await target.call(NodeManagerRPC.returnWorkerLease, request, timeout: .seconds(5))
     }
 
     /// Cancels the task that makes `returnID`: a queued one is dropped, a running one is told

@@ -30,9 +30,9 @@ enum WorkerRuntime {
             let jobID = environment[WorkerEnvironment.jobID].flatMap { UniqueID(hex: $0) } ?? UniqueID(bytes: [])
             let nodeID = environment[WorkerEnvironment.nodeID].flatMap { UniqueID(hex: $0) } ?? UniqueID(bytes: [])
             let objects = ObjectTable()
-            let actors = StarlingActorSystem.install(token: token)
+            let actors = StarlingActorSystem.install(token: token, head: nil, headURL: environment[WorkerEnvironment.headURL])
             let cluster = Cluster(objects: objects, submitter: TaskSubmitter(node: node, jobID: jobID, objects: objects, token: token),
-                                  ownerURL: "worker-\(workerID.short)", nodeID: nodeID, head: nil, actorSystem: actors)
+                                  ownerURL: "worker-\(workerID.short)", nodeID: nodeID, head: nil, actorSystem: actors, jobID: jobID)
             // The address owners and callers reach this worker at (known once it listens).
             let ownURL = Mutex("")
             let running = RunningTasks()

@@ -1,0 +1,226 @@
+import StarlingCore
+import StarlingNode
+import StarlingWire
+
+/// The head as actor manager: creates actors on leased workers, restarts them when their
+/// worker or node dies (up to `max_restarts`), answers where an actor is (or why it is dead),
+/// kills them, and ends a job's actors with the job.
+extension Head {
+    func createActor(_ request: CreateActorRequest) async throws -> CreateActorReply {
+        guard let spec = request.spec else { throw RPCFailure(.invalidArgument, "CreateActor without a spec") }
+        var reply = CreateActorReply()
+        if !spec.name.isEmpty, let existing = actors.named(spec.name, namespace: spec.namespace) {
+            reply.actor = actors[existing]?.info
+            if request.getIfExists {
+                reply.actor = await waitUntilSettled(existing, upTo: .seconds(60))
+                return reply
+            }
+            reply.status = Status(code: .alreadyExists, message: "an actor named \"\(spec.name)\" already exists in namespace \"\(spec.namespace)\"")
+            return reply
+        }
+        let id = try actors.register(spec, nowUnixMs: Head.unixMs())
+        log.info("actor \(id.short) (\(spec.displayName)) registered")
+        await place(id)
+        let info = actors[id]?.info ?? ActorInfo()
+        reply.actor = info
+        if info.state == .dead {
+            let code = info.deathError?.code ?? .actorDied
+            reply.status = Status(code: code == .ok ? .actorDied : code, message: info.reason)
+        }
+        return reply
+    }
+
+    func getActor(_ request: GetActorRequest) async throws -> GetActorReply {
+        let id: UniqueID
+        if !request.actorId.isEmpty {
+            id = UniqueID(bytes: request.actorId)
+        } else if let named = actors.named(request.name, namespace: request.namespace) {
+            id = named
+        } else {
+            throw RPCFailure(.notFound, "no live actor named \"\(request.name)\" in namespace \"\(request.namespace)\"")
+        }
+        guard actors[id] != nil else { throw RPCFailure(.notFound, "no actor \(id.short) in this cluster") }
+        var reply = GetActorReply()
+        reply.actor = request.waitMs > 0 ? await waitUntilSettled(id, upTo: .milliseconds(Int(min(request.waitMs, 60_000))))
+                                          : actors[id]?.info
+        return reply
+    }
+
+    func listActors(_ request: ListActorsRequest) -> ListActorsReply {
+        var reply = ListActorsReply()
+        reply.actors = actors.all.filter { info in
+            (request.includeDead || info.state != .dead)
+                && (request.jobId.isEmpty || info.spec?.jobId == request.jobId)
+                && (request.namespace.isEmpty || info.spec?.namespace == request.namespace)
+        }
+        return reply
+    }
+
+    func killActor(_ request: KillActorRequest) async throws -> KillActorReply {
+        let id = UniqueID(bytes: request.actorId)
+        guard let entry = actors[id] else { throw RPCFailure(.notFound, "no actor \(id.short) in this cluster") }
+        guard entry.info.state != .dead else { return KillActorReply() }
+        let reason = request.fromActor ? "exited from inside" : (request.reason.isEmpty ? "killed" : request.reason)
+        await stopIncarnation(id)
+        if !request.noRestart && !request.fromActor && restartsLeft(id) {
+            await restart(id, cause: reason)
+        } else {
+            log.info("actor \(id.short) is dead: \(reason)")
+            actors.markDead(id, reason: reason, error: nil, nowUnixMs: Head.unixMs())
+        }
+        return KillActorReply()
+    }
+
+    /// A worker died (reported by its node): restart or bury the actor it hosted.
+    func actorWorkerDied(_ failure: WorkerFailure) async {
+        for id in actors.hosted(byWorker: failure.workerId) {
+            actors[id]?.workerID = []
+            actors[id]?.leaseID = []
+            await actorIncarnationLost(id, cause: "its worker (pid \(failure.pid)) \(failure.reason)")
+        }
+    }
+
+    /// A node died: restart or bury the actors it hosted.
+    func actorsLost(onNode node: UniqueID, reason: String) async {
+        for id in actors.hosted(onNode: node.bytes) {
+            actors[id]?.workerID = []
+            actors[id]?.leaseID = []
+            await actorIncarnationLost(id, cause: "its node \(node.short) died (\(reason))")
+        }
+    }
+
+    /// A job ended: its actors (all but detached ones) end with it.
+    func endActors(ofJob job: UniqueID) async {
+        for id in actors.owned(byJob: job.bytes) {
+            await stopIncarnation(id)
+            actors.markDead(id, reason: "its job \(job.short) ended", error: nil, nowUnixMs: Head.unixMs())
+        }
+    }
+
+    private func actorIncarnationLost(_ id: UniqueID, cause: String) async {
+        if restartsLeft(id) {
+            await restart(id, cause: cause)
+        } else {
+            let restarts = actors[id]?.info.numRestarts ?? 0
+            let node = UniqueID(bytes: actors[id]?.info.lastNodeId ?? []).short
+            let reason = "\(cause) on node \(node); restarts used: \(restarts) of \(actors[id]?.info.spec?.maxRestarts ?? 0)"
+            log.warning("actor \(id.short) (\(actors[id]?.info.spec?.displayName ?? "?")) is dead: \(reason)")
+            actors.markDead(id, reason: reason, error: nil, nowUnixMs: Head.unixMs())
+        }
+    }
+
+    private func restartsLeft(_ id: UniqueID) -> Bool {
+        guard let entry = actors[id], let spec = entry.info.spec else { return false }
+        return spec.maxRestarts < 0 || Int(entry.info.numRestarts) < Int(spec.maxRestarts)
+    }
+
+    private func restart(_ id: UniqueID, cause: String) async {
+        actors[id]?.info.numRestarts += 1
+        actors[id]?.info.state = .restarting
+        actors[id]?.info.reason = "restarting: \(cause)"
+        log.info("restarting actor \(id.short) (\(cause))")
+        await place(id)
+    }
+
+    /// Gives the current incarnation's worker back to its node, which stops it.
+    private func stopIncarnation(_ id: UniqueID) async {
+        guard let entry = actors[id], !entry.leaseID.isEmpty, let node = try? await nodeClient(url: entry.nodeURL) else { return }
+        actors[id]?.workerID = []
+        actors[id]?.leaseID = []
+        var request = ReturnWorkerLeaseRequest()
+        request.leaseId = entry.leaseID
+        request.workerId = entry.workerID
+        request.workerExiting = true
+        request.reason = "actor \(id.short) stopped"
+        _ = try? await node.call(NodeManagerRPC.returnWorkerLease, request, timeout: .seconds(5))
+    }
+
+    /// Leases a worker for the actor and starts it there; the entry ends ALIVE or DEAD.
+    private func place(_ id: UniqueID) async {
+        guard let spec = actors[id]?.info.spec else { return }
+        actors[id]?.info.state = .creating
+        let demand = ResourceSet(spec.resources)
+        let views = nodes.alive.map { NodeView(id: UniqueID(bytes: $0.info.nodeId).hex, total: ResourceSet($0.resources.total),
+                                              available: ResourceSet($0.resources.available)) }
+        let strategy = NodeManager.strategy(spec.strategy)
+        actorRoundRobin &+= 1
+        let owner = spec.owner?.nodeId.isEmpty == false ? UniqueID(bytes: spec.owner!.nodeId).hex : nil
+        let nodeID: String
+        switch SchedulingPolicy().place(demand, strategy: strategy, nodes: views, localNodeID: owner, roundRobin: actorRoundRobin,
+                                        taskName: spec.displayName) {
+        case let .infeasible(reason):
+            var error = RemoteError()
+            error.code = .infeasible
+            error.message = reason
+            actors.markDead(id, reason: reason, error: error, nowUnixMs: Head.unixMs())
+            return
+        case let .place(chosen), let .wait(chosen):
+            nodeID = chosen
+        }
+        guard let chosen = UniqueID(hex: nodeID), let url = nodes.info(chosen)?.address?.url else {
+            actors.markDead(id, reason: "node \(nodeID) chosen for it vanished", error: nil, nowUnixMs: Head.unixMs())
+            return
+        }
+        var lease = RequestWorkerLeaseRequest()
+        lease.leaseId = UniqueID.random().bytes
+        lease.jobId = spec.jobId
+        lease.resources = spec.resources
+        lease.actorId = spec.actorId
+        lease.taskName = spec.displayName
+        do {
+            let first = try await nodeClient(url: url)
+            let (granted, grantor) = try await LeaseRequester.acquire(lease, at: first, connect: { try await self.nodeClient(url: $0) })
+            guard let worker = granted.workerAddress else { throw RPCFailure(.internal, "lease granted without a worker") }
+            actors[id]?.leaseID = lease.leaseId
+            actors[id]?.workerID = worker.workerId
+            actors[id]?.nodeURL = grantor.peer.description
+            actors[id]?.info.lastNodeId = worker.nodeId
+            actors[id]?.info.pid = granted.workerPid
+            var start = StartActorRequest()
+            start.spec = spec
+            start.restartCount = actors[id]?.info.numRestarts ?? 0
+            start.leaseId = lease.leaseId
+            let client = try await workerClient(worker.url)
+            let reply = try await client.call(WorkerRPC.startActor, start, timeout: .seconds(60), returningFailures: true)
+            if let status = reply.status, status.code != .ok {
+                let message = reply.error?.message ?? status.message
+                await stopIncarnation(id)
+                actors.markDead(id, reason: "its initialiser failed: \(message)", error: reply.error, nowUnixMs: Head.unixMs())
+                return
+            }
+            guard actors[id]?.info.state == .creating || actors[id]?.info.state == .restarting else {
+                // Killed while it was being created.
+                await stopIncarnation(id)
+                return
+            }
+            actors[id]?.info.state = .alive
+            actors[id]?.info.address = ProcessAddress(url: worker.url, nodeId: worker.nodeId, workerId: worker.workerId)
+            actors[id]?.info.reason = ""
+        } catch {
+            await stopIncarnation(id)
+            var remote = RemoteError()
+            if case let WireError.remote(_, _, code, message) = error { remote.code = code; remote.message = message } else { remote.code = .actorDied; remote.message = "\(error)" }
+            actors.markDead(id, reason: "it could not be created: \(remote.message)", error: remote, nowUnixMs: Head.unixMs())
+        }
+    }
+
+    /// The actor's info once it is ALIVE or DEAD (or after `limit`).
+    private func waitUntilSettled(_ id: UniqueID, upTo limit: Duration) async -> ActorInfo? {
+        let deadline = ContinuousClock.now + limit
+        while let state = actors[id]?.info.state, state != .alive, state != .dead, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return actors[id]?.info
+    }
+
+    private func workerClient(_ url: String) async throws -> RPCClient {
+        if let client = workerClients[url] { return client }
+        let client = try await RPCClient.connect(to: Address(url), token: token, name: "head")
+        if let raced = workerClients[url] {
+            client.close()
+            return raced
+        }
+        workerClients[url] = client
+        return client
+    }
+}
