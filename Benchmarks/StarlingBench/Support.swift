@@ -143,3 +143,24 @@ enum BenchPaths {
         return url
     }()
 }
+
+/// Ray 2.60 as a peer: a Python script of `Benchmarks/ray/` run with the venv's interpreter.
+enum RayPeer {
+    /// Runs the Ray peer in the project's venv (created with pip on first use).
+    static func figures(script: String) throws -> [String: Double] {
+        let venv = BenchPaths.benchmarks.appendingPathComponent(".ray-venv").path
+        let python = venv + "/bin/python"
+        if !FileManager.default.isExecutableFile(atPath: python) {
+            FileHandle.standardError.write(Data("starling-bench: creating \(venv) with ray[default,tune,serve]==2.60.0 (one time)\n".utf8))
+            _ = try ChildProcess.capture("/usr/bin/env", ["python3", "-m", "venv", venv])
+            _ = try ChildProcess.capture(venv + "/bin/pip", ["install", "-q", "ray[default,tune,serve]==2.60.0"])
+        }
+        let output = try ChildProcess.capture(python, [BenchPaths.benchmarks.appendingPathComponent("ray/\(script)").path])
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+              let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else {
+            throw BenchError.peerFailed("ray/\(script) printed no figures: \(output.suffix(500))")
+        }
+        return object
+    }
+
+}

@@ -58,7 +58,7 @@ enum TaskWorkloads {
         if starling == nil { starling = try await measureStarling() }
         var measurement = Measurement(value: starling![keyPath: key])
         if options.peer == "ray" {
-            if ray == nil { ray = try measureRay() }
+            if ray == nil { ray = try RayPeer.figures(script: "tasks.py") }
             measurement.peer = "ray-2.60"
             measurement.peerValue = ray?[rayKey]
         }
@@ -129,23 +129,6 @@ enum TaskWorkloads {
             print("IDLE_RSS_MB \(megabytes) processes=\(pids.count)")
             fflush(nil)
         }
-    }
-
-    /// Runs the Ray peer in the project's venv (created with pip on first use).
-    static func measureRay() throws -> [String: Double] {
-        let venv = BenchPaths.benchmarks.appendingPathComponent(".ray-venv").path
-        let python = venv + "/bin/python"
-        if !FileManager.default.isExecutableFile(atPath: python) {
-            FileHandle.standardError.write(Data("starling-bench: creating \(venv) with ray[default,tune,serve]==2.60.0 (one time)\n".utf8))
-            _ = try ChildProcess.capture("/usr/bin/env", ["python3", "-m", "venv", venv])
-            _ = try ChildProcess.capture(venv + "/bin/pip", ["install", "-q", "ray[default,tune,serve]==2.60.0"])
-        }
-        let output = try ChildProcess.capture(python, [BenchPaths.benchmarks.appendingPathComponent("ray/tasks.py").path])
-        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
-              let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else {
-            throw BenchError.peerFailed("ray/tasks.py printed no figures: \(output.suffix(500))")
-        }
-        return object
     }
 
     static func micros(_ d: Duration) -> Double {

@@ -30,8 +30,8 @@ public struct NodeSettings: Sendable {
     /// The executable every worker runs (the embedded cluster: the driver's own binary). nil:
     /// each job's executable, fetched from the head by its content hash.
     public var workerExecutable: String?
-    /// Most worker processes alive at once.
-    public var maxWorkers: Int = 32
+    /// Most worker processes alive at once (task workers and actors' workers together).
+    public var maxWorkers: Int = 128
     /// How long a new worker may take to register before it counts as failed.
     public var workerStartTimeout: Duration = .seconds(30)
     /// Workers started with the node, before any lease asks for one (first tasks start faster);

@@ -53,13 +53,11 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
 
     /// Sets up this process's system: with the driver's head connection, or (in a worker) the
     /// head's address to dial when an actor is spawned or looked up.
+    /// Each `Starling.run` installs a new one (a process may run several clusters in turn).
     static func install(token: ClusterToken, head: RPCClient?, headURL: String?) -> StarlingActorSystem {
-        installed.withLock { current in
-            if let current { return current }
-            let system = StarlingActorSystem(token: token, head: head, headURL: headURL)
-            current = system
-            return system
-        }
+        let system = StarlingActorSystem(token: token, head: head, headURL: headURL)
+        installed.withLock { $0 = system }
+        return system
     }
 
     private func head() async throws -> RPCClient {
@@ -192,6 +190,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
 
     /// Closes connections to other workers (at the end of `Starling.run`).
     func shutdown() {
+        Self.installed.withLock { if $0 === self { $0 = nil } }
         let clients = state.withLock { state in defer { state.clients = [:] }; return state.clients }
         for (_, client) in clients { client.close() }
         // A driver's head connection belongs to its session; a worker's own is closed here.
