@@ -604,6 +604,96 @@ void   starling__actor_call_reply__free_unpacked
   assert(message->base.descriptor == &starling__actor_call_reply__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   starling__actor_call_batch_request__init
+                     (Starling__ActorCallBatchRequest         *message)
+{
+  static const Starling__ActorCallBatchRequest init_value = STARLING__ACTOR_CALL_BATCH_REQUEST__INIT;
+  *message = init_value;
+}
+size_t starling__actor_call_batch_request__get_packed_size
+                     (const Starling__ActorCallBatchRequest *message)
+{
+  assert(message->base.descriptor == &starling__actor_call_batch_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t starling__actor_call_batch_request__pack
+                     (const Starling__ActorCallBatchRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &starling__actor_call_batch_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t starling__actor_call_batch_request__pack_to_buffer
+                     (const Starling__ActorCallBatchRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &starling__actor_call_batch_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Starling__ActorCallBatchRequest *
+       starling__actor_call_batch_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Starling__ActorCallBatchRequest *)
+     protobuf_c_message_unpack (&starling__actor_call_batch_request__descriptor,
+                                allocator, len, data);
+}
+void   starling__actor_call_batch_request__free_unpacked
+                     (Starling__ActorCallBatchRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &starling__actor_call_batch_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   starling__actor_call_batch_reply__init
+                     (Starling__ActorCallBatchReply         *message)
+{
+  static const Starling__ActorCallBatchReply init_value = STARLING__ACTOR_CALL_BATCH_REPLY__INIT;
+  *message = init_value;
+}
+size_t starling__actor_call_batch_reply__get_packed_size
+                     (const Starling__ActorCallBatchReply *message)
+{
+  assert(message->base.descriptor == &starling__actor_call_batch_reply__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t starling__actor_call_batch_reply__pack
+                     (const Starling__ActorCallBatchReply *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &starling__actor_call_batch_reply__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t starling__actor_call_batch_reply__pack_to_buffer
+                     (const Starling__ActorCallBatchReply *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &starling__actor_call_batch_reply__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Starling__ActorCallBatchReply *
+       starling__actor_call_batch_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Starling__ActorCallBatchReply *)
+     protobuf_c_message_unpack (&starling__actor_call_batch_reply__descriptor,
+                                allocator, len, data);
+}
+void   starling__actor_call_batch_reply__free_unpacked
+                     (Starling__ActorCallBatchReply *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &starling__actor_call_batch_reply__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   starling__stop_actor_request__init
                      (Starling__StopActorRequest         *message)
 {
@@ -2359,6 +2449,95 @@ const ProtobufCMessageDescriptor starling__actor_call_reply__descriptor =
   (ProtobufCMessageInit) starling__actor_call_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor starling__actor_call_batch_request__field_descriptors[1] =
+{
+  {
+    "calls",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Starling__ActorCallBatchRequest, n_calls),
+    offsetof(Starling__ActorCallBatchRequest, calls),
+    &starling__actor_call_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned starling__actor_call_batch_request__field_indices_by_name[] = {
+  0,   /* field[0] = calls */
+};
+static const ProtobufCIntRange starling__actor_call_batch_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor starling__actor_call_batch_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "starling.ActorCallBatchRequest",
+  "ActorCallBatchRequest",
+  "Starling__ActorCallBatchRequest",
+  "starling",
+  sizeof(Starling__ActorCallBatchRequest),
+  1,
+  starling__actor_call_batch_request__field_descriptors,
+  starling__actor_call_batch_request__field_indices_by_name,
+  1,  starling__actor_call_batch_request__number_ranges,
+  (ProtobufCMessageInit) starling__actor_call_batch_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor starling__actor_call_batch_reply__field_descriptors[2] =
+{
+  {
+    "status",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ActorCallBatchReply, status),
+    &starling__status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "replies",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Starling__ActorCallBatchReply, n_replies),
+    offsetof(Starling__ActorCallBatchReply, replies),
+    &starling__actor_call_reply__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned starling__actor_call_batch_reply__field_indices_by_name[] = {
+  1,   /* field[1] = replies */
+  0,   /* field[0] = status */
+};
+static const ProtobufCIntRange starling__actor_call_batch_reply__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor starling__actor_call_batch_reply__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "starling.ActorCallBatchReply",
+  "ActorCallBatchReply",
+  "Starling__ActorCallBatchReply",
+  "starling",
+  sizeof(Starling__ActorCallBatchReply),
+  2,
+  starling__actor_call_batch_reply__field_descriptors,
+  starling__actor_call_batch_reply__field_indices_by_name,
+  1,  starling__actor_call_batch_reply__number_ranges,
+  (ProtobufCMessageInit) starling__actor_call_batch_reply__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor starling__stop_actor_request__field_descriptors[3] =
 {
   {
@@ -2945,13 +3124,14 @@ const ProtobufCEnumDescriptor starling__object_state__descriptor =
   starling__object_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor starling__worker__method_descriptors[9] =
+static const ProtobufCMethodDescriptor starling__worker__method_descriptors[10] =
 {
   { "PushTask", &starling__push_task_request__descriptor, &starling__push_task_reply__descriptor },
   { "PushTaskBatch", &starling__push_task_batch_request__descriptor, &starling__push_task_batch_reply__descriptor },
   { "CancelTask", &starling__cancel_task_request__descriptor, &starling__cancel_task_reply__descriptor },
   { "StartActor", &starling__start_actor_request__descriptor, &starling__start_actor_reply__descriptor },
   { "ActorCall", &starling__actor_call_request__descriptor, &starling__actor_call_reply__descriptor },
+  { "ActorCallBatch", &starling__actor_call_batch_request__descriptor, &starling__actor_call_batch_reply__descriptor },
   { "StopActor", &starling__stop_actor_request__descriptor, &starling__stop_actor_reply__descriptor },
   { "ExitWorker", &starling__exit_worker_request__descriptor, &starling__exit_worker_reply__descriptor },
   { "GetObjectStatus", &starling__get_object_status_request__descriptor, &starling__get_object_status_reply__descriptor },
@@ -2959,14 +3139,15 @@ static const ProtobufCMethodDescriptor starling__worker__method_descriptors[9] =
 };
 const unsigned starling__worker__method_indices_by_name[] = {
   4,        /* ActorCall */
+  5,        /* ActorCallBatch */
   2,        /* CancelTask */
-  6,        /* ExitWorker */
-  7,        /* GetObjectStatus */
+  7,        /* ExitWorker */
+  8,        /* GetObjectStatus */
   0,        /* PushTask */
   1,        /* PushTaskBatch */
   3,        /* StartActor */
-  5,        /* StopActor */
-  8         /* UpdateBorrows */
+  6,        /* StopActor */
+  9         /* UpdateBorrows */
 };
 const ProtobufCServiceDescriptor starling__worker__descriptor =
 {
@@ -2975,7 +3156,7 @@ const ProtobufCServiceDescriptor starling__worker__descriptor =
   "Worker",
   "Starling__Worker",
   "starling",
-  9,
+  10,
   starling__worker__method_descriptors,
   starling__worker__method_indices_by_name
 };
@@ -3019,13 +3200,21 @@ void starling__worker__actor_call(ProtobufCService *service,
   assert(service->descriptor == &starling__worker__descriptor);
   service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void starling__worker__actor_call_batch(ProtobufCService *service,
+                                        const Starling__ActorCallBatchRequest *input,
+                                        Starling__ActorCallBatchReply_Closure closure,
+                                        void *closure_data)
+{
+  assert(service->descriptor == &starling__worker__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void starling__worker__stop_actor(ProtobufCService *service,
                                   const Starling__StopActorRequest *input,
                                   Starling__StopActorReply_Closure closure,
                                   void *closure_data)
 {
   assert(service->descriptor == &starling__worker__descriptor);
-  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void starling__worker__exit_worker(ProtobufCService *service,
                                    const Starling__ExitWorkerRequest *input,
@@ -3033,7 +3222,7 @@ void starling__worker__exit_worker(ProtobufCService *service,
                                    void *closure_data)
 {
   assert(service->descriptor == &starling__worker__descriptor);
-  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void starling__worker__get_object_status(ProtobufCService *service,
                                          const Starling__GetObjectStatusRequest *input,
@@ -3041,7 +3230,7 @@ void starling__worker__get_object_status(ProtobufCService *service,
                                          void *closure_data)
 {
   assert(service->descriptor == &starling__worker__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void starling__worker__update_borrows(ProtobufCService *service,
                                       const Starling__UpdateBorrowsRequest *input,
@@ -3049,7 +3238,7 @@ void starling__worker__update_borrows(ProtobufCService *service,
                                       void *closure_data)
 {
   assert(service->descriptor == &starling__worker__descriptor);
-  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void starling__worker__init (Starling__Worker_Service *service,
                              Starling__Worker_ServiceDestroy destroy)

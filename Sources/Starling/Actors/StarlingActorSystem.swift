@@ -28,6 +28,15 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     private let state = Mutex(State())
     private let creating = Mutex(())
 
+    struct Outbox {
+        var queue: [(request: ActorCallRequest, reply: CheckedContinuation<ActorCallReply, Error>)] = []
+        var inFlight = 0
+    }
+
+    /// Batches in flight to one actor at most, and calls in one batch at most.
+    static let batchesInFlight = 4
+    static let maxBatch = 64
+
     private struct State {
         var local: [String: any DistributedActor] = [:]
         var mailboxes: [String: Mailbox] = [:]
@@ -36,6 +45,8 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         var sequences: [String: (next: UInt64, outstanding: Set<UInt64>)] = [:]
         /// Calls waiting for their sequence number to enter the in-flight window.
         var windowWaiters: [String: [(sequence: UInt64, waiter: CheckedContinuation<Void, Never>)]] = [:]
+        /// Calls waiting to be sent, per actor, and batches in flight to it.
+        var outboxes: [String: Outbox] = [:]
         /// The identity the next actor initialised here takes (set by the worker's host).
         var pendingIdentity: ActorIdentity?
         /// Actors known dead (killed, or their worker gone), with why: calls fail at once.
@@ -272,6 +283,66 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         }
     }
 
+    /// Queues a call for its actor; calls queued while batches are in flight go together in
+    /// the next one (one round trip and one wake-up for many calls).
+    private func send(_ request: ActorCallRequest, to actor: ActorIdentity) async throws -> ActorCallReply {
+        try await withCheckedThrowingContinuation { continuation in
+            let startSender = state.withLock { state -> Bool in
+                state.outboxes[actor.id, default: Outbox()].queue.append((request, continuation))
+                return state.outboxes[actor.id]!.inFlight < Self.batchesInFlight
+            }
+            if startSender {
+                Task.immediate { await self.drain(actor) }
+            }
+        }
+    }
+
+    /// Sends the actor's queued calls in batches until its queue is empty.
+    private func drain(_ actor: ActorIdentity) async {
+        while true {
+            let batch = state.withLock { state -> [(request: ActorCallRequest, reply: CheckedContinuation<ActorCallReply, Error>)] in
+                guard var box = state.outboxes[actor.id], !box.queue.isEmpty, box.inFlight < Self.batchesInFlight else { return [] }
+                var bytes = 0
+                var count = 0
+                for call in box.queue.prefix(Self.maxBatch) {
+                    bytes += call.request.encodedInvocation.count
+                    if count > 0 && bytes > TaskExecutor.inlineLimit { break }
+                    count += 1
+                }
+                let batch = Array(box.queue.prefix(count))
+                box.queue.removeFirst(count)
+                box.inFlight += 1
+                state.outboxes[actor.id] = box
+                return batch
+            }
+            guard !batch.isEmpty else { return }
+            var unrun: [(request: ActorCallRequest, reply: CheckedContinuation<ActorCallReply, Error>)] = []
+            do {
+                var request = ActorCallBatchRequest()
+                request.calls = batch.map(\.request)
+                let reply = try await client(for: actor).call(WorkerRPC.actorCallBatch, request, timeout: .seconds(365 * 24 * 3600))
+                for (index, call) in batch.enumerated() {
+                    guard index < reply.replies.count else {
+                        call.reply.resume(throwing: ConnectionLost(call: call.request.displayName, detail: "the worker answered \(reply.replies.count) of \(batch.count) calls"))
+                        continue
+                    }
+                    if reply.replies[index].status?.code == .resourceExhausted {
+                        unrun.append(call)
+                    } else {
+                        call.reply.resume(returning: reply.replies[index])
+                    }
+                }
+            } catch {
+                for call in batch { call.reply.resume(throwing: error) }
+            }
+            state.withLock { state in
+                state.outboxes[actor.id]?.inFlight -= 1
+                // Sent back unrun (the batch's reply was full): first in line again.
+                state.outboxes[actor.id]?.queue.insert(contentsOf: unrun, at: 0)
+            }
+        }
+    }
+
     /// A call's connection failed (its worker is gone or unreachable).
     private struct ConnectionLost: Error {
         let call: String
@@ -311,7 +382,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         request.callerAckedBelow = ackedBelow
         let reply: ActorCallReply
         do {
-            reply = try await client(for: actor).call(WorkerRPC.actorCall, request, timeout: .seconds(365 * 24 * 3600), returningFailures: true)
+            reply = try await send(request, to: actor)
         } catch let WireError.remote(_, _, code, message) {
             throw Self.failure(code: code, message: message, actor: actor, call: request.displayName, error: nil)
         } catch let error as StarlingError {
@@ -326,8 +397,9 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         return reply.inlineResult
     }
 
-    /// Calls of one caller in flight to one actor at most.
-    static let callWindow: UInt64 = 32
+    /// Calls of one caller in flight to one actor at most (a bound on memory: the actor holds
+    /// a call that arrived early until the ones before it ran).
+    static let callWindow: UInt64 = 4096
 
     private func enterWindow(_ actor: String, _ sequence: UInt64) async {
         await withCheckedContinuation { continuation in
@@ -448,6 +520,40 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         }
     }
 
+    /// Runs a batch of calls on a local actor: in order, one after another when the actor
+    /// takes one call at a time, else all started in order and run as its limit allows.
+    func execute(batch request: ActorCallBatchRequest, replyBudget: Int) async -> ActorCallBatchReply {
+        var reply = ActorCallBatchReply()
+        guard let first = request.calls.first else { return reply }
+        let id = UniqueID(bytes: first.actorId).hex
+        let limit = state.withLock { $0.mailboxes[id]?.limit } ?? 1
+        if limit <= 1 {
+            var bytes = 0
+            for call in request.calls {
+                // Leave room for one more inline result; the rest go back to the caller unrun.
+                if bytes + TaskExecutor.inlineLimit > replyBudget {
+                    var unrun = ActorCallReply()
+                    unrun.status = Status(code: .resourceExhausted, message: "not run: the batch's reply is full")
+                    reply.replies.append(unrun)
+                    continue
+                }
+                let result = await execute(call)
+                bytes += result.inlineResult.count
+                reply.replies.append(result)
+            }
+        } else {
+            reply.replies = await withTaskGroup(of: (Int, ActorCallReply).self) { group in
+                for (index, call) in request.calls.enumerated() {
+                    group.addTask { (index, await self.execute(call)) }
+                }
+                var replies = [ActorCallReply](repeating: ActorCallReply(), count: request.calls.count)
+                for await (index, result) in group { replies[index] = result }
+                return replies
+            }
+        }
+        return reply
+    }
+
     /// Runs one call on a local actor, in its caller's order; returns the reply.
     func execute(_ request: ActorCallRequest) async -> ActorCallReply {
         let id = UniqueID(bytes: request.actorId).hex
@@ -537,7 +643,7 @@ enum RemoteErrorCoding {
 
 /// Admits one actor's calls in each caller's order, at most `limit` at once.
 actor Mailbox {
-    private let limit: Int
+    nonisolated let limit: Int
     private var running = 0
     private var slotWaiters: [CheckedContinuation<Void, Never>] = []
     private var nextSequence: [[UInt8]: UInt64] = [:]

@@ -68,6 +68,9 @@ enum WorkerRuntime {
             routes.add(WorkerRPC.actorCall) { request, _ in
                 await Cluster.$ambient.withValue(cluster) { await actors.execute(request) }
             }
+            routes.add(WorkerRPC.actorCallBatch) { request, _ in
+                await Cluster.$ambient.withValue(cluster) { await actors.execute(batch: request, replyBudget: WorkerRuntime.replyBudget) }
+            }
             routes.add(WorkerRPC.pushTask) { request, _ in
                 let result = await running.run(request.task ?? TaskSpec(), cluster: cluster)
                 var reply = PushTaskReply()

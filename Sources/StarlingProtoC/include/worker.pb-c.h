@@ -31,6 +31,8 @@ typedef struct Starling__StartActorRequest Starling__StartActorRequest;
 typedef struct Starling__StartActorReply Starling__StartActorReply;
 typedef struct Starling__ActorCallRequest Starling__ActorCallRequest;
 typedef struct Starling__ActorCallReply Starling__ActorCallReply;
+typedef struct Starling__ActorCallBatchRequest Starling__ActorCallBatchRequest;
+typedef struct Starling__ActorCallBatchReply Starling__ActorCallBatchReply;
 typedef struct Starling__StopActorRequest Starling__StopActorRequest;
 typedef struct Starling__StopActorReply Starling__StopActorReply;
 typedef struct Starling__ExitWorkerRequest Starling__ExitWorkerRequest;
@@ -412,6 +414,36 @@ struct  Starling__ActorCallReply
 #define STARLING__ACTOR_CALL_REPLY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__actor_call_reply__descriptor) \
     , NULL, {0,NULL}, NULL, NULL, 0 }
+
+
+/*
+ * Several calls of one caller to one actor in one round trip (a caller with many calls in
+ * flight sends them together). Each call keeps its own sequence number and reply.
+ */
+struct  Starling__ActorCallBatchRequest
+{
+  ProtobufCMessage base;
+  size_t n_calls;
+  Starling__ActorCallRequest **calls;
+};
+#define STARLING__ACTOR_CALL_BATCH_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&starling__actor_call_batch_request__descriptor) \
+    , 0,NULL }
+
+
+struct  Starling__ActorCallBatchReply
+{
+  ProtobufCMessage base;
+  Starling__Status *status;
+  /*
+   * One reply per call, in the order of the request.
+   */
+  size_t n_replies;
+  Starling__ActorCallReply **replies;
+};
+#define STARLING__ACTOR_CALL_BATCH_REPLY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&starling__actor_call_batch_reply__descriptor) \
+    , NULL, 0,NULL }
 
 
 struct  Starling__StopActorRequest
@@ -805,6 +837,44 @@ Starling__ActorCallReply *
 void   starling__actor_call_reply__free_unpacked
                      (Starling__ActorCallReply *message,
                       ProtobufCAllocator *allocator);
+/* Starling__ActorCallBatchRequest methods */
+void   starling__actor_call_batch_request__init
+                     (Starling__ActorCallBatchRequest         *message);
+size_t starling__actor_call_batch_request__get_packed_size
+                     (const Starling__ActorCallBatchRequest   *message);
+size_t starling__actor_call_batch_request__pack
+                     (const Starling__ActorCallBatchRequest   *message,
+                      uint8_t             *out);
+size_t starling__actor_call_batch_request__pack_to_buffer
+                     (const Starling__ActorCallBatchRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Starling__ActorCallBatchRequest *
+       starling__actor_call_batch_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   starling__actor_call_batch_request__free_unpacked
+                     (Starling__ActorCallBatchRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Starling__ActorCallBatchReply methods */
+void   starling__actor_call_batch_reply__init
+                     (Starling__ActorCallBatchReply         *message);
+size_t starling__actor_call_batch_reply__get_packed_size
+                     (const Starling__ActorCallBatchReply   *message);
+size_t starling__actor_call_batch_reply__pack
+                     (const Starling__ActorCallBatchReply   *message,
+                      uint8_t             *out);
+size_t starling__actor_call_batch_reply__pack_to_buffer
+                     (const Starling__ActorCallBatchReply   *message,
+                      ProtobufCBuffer     *buffer);
+Starling__ActorCallBatchReply *
+       starling__actor_call_batch_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   starling__actor_call_batch_reply__free_unpacked
+                     (Starling__ActorCallBatchReply *message,
+                      ProtobufCAllocator *allocator);
 /* Starling__StopActorRequest methods */
 void   starling__stop_actor_request__init
                      (Starling__StopActorRequest         *message);
@@ -1023,6 +1093,12 @@ typedef void (*Starling__ActorCallRequest_Closure)
 typedef void (*Starling__ActorCallReply_Closure)
                  (const Starling__ActorCallReply *message,
                   void *closure_data);
+typedef void (*Starling__ActorCallBatchRequest_Closure)
+                 (const Starling__ActorCallBatchRequest *message,
+                  void *closure_data);
+typedef void (*Starling__ActorCallBatchReply_Closure)
+                 (const Starling__ActorCallBatchReply *message,
+                  void *closure_data);
 typedef void (*Starling__StopActorRequest_Closure)
                  (const Starling__StopActorRequest *message,
                   void *closure_data);
@@ -1077,6 +1153,10 @@ struct Starling__Worker_Service
                      const Starling__ActorCallRequest *input,
                      Starling__ActorCallReply_Closure closure,
                      void *closure_data);
+  void (*actor_call_batch)(Starling__Worker_Service *service,
+                           const Starling__ActorCallBatchRequest *input,
+                           Starling__ActorCallBatchReply_Closure closure,
+                           void *closure_data);
   void (*stop_actor)(Starling__Worker_Service *service,
                      const Starling__StopActorRequest *input,
                      Starling__StopActorReply_Closure closure,
@@ -1106,6 +1186,7 @@ void starling__worker__init (Starling__Worker_Service *service,
       function_prefix__ ## cancel_task,\
       function_prefix__ ## start_actor,\
       function_prefix__ ## actor_call,\
+      function_prefix__ ## actor_call_batch,\
       function_prefix__ ## stop_actor,\
       function_prefix__ ## exit_worker,\
       function_prefix__ ## get_object_status,\
@@ -1130,6 +1211,10 @@ void starling__worker__actor_call(ProtobufCService *service,
                                   const Starling__ActorCallRequest *input,
                                   Starling__ActorCallReply_Closure closure,
                                   void *closure_data);
+void starling__worker__actor_call_batch(ProtobufCService *service,
+                                        const Starling__ActorCallBatchRequest *input,
+                                        Starling__ActorCallBatchReply_Closure closure,
+                                        void *closure_data);
 void starling__worker__stop_actor(ProtobufCService *service,
                                   const Starling__StopActorRequest *input,
                                   Starling__StopActorReply_Closure closure,
@@ -1165,6 +1250,8 @@ extern const ProtobufCMessageDescriptor starling__start_actor_request__descripto
 extern const ProtobufCMessageDescriptor starling__start_actor_reply__descriptor;
 extern const ProtobufCMessageDescriptor starling__actor_call_request__descriptor;
 extern const ProtobufCMessageDescriptor starling__actor_call_reply__descriptor;
+extern const ProtobufCMessageDescriptor starling__actor_call_batch_request__descriptor;
+extern const ProtobufCMessageDescriptor starling__actor_call_batch_reply__descriptor;
 extern const ProtobufCMessageDescriptor starling__stop_actor_request__descriptor;
 extern const ProtobufCMessageDescriptor starling__stop_actor_reply__descriptor;
 extern const ProtobufCMessageDescriptor starling__exit_worker_request__descriptor;

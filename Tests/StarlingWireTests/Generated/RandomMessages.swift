@@ -2073,6 +2073,23 @@ extension ActorCallReply {
     }
 }
 
+extension ActorCallBatchRequest {
+    static func random(using rng: inout some RandomNumberGenerator) -> ActorCallBatchRequest {
+        var m = ActorCallBatchRequest()
+        m.calls = rList(&rng) { ActorCallRequest.random(using: &$0) }
+        return m
+    }
+}
+
+extension ActorCallBatchReply {
+    static func random(using rng: inout some RandomNumberGenerator) -> ActorCallBatchReply {
+        var m = ActorCallBatchReply()
+        m.status = rMessage(&rng) { Status.random(using: &$0) }
+        m.replies = rList(&rng) { ActorCallReply.random(using: &$0) }
+        return m
+    }
+}
+
 extension StopActorRequest {
     static func random(using rng: inout some RandomNumberGenerator) -> StopActorRequest {
         var m = StopActorRequest()
@@ -2345,6 +2362,8 @@ let allMessageRoundTrips: [(name: String, check: @Sendable (inout ProtoTestRNG) 
     ("StartActorReply", { try roundTripMismatch(StartActorReply.random(using: &$0)) }),
     ("ActorCallRequest", { try roundTripMismatch(ActorCallRequest.random(using: &$0)) }),
     ("ActorCallReply", { try roundTripMismatch(ActorCallReply.random(using: &$0)) }),
+    ("ActorCallBatchRequest", { try roundTripMismatch(ActorCallBatchRequest.random(using: &$0)) }),
+    ("ActorCallBatchReply", { try roundTripMismatch(ActorCallBatchReply.random(using: &$0)) }),
     ("StopActorRequest", { try roundTripMismatch(StopActorRequest.random(using: &$0)) }),
     ("StopActorReply", { try roundTripMismatch(StopActorReply.random(using: &$0)) }),
     ("ExitWorkerRequest", { try roundTripMismatch(ExitWorkerRequest.random(using: &$0)) }),
@@ -2432,6 +2451,7 @@ let allReplyStatusDecoders: [(name: String, decode: @Sendable ([UInt8]) throws -
     ("CancelTaskReply", { try CancelTaskReply(serializedBytes: $0).status }),
     ("StartActorReply", { try StartActorReply(serializedBytes: $0).status }),
     ("ActorCallReply", { try ActorCallReply(serializedBytes: $0).status }),
+    ("ActorCallBatchReply", { try ActorCallBatchReply(serializedBytes: $0).status }),
     ("StopActorReply", { try StopActorReply(serializedBytes: $0).status }),
     ("ExitWorkerReply", { try ExitWorkerReply(serializedBytes: $0).status }),
     ("GetObjectStatusReply", { try GetObjectStatusReply(serializedBytes: $0).status }),

@@ -60,6 +60,7 @@ public let allRPCs: [(method: UInt32, name: String)] = [
     (311, "Worker.ActorCall"),
     (312, "Worker.StopActor"),
     (313, "Worker.ExitWorker"),
+    (314, "Worker.ActorCallBatch"),
     (320, "Worker.GetObjectStatus"),
     (321, "Worker.UpdateBorrows"),
     (400, "ObjectManager.GetObjectInfo"),

@@ -728,6 +728,79 @@ extension ActorCallReply: ProtoCBacked, ProtoReply {
     }
 }
 
+/// Several calls of one caller to one actor in one round trip (a caller with many calls in
+/// flight sends them together). Each call keeps its own sequence number and reply.
+public struct ActorCallBatchRequest: ProtoMessage {
+    public static var protoName: String { "starling.ActorCallBatchRequest" }
+
+    public var calls: [ActorCallRequest] = []
+
+    public init() {}
+
+    public init(calls: [ActorCallRequest] = []) {
+        self.calls = calls
+    }
+
+    public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
+        try protoPack(self, allocate)
+    }
+
+    public init(unpacking bytes: UnsafeRawBufferPointer) throws {
+        self = try protoUnpack(bytes, starling__actor_call_batch_request__unpack)
+    }
+}
+
+extension ActorCallBatchRequest: ProtoCBacked {
+    init(c p: UnsafePointer<Starling__ActorCallBatchRequest>) {
+        let c = p.pointee
+        self.calls = protoMessages(c.n_calls, c.calls)
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Starling__ActorCallBatchRequest>, _ a: ProtoArena) {
+        starling__actor_call_batch_request__init(c)
+        c.pointee.n_calls = self.calls.count
+        c.pointee.calls = a.messages(self.calls)
+    }
+}
+
+public struct ActorCallBatchReply: ProtoMessage {
+    public static var protoName: String { "starling.ActorCallBatchReply" }
+
+    public var status: Status? = nil
+    /// One reply per call, in the order of the request.
+    public var replies: [ActorCallReply] = []
+
+    public init() {}
+
+    public init(status: Status? = nil, replies: [ActorCallReply] = []) {
+        self.status = status
+        self.replies = replies
+    }
+
+    public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
+        try protoPack(self, allocate)
+    }
+
+    public init(unpacking bytes: UnsafeRawBufferPointer) throws {
+        self = try protoUnpack(bytes, starling__actor_call_batch_reply__unpack)
+    }
+}
+
+extension ActorCallBatchReply: ProtoCBacked, ProtoReply {
+    init(c p: UnsafePointer<Starling__ActorCallBatchReply>) {
+        let c = p.pointee
+        self.status = protoMessage(c.status)
+        self.replies = protoMessages(c.n_replies, c.replies)
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Starling__ActorCallBatchReply>, _ a: ProtoArena) {
+        starling__actor_call_batch_reply__init(c)
+        c.pointee.status = a.message(self.status)
+        c.pointee.n_replies = self.replies.count
+        c.pointee.replies = a.messages(self.replies)
+    }
+}
+
 public struct StopActorRequest: ProtoMessage {
     public static var protoName: String { "starling.StopActorRequest" }
 
@@ -1115,6 +1188,9 @@ public enum WorkerRPC {
     /// actor dies mid-call the caller gets ACTOR_DIED or a transport failure and retries per
     /// max_task_retries. Not idempotent.
     public static let actorCall = RPC<ActorCallRequest, ActorCallReply>(method: 311, name: "Worker.ActorCall")
+    /// ActorCall for several calls at once: the same ordering and failure behaviour, per call.
+    /// A transport failure fails every call of the batch. Not idempotent.
+    public static let actorCallBatch = RPC<ActorCallBatchRequest, ActorCallBatchReply>(method: 314, name: "Worker.ActorCallBatch")
     /// Stops a hosted actor (killed by the head or its owner); the worker exits afterwards.
     /// Idempotent.
     public static let stopActor = RPC<StopActorRequest, StopActorReply>(method: 312, name: "Worker.StopActor")
