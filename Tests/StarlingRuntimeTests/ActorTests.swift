@@ -19,6 +19,14 @@ struct ActorTests {
     }
 }
 
+@Suite("Actor concurrency (real processes)")
+struct ActorConcurrencyTests {
+    @Test("an actor runs one call at a time by default, and up to maxConcurrency reentrant calls when asked")
+    func maxConcurrency() async throws {
+        #expect(try await runScenario(["actor-concurrency"]) == "1 4")
+    }
+}
+
 @Suite("Actor restarts (real processes)")
 struct ActorRestartTests {
     @Test("kill -9 of an actor's worker: restarted with its config, the call retried; once restarts are used up calls fail at once naming the cause")

@@ -158,6 +158,18 @@ distributed actor Counter: RemoteActor {
     }
 
     distributed func pid() -> Int32 { getpid() }
+
+    var running = 0
+    var mostAtOnce = 0
+
+    /// Counts how many calls run at once (reentrant: it suspends while "working").
+    distributed func overlap() async throws -> Int {
+        running += 1
+        mostAtOnce = max(mostAtOnce, running)
+        try await Task.sleep(for: .milliseconds(100))
+        running -= 1
+        return mostAtOnce
+    }
 }
 
 /// A task that is handed an actor and calls it.
@@ -311,6 +323,18 @@ struct TestApp {
                     }
                     parts.append(isAlive(pid) ? "worker alive" : "worker gone")
                     result = parts.joined(separator: " | ")
+                case "actor-concurrency":
+                    // Eight calls at once: one at a time by default, up to four with maxConcurrency 4.
+                    var most: [Int] = []
+                    for limit in [1, 4] {
+                        let counter = try await cluster.spawn(Counter.self, config: 0, options: .init(maxConcurrency: limit))
+                        let calls = (0..<8).map { _ in Task.immediate { try await counter.overlap() } }
+                        var highest = 0
+                        for call in calls { highest = max(highest, try await call.value) }
+                        most.append(highest)
+                        try await cluster.kill(counter)
+                    }
+                    result = most.map(String.init).joined(separator: " ")
                 case "actor-restart":
                     // kill -9 of the actor's worker: restarted with its original config, the
                     // call in flight retried (maxTaskRetries 1); after the one restart allowed,
