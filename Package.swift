@@ -56,6 +56,7 @@ let package = Package(
             path: "Examples/WireEcho"
         ),
         .executableTarget(name: "Pi", dependencies: ["Starling"], path: "Examples/Pi"),
+        .executableTarget(name: "ParameterServer", dependencies: ["Starling"], path: "Examples/ParameterServer"),
         // A driver program the runtime tests start as real processes (driver and workers).
         .executableTarget(name: "StarlingTestApp", dependencies: ["Starling", "StarlingNode"], path: "Tests/StarlingTestApp"),
         .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp", "StarlingCLI", "StarlingNode"]),
