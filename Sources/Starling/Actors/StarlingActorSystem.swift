@@ -286,7 +286,25 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     /// Queues a call for its actor; calls queued while batches are in flight go together in
     /// the next one (one round trip and one wake-up for many calls).
     private func send(_ request: ActorCallRequest, to actor: ActorIdentity) async throws -> ActorCallReply {
-        try await withCheckedThrowingContinuation { continuation in
+        // Nothing queued or in flight (a caller that waits for each call): send it from this
+        // task, one hop less than through a sender.
+        let direct = state.withLock { state -> Bool in
+            let box = state.outboxes[actor.id] ?? Outbox()
+            guard box.queue.isEmpty && box.inFlight == 0 else { return false }
+            state.outboxes[actor.id, default: Outbox()].inFlight = 1
+            return true
+        }
+        if direct {
+            defer {
+                let more = state.withLock { state -> Bool in
+                    state.outboxes[actor.id]?.inFlight -= 1
+                    return !(state.outboxes[actor.id]?.queue.isEmpty ?? true)
+                }
+                if more { Task.immediate { await self.drain(actor) } }
+            }
+            return try await client(for: actor).call(WorkerRPC.actorCall, request, timeout: .seconds(365 * 24 * 3600), returningFailures: true)
+        }
+        return try await withCheckedThrowingContinuation { continuation in
             let startSender = state.withLock { state -> Bool in
                 state.outboxes[actor.id, default: Outbox()].queue.append((request, continuation))
                 return state.outboxes[actor.id]!.inFlight < Self.batchesInFlight
