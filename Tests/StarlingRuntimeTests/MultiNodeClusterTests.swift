@@ -182,6 +182,22 @@ struct MultiNodeClusterTests {
         }
     }
 
+    @Test("kill -9 of the node hosting an actor: the head restarts it on the other node and calls go on")
+    func actorNodeKilled() async throws {
+        try await withCluster { cluster in
+            let victim = cluster.members[2].nodeID
+            let marker = cluster.directory + "/actor-started"
+            let result = try await runScenario(["actor-node-killed", victim, marker], environment: cluster.environment) { _ in
+                for _ in 0..<400 where !FileManager.default.fileExists(atPath: marker) {
+                    try await Task.sleep(for: .milliseconds(25))
+                }
+                cluster.kill9(2)
+            }
+            // It ran on the victim first, then elsewhere, with its state from its config (0 + 1).
+            #expect(result == "true true 1")
+        }
+    }
+
     @Test("kill -9 of a whole node mid-task: its tasks are retried on the other node")
     func nodeKilled() async throws {
         try await withCluster { cluster in

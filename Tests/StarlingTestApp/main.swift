@@ -159,6 +159,8 @@ distributed actor Counter: RemoteActor {
 
     distributed func pid() -> Int32 { getpid() }
 
+    distributed func whereAmI() throws -> String { try Cluster.current().nodeID }
+
     var running = 0
     var mostAtOnce = 0
 
@@ -351,6 +353,21 @@ struct TestApp {
                     do { _ = try await counter.add(1); parts.append("no error") } catch { parts.append("\(error)") }
                     parts.append(clock.now - start < .seconds(10) ? "fast" : "slow")
                     result = parts.joined(separator: " | ")
+                case "actor-node-killed":
+                    // An actor pinned (softly) to a node; the test kills that node while the
+                    // driver calls it: the head restarts it elsewhere and the calls go on there.
+                    let node = CommandLine.arguments[2]
+                    let marker = CommandLine.arguments[3]
+                    let counter = try await cluster.spawn(Counter.self, config: 0,
+                                                          options: .init(scheduling: .node(node, soft: true), maxRestarts: 1, maxTaskRetries: 1))
+                    let before = try await counter.whereAmI()
+                    _ = FileManager.default.createFile(atPath: marker, contents: Data(before.utf8))
+                    var after = before
+                    for _ in 0..<400 where after == before {
+                        after = try await counter.whereAmI()
+                        try await Task.sleep(for: .milliseconds(25))
+                    }
+                    result = "\(before == node) \(after != before) \(try await counter.add(1))"
                 case "actor-detached-create":
                     let registry = try await cluster.spawn(Counter.self, config: 100,
                                                            options: .init(name: "registry", namespace: "tests", lifetime: .detached))
