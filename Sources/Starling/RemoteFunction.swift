@@ -25,6 +25,9 @@ public enum Scheduling: Sendable, Hashable {
     /// On the node with this id (`Cluster.nodeID`, `Cluster.nodes()`); with `soft`, elsewhere
     /// when that node is gone or can never fit the task.
     case node(String, soft: Bool = false)
+    /// In a bundle of a placement group that is ready (`Cluster.ready`): bundle `bundle`, or
+    /// any bundle with room when nil.
+    case placementGroup(PlacementGroup, bundle: Int? = nil)
 }
 
 /// Options for one submitted task.

@@ -17,6 +17,8 @@ public enum StarlingError: Error, CustomStringConvertible, Equatable {
     /// An argument or result is larger than values may be while they travel inline (the
     /// object store, for larger ones, is not there yet).
     case objectTooLarge(task: String, what: String, bytes: Int, limit: Int)
+    /// A placement group is not placed (yet): why it is still pending, or that it was removed.
+    case placementGroupNotReady(group: String, reason: String)
     /// The actor's worker died, the actor was killed, or it cannot be reached.
     case actorDied(actor: String, detail: String)
     /// The cluster could not be reached or refused the request.
@@ -40,6 +42,8 @@ public enum StarlingError: Error, CustomStringConvertible, Equatable {
             return "task \(task) was cancelled"
         case let .objectTooLarge(task, what, bytes, limit):
             return "task \(task): its \(what) is \(bytes) bytes, over the inline limit of \(limit) bytes; pass large data in smaller pieces until the object store lands"
+        case let .placementGroupNotReady(group, reason):
+            return "placement group \(group.prefix(8)) is not ready: \(reason)"
         case let .actorDied(actor, detail):
             return "\(actor) is dead: \(detail)"
         case let .cluster(detail):

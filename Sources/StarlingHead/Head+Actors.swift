@@ -146,16 +146,28 @@ extension Head {
         actorRoundRobin &+= 1
         let owner = spec.owner?.nodeId.isEmpty == false ? UniqueID(bytes: spec.owner!.nodeId).hex : nil
         let nodeID: String
-        switch SchedulingPolicy().place(demand, strategy: strategy, nodes: views, localNodeID: owner, roundRobin: actorRoundRobin,
-                                        taskName: spec.displayName) {
-        case let .infeasible(reason):
-            var error = RemoteError()
-            error.code = .infeasible
-            error.message = reason
-            actors.markDead(id, reason: reason, error: error, nowUnixMs: Head.unixMs())
-            return
-        case let .place(chosen), let .wait(chosen):
-            nodeID = chosen
+        if spec.strategy?.kind == .placementGroup {
+            // Into a bundle: on the node holding it, which grants from the bundle's reservation.
+            guard let node = bundleNode(spec.strategy?.placementGroupId ?? [], index: spec.strategy?.bundleIndex ?? -1) else {
+                var error = RemoteError()
+                error.code = .notFound
+                error.message = "placement group \(UniqueID(bytes: spec.strategy?.placementGroupId ?? []).short) is not placed (pending, removed or unknown), or has no bundle \(spec.strategy?.bundleIndex ?? -1)"
+                actors.markDead(id, reason: error.message, error: error, nowUnixMs: Head.unixMs())
+                return
+            }
+            nodeID = node.hex
+        } else {
+            switch SchedulingPolicy().place(demand, strategy: strategy, nodes: views, localNodeID: owner, roundRobin: actorRoundRobin,
+                                            taskName: spec.displayName) {
+            case let .infeasible(reason):
+                var error = RemoteError()
+                error.code = .infeasible
+                error.message = reason
+                actors.markDead(id, reason: reason, error: error, nowUnixMs: Head.unixMs())
+                return
+            case let .place(chosen), let .wait(chosen):
+                nodeID = chosen
+            }
         }
         guard let chosen = UniqueID(hex: nodeID), let url = nodes.info(chosen)?.address?.url else {
             actors.markDead(id, reason: "node \(nodeID) chosen for it vanished", error: nil, nowUnixMs: Head.unixMs())
@@ -167,6 +179,7 @@ extension Head {
         lease.resources = spec.resources
         lease.actorId = spec.actorId
         lease.taskName = spec.displayName
+        if spec.strategy?.kind == .placementGroup { lease.strategy = spec.strategy }
         do {
             let first = try await nodeClient(url: url)
             let (granted, grantor) = try await LeaseRequester.acquire(lease, at: first, connect: { try await self.nodeClient(url: $0) })

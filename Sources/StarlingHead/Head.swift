@@ -38,6 +38,7 @@ public actor Head {
     var nodes = NodeDirectory()
     private var jobs = JobDirectory()
     var actors = ActorDirectory()
+    var groups = PlacementGroupDirectory()
     private var executables: ExecutableStore
     private var failures: [WorkerFailure] = []
     /// Connections to nodes and to actors' workers, by URL.
@@ -76,6 +77,9 @@ public actor Head {
         routes.add(HeadRPC.getActor) { [self] request, _ in try await getActor(request) }
         routes.add(HeadRPC.listActors) { [self] request, _ in await listActors(request) }
         routes.add(HeadRPC.killActor) { [self] request, _ in try await killActor(request) }
+        routes.add(HeadRPC.createPlacementGroup) { [self] request, _ in try await createPlacementGroup(request) }
+        routes.add(HeadRPC.getPlacementGroup) { [self] request, _ in try await getPlacementGroup(request) }
+        routes.add(HeadRPC.removePlacementGroup) { [self] request, _ in await removePlacementGroup(request) }
         server = try RPCServer(listeningOn: settings.listenAddress, token: token, name: "head", routes: routes,
                                onConnectionClosed: { [weak self] connection in
                                    Task { await self?.connectionClosed(connection) }
@@ -190,6 +194,7 @@ public actor Head {
 
     private func jobEnded(_ id: UniqueID, reason: String) async {
         await endActors(ofJob: id)
+        await endGroups(ofJob: id)
         await stopWorkers(of: id, reason: reason)
     }
 

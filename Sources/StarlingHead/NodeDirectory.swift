@@ -58,6 +58,16 @@ struct NodeDirectory {
         return true
     }
 
+    /// Applies a change the head itself made (bundles reserved or released) to a node's
+    /// available resources at once, before its next heartbeat reports it.
+    mutating func adjustAvailable(_ id: UniqueID, by change: ResourceSet, releasing: Bool) {
+        guard var entry = entries[id] else { return }
+        let current = ResourceSet(entry.resources.available)
+        entry.resources.available = (releasing ? current + change : current - change).quantities
+        entries[id] = entry
+        version += 1
+    }
+
     /// Marks a node dead; returns false when it already was (or is unknown).
     @discardableResult
     mutating func markDead(_ id: UniqueID, reason: String, nowUnixMs: Int64) -> Bool {

@@ -122,7 +122,7 @@ extension NodeManager {
             // and returns the lease (ignored then) before retrying elsewhere.
             for (leaseID, lease) in leases where lease.worker == id {
                 leases[leaseID] = nil
-                release(lease.demand)
+                release(lease)
             }
         }
     }
@@ -146,7 +146,7 @@ extension NodeManager {
             stopped += 1
             for (leaseID, lease) in leases where lease.worker == id {
                 leases[leaseID] = nil
-                release(lease.demand)
+                release(lease)
             }
         }
         if stopped > 0 { log.info("stopped \(stopped) workers: \(request.reason)") }

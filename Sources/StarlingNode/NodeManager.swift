@@ -29,6 +29,7 @@ public actor NodeManager {
     var goneOwners: Set<UInt32> = []
     var waiters: [CheckedContinuation<Void, Never>] = []
     var queuedLeases = 0
+    var bundles: [BundleKey: Bundle] = [:]
     var reaper: Task<Void, Never>?
     var stopping = false
     /// What stopped the node on its own (the head declared it dead, or is gone).
@@ -57,6 +58,19 @@ public actor NodeManager {
         let owner: UInt32
         /// Set for a worker dedicated to an actor (the head owns such leases and ends them).
         var actor: [UInt8] = []
+        /// The placement-group bundle its resources come from (nil: the node's own).
+        var bundle: BundleKey?
+    }
+
+    /// A bundle of a placement group reserved on this node.
+    struct BundleKey: Hashable {
+        let group: [UInt8]
+        let index: UInt32
+    }
+
+    struct Bundle {
+        let total: ResourceSet
+        var available: ResourceSet
     }
 
     /// The node's RPC address (valid after `start`).
@@ -78,6 +92,9 @@ public actor NodeManager {
         routes.add(NodeManagerRPC.stopWorkers) { [self] request, _ in await stopWorkers(request) }
         routes.add(NodeManagerRPC.startWorkers) { [self] request, _ in await startWorkers(request) }
         routes.add(NodeManagerRPC.listWorkers) { [self] request, _ in await listWorkers(request) }
+        routes.add(NodeManagerRPC.prepareBundles) { [self] request, _ in try await prepareBundles(request) }
+        routes.add(NodeManagerRPC.commitBundles) { [self] _, _ in CommitBundlesReply() }
+        routes.add(NodeManagerRPC.releaseBundles) { [self] request, _ in await releaseBundles(request) }
         let listen = try settings.listenAddress ?? Address("ipc://\(settings.sessionDir)/node-\(nodeID.short).sock")
         server = try RPCServer(listeningOn: listen, token: token, name: "node \(nodeID.short)", routes: routes,
                                onConnectionClosed: { [weak self] connection in
@@ -154,6 +171,9 @@ public actor NodeManager {
         if !demand.negativeNames.isEmpty {
             throw RPCFailure(.invalidArgument, "\(name) asks for negative amounts of \(demand.negativeNames.joined(separator: ", "))")
         }
+        if request.strategy?.kind == .placementGroup {
+            return try await requestBundleLease(request, demand: demand, name: name, owner: owner)
+        }
         let strategy = Self.strategy(request.strategy)
         var warnedAt: ContinuousClock.Instant?
         queuedLeases += 1
@@ -187,22 +207,29 @@ public actor NodeManager {
         }
     }
 
-    private func grant(_ request: RequestWorkerLeaseRequest, demand: ResourceSet, owner: UInt32) async throws -> RequestWorkerLeaseReply {
-        available = available - demand
+    private func grant(_ request: RequestWorkerLeaseRequest, demand: ResourceSet, owner: UInt32,
+                       bundle: BundleKey? = nil) async throws -> RequestWorkerLeaseReply {
+        let pending = Lease(worker: UniqueID(bytes: []), demand: demand, owner: owner, actor: request.actorId, bundle: bundle)
+        if let bundle, let reserved = bundles[bundle] {
+            // Read first, then write: `bundles[k]?.x = bundles[k]!.x - d` overlaps two accesses.
+            bundles[bundle]?.available = reserved.available - demand
+        } else {
+            available = available - demand
+        }
         let workerID: UniqueID
         do {
             workerID = try await acquireWorker(pool: poolKey(request.jobId), job: request.jobId)
         } catch {
-            release(demand)
+            release(pending)
             throw error
         }
         if goneOwners.contains(owner) {
             makeIdle(workerID)
-            release(demand)
+            release(pending)
             throw RPCFailure(.unavailable, "the owner asking for this lease has gone")
         }
         let leaseID = request.leaseId.isEmpty ? UniqueID.random() : UniqueID(bytes: request.leaseId)
-        leases[leaseID] = Lease(worker: workerID, demand: demand, owner: owner, actor: request.actorId)
+        leases[leaseID] = Lease(worker: workerID, demand: demand, owner: owner, actor: request.actorId, bundle: bundle)
         var reply = RequestWorkerLeaseReply()
         reply.granted = true
         reply.workerAddress = ProcessAddress(url: workers[workerID]?.url ?? "", nodeId: nodeID.bytes, workerId: workerID.bytes)
@@ -240,7 +267,7 @@ public actor NodeManager {
         } else if workers[lease.worker] != nil {
             makeIdle(lease.worker)
         }
-        release(lease.demand)
+        release(lease)
         return ReturnWorkerLeaseReply()
     }
 
@@ -254,13 +281,74 @@ public actor NodeManager {
                 log.info("reclaiming lease \(leaseID.short) of a departed owner; stopping worker \(lease.worker.short)")
                 Self.kill(worker.pid)
             }
-            release(lease.demand)
+            release(lease)
         }
     }
 
-    func release(_ demand: ResourceSet) {
-        available = available + demand
+    /// A lease's resources go back to its bundle (if the bundle is still reserved) or the node.
+    func release(_ lease: Lease) {
+        if let bundle = lease.bundle {
+            if let reserved = bundles[bundle] { bundles[bundle]?.available = reserved.available + lease.demand }
+        } else {
+            available = available + lease.demand
+        }
         wakeWaiters()
+    }
+
+    // MARK: - Placement-group bundles
+
+    /// A lease inside a bundle of a placement group reserved here: waits for room in the bundle.
+    private func requestBundleLease(_ request: RequestWorkerLeaseRequest, demand: ResourceSet, name: String,
+                                    owner: UInt32) async throws -> RequestWorkerLeaseReply {
+        let group = request.strategy?.placementGroupId ?? []
+        let wanted = request.strategy?.bundleIndex ?? -1
+        let groupName = UniqueID(bytes: group).short
+        while true {
+            if stopping { throw RPCFailure(.unavailable, "node \(nodeID.short) is stopping") }
+            let candidates = bundles.filter { $0.key.group == group && (wanted < 0 || Int64($0.key.index) == Int64(wanted)) }
+                .sorted { $0.key.index < $1.key.index }
+            guard !candidates.isEmpty else {
+                throw RPCFailure(.notFound, "placement group \(groupName) has \(wanted < 0 ? "no bundle" : "no bundle \(wanted)") on node \(nodeID.short) (removed, or placed elsewhere)")
+            }
+            guard candidates.contains(where: { $0.value.total.fits(demand) }) else {
+                throw RPCFailure(.infeasible, "\(name) needs \(demand) but bundle \(candidates[0].key.index) of placement group \(groupName) has \(candidates[0].value.total) in all")
+            }
+            if let (key, _) = candidates.first(where: { $0.value.available.fits(demand) }) {
+                return try await grant(request, demand: demand, owner: owner, bundle: key)
+            }
+            await withCheckedContinuation { waiters.append($0) }
+        }
+    }
+
+    private func prepareBundles(_ request: PrepareBundlesRequest) throws -> PrepareBundlesReply {
+        let total = request.bundles.reduce(ResourceSet()) { $0 + ResourceSet($1.resources) }
+        guard available.fits(total) else {
+            throw RPCFailure(.resourceExhausted, "node \(nodeID.short) has \(available) free, less than the \(total) the bundles need")
+        }
+        for reservation in request.bundles {
+            let key = BundleKey(group: reservation.placementGroupId, index: reservation.bundleIndex)
+            guard bundles[key] == nil else { continue }
+            let resources = ResourceSet(reservation.resources)
+            bundles[key] = Bundle(total: resources, available: resources)
+            available = available - resources
+        }
+        return PrepareBundlesReply()
+    }
+
+    /// Gives the bundles' resources back; workers leased inside them are stopped (their
+    /// tasks and actors end with the group, as in Ray).
+    private func releaseBundles(_ request: ReleaseBundlesRequest) -> ReleaseBundlesReply {
+        let indexes = Set(request.bundleIndexes)
+        for (key, bundle) in bundles where key.group == request.placementGroupId && (indexes.isEmpty || indexes.contains(key.index)) {
+            for (leaseID, lease) in leases where lease.bundle == key {
+                leases[leaseID] = nil
+                if let worker = workers.removeValue(forKey: lease.worker) { Self.kill(worker.pid) }
+            }
+            bundles[key] = nil
+            available = available + bundle.total
+        }
+        wakeWaiters()
+        return ReleaseBundlesReply()
     }
 
     /// Lease requests waiting for resources decide again.

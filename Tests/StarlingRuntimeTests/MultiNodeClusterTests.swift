@@ -198,6 +198,29 @@ struct MultiNodeClusterTests {
         }
     }
 
+    @Test("placement groups of each strategy on three nodes; tasks and actors run in their bundles; pending and infeasible ones say why")
+    func placementGroups() async throws {
+        let cluster = try await LocalCluster(headResources: "CPU=2", nodeResources: ["CPU=2", "CPU=2"])
+        do {
+            let parts = try await runScenario(["placement"], environment: cluster.environment).components(separatedBy: " | ")
+            #expect(parts.count == 8, "\(parts)")
+            if parts.count == 8 {
+                #expect(parts[0] == "strictPack 1 true")
+                #expect(parts[1] == "pack 1")
+                #expect(parts[2] == "spread 3")
+                #expect(parts[3] == "strictSpread 3 true")
+                #expect(parts[4].hasPrefix("placement group ") && parts[4].contains("is not ready: pending: "), "\(parts[4])")
+                #expect(parts[5] == "ready after removal")
+                #expect(parts[6].contains("strictSpread needs 4 different nodes but the cluster has 3 live nodes"), "\(parts[6])")
+                #expect(parts[7].contains("bundle 0 needs {CPU: 3} but no live node has that much in all"), "\(parts[7])")
+            }
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        await cluster.stop()
+    }
+
     @Test("kill -9 of a whole node mid-task: its tasks are retried on the other node")
     func nodeKilled() async throws {
         try await withCluster { cluster in

@@ -368,6 +368,34 @@ struct TestApp {
                         try await Task.sleep(for: .milliseconds(25))
                     }
                     result = "\(before == node) \(after != before) \(try await counter.add(1))"
+                case "placement":
+                    // Run on a head and two nodes with 2 CPUs each.
+                    var parts: [String] = []
+                    func nodesOf(_ group: PlacementGroup) -> Int { Set(group.bundles.map(\.nodeID)).count }
+                    let strictPack = try await cluster.ready(cluster.createPlacementGroup([["CPU": 1], ["CPU": 1]], strategy: .strictPack), timeout: .seconds(20))
+                    let ran = try await cluster.get(cluster.submit(Where.self, .init(), options: .init(scheduling: .placementGroup(strictPack, bundle: 1))))
+                    parts.append("strictPack \(nodesOf(strictPack)) \(ran == strictPack.bundles[1].nodeID)")
+                    try await cluster.remove(strictPack)
+                    let pack = try await cluster.ready(cluster.createPlacementGroup([["CPU": 1], ["CPU": 1]], strategy: .pack), timeout: .seconds(20))
+                    parts.append("pack \(nodesOf(pack))")
+                    try await cluster.remove(pack)
+                    let spread = try await cluster.ready(cluster.createPlacementGroup([["CPU": 1], ["CPU": 1], ["CPU": 1]], strategy: .spread), timeout: .seconds(20))
+                    parts.append("spread \(nodesOf(spread))")
+                    try await cluster.remove(spread)
+                    let strictSpread = try await cluster.ready(cluster.createPlacementGroup([["CPU": 2], ["CPU": 2], ["CPU": 2]], strategy: .strictSpread), timeout: .seconds(20))
+                    let actor = try await cluster.spawn(Counter.self, config: 0, options: .init(scheduling: .placementGroup(strictSpread, bundle: 2)))
+                    parts.append("strictSpread \(nodesOf(strictSpread)) \(try await actor.whereAmI() == strictSpread.bundles[2].nodeID)")
+                    // Everything is reserved now: a new group waits, with a reason, until that one goes.
+                    let waiting = try await cluster.createPlacementGroup([["CPU": 1]])
+                    do { _ = try await cluster.ready(waiting, timeout: .milliseconds(500)); parts.append("no wait") } catch { parts.append("\(error)") }
+                    try await cluster.remove(strictSpread)
+                    parts.append(try await cluster.ready(waiting, timeout: .seconds(20)).isReady ? "ready after removal" : "still pending")
+                    try await cluster.remove(waiting)
+                    for (bundles, strategy) in [([["CPU": 1.0], ["CPU": 1], ["CPU": 1], ["CPU": 1]], PlacementGroupStrategy.strictSpread),
+                                                ([["CPU": 3.0]], .pack)] {
+                        do { _ = try await cluster.createPlacementGroup(bundles, strategy: strategy); parts.append("no error") } catch { parts.append("\(error)") }
+                    }
+                    result = parts.joined(separator: " | ")
                 case "actor-detached-create":
                     let registry = try await cluster.spawn(Counter.self, config: 100,
                                                            options: .init(name: "registry", namespace: "tests", lifetime: .detached))

@@ -71,7 +71,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         return system
     }
 
-    private func head() async throws -> RPCClient {
+    func head() async throws -> RPCClient {
         if let head = state.withLock({ $0.head }) { return head }
         guard let headURL, !headURL.isEmpty else { throw StarlingError.cluster("this process has no head to ask about actors") }
         let client = try await RPCClient.connect(to: Address(headURL), token: token, name: "actor system")

@@ -156,6 +156,10 @@ actor TaskSubmitter {
             strategy.kind = .nodeAffinity
             strategy.nodeId = UniqueID(hex: id)?.bytes ?? Array(id.utf8)
             strategy.soft = soft
+        case let .placementGroup(group, bundle):
+            strategy.kind = .placementGroup
+            strategy.placementGroupId = UniqueID(hex: group.id)?.bytes ?? []
+            strategy.bundleIndex = Int32(bundle ?? -1)
         }
         return strategy
     }
@@ -172,9 +176,18 @@ actor TaskSubmitter {
         return request
     }
 
-    private func acquireLease(_ request: RequestWorkerLeaseRequest) async throws -> (RequestWorkerLeaseReply, RPCClient) {
-        try await LeaseRequester.acquire(request, at: node, connect: { try await self.nodeClient($0) },
-                                         forget: { await self.forgetNode($0) })
+    private func acquireLease(_ request: RequestWorkerLeaseRequest, strategy: Scheduling) async throws -> (RequestWorkerLeaseReply, RPCClient) {
+        var first = node
+        if case let .placementGroup(group, bundle) = strategy {
+            // A bundle's lease is asked of the node holding the bundle.
+            guard group.isReady, let target = group.bundles.first(where: { $0.index == (bundle ?? group.bundles[0].index) }) else {
+                throw StarlingError.placementGroupNotReady(group: group.id, reason: group.isReady ? "it has no bundle \(bundle ?? -1)"
+                                                                                                     : "wait for it with Cluster.ready before scheduling into it")
+            }
+            first = try await nodeClient(target.nodeURL)
+        }
+        return try await LeaseRequester.acquire(request, at: first, connect: { try await self.nodeClient($0) },
+                                                forget: { await self.forgetNode($0) })
     }
 
     /// Gets a lease (following spillbacks), runs the key's tasks on it, returns it.
@@ -183,7 +196,7 @@ actor TaskSubmitter {
         let granted: RequestWorkerLeaseReply
         let target: RPCClient
         do {
-            (granted, target) = try await acquireLease(request)
+            (granted, target) = try await acquireLease(request, strategy: key.strategy)
             keys[key]!.requesting = false
         } catch {
             keys[key]!.requesting = false
@@ -330,7 +343,8 @@ actor TaskSubmitter {
             }
             let result = results[index]
             let run = Double(result.runMicros)
-            keys[key]!.averageRunMicros = keys[key]!.averageRunMicros.map { $0 * 0.8 + run * 0.2 } ?? run
+            let average = keys[key]!.averageRunMicros.map { $0 * 0.8 + run * 0.2 } ?? run
+            keys[key]!.averageRunMicros = average
             let name = task.spec.displayName
             switch result.status?.code ?? .ok {
             case .ok:

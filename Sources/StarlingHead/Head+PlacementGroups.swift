@@ -1,0 +1,173 @@
+import StarlingCore
+import StarlingNode
+import StarlingWire
+
+/// The head's placement groups: bundles of resources reserved across nodes (two-phase:
+/// prepare on every node, then commit; a failed prepare releases the others and retries).
+struct PlacementGroupDirectory {
+    var entries: [UniqueID: PlacementGroupInfo] = [:]
+    var names: [String: UniqueID] = [:]
+}
+
+extension Head {
+    func createPlacementGroup(_ request: CreatePlacementGroupRequest) async throws -> CreatePlacementGroupReply {
+        guard var spec = request.spec else { throw RPCFailure(.invalidArgument, "CreatePlacementGroup without a spec") }
+        guard spec.placementGroupId.count == 16 else { throw RPCFailure(.invalidArgument, "placement_group_id must be 16 bytes") }
+        let id = UniqueID(bytes: spec.placementGroupId)
+        var reply = CreatePlacementGroupReply()
+        if let existing = groups.entries[id] {
+            reply.group = existing
+            return reply
+        }
+        if !spec.name.isEmpty, let holder = groups.names["\(spec.namespace)/\(spec.name)"], groups.entries[holder]?.state != .removed {
+            reply.status = Status(code: .alreadyExists, message: "a placement group named \"\(spec.name)\" already exists in namespace \"\(spec.namespace)\"")
+            reply.group = groups.entries[holder]
+            return reply
+        }
+        for index in spec.bundles.indices { spec.bundles[index].index = UInt32(index) }
+        var info = PlacementGroupInfo()
+        info.spec = spec
+        info.state = .pending
+        info.bundles = spec.bundles
+        info.createTimeUnixMs = Head.unixMs()
+        groups.entries[id] = info
+        if !spec.name.isEmpty { groups.names["\(spec.namespace)/\(spec.name)"] = id }
+        await placeGroup(id)
+        if groups.entries[id]?.state == .pending {
+            // Keep trying in the background as resources free up or nodes join.
+            Task { [weak self] in
+                while let self, await self.groupPending(id) {
+                    try? await Task.sleep(for: .milliseconds(100))
+                    await self.placeGroup(id)
+                }
+            }
+        }
+        reply.group = await waitForGroup(id, upTo: .milliseconds(Int(min(request.waitMs, 60_000))))
+        if reply.group?.state == .infeasible {
+            reply.status = Status(code: .infeasible, message: reply.group?.reason ?? "")
+        }
+        return reply
+    }
+
+    func groupPending(_ id: UniqueID) -> Bool { groups.entries[id]?.state == .pending }
+
+    func getPlacementGroup(_ request: GetPlacementGroupRequest) async throws -> GetPlacementGroupReply {
+        let id: UniqueID
+        if !request.placementGroupId.isEmpty {
+            id = UniqueID(bytes: request.placementGroupId)
+        } else if let named = groups.names["\(request.namespace)/\(request.name)"] {
+            id = named
+        } else {
+            throw RPCFailure(.notFound, "no placement group named \"\(request.name)\" in namespace \"\(request.namespace)\"")
+        }
+        guard groups.entries[id] != nil else { throw RPCFailure(.notFound, "no placement group \(id.short)") }
+        var reply = GetPlacementGroupReply()
+        reply.group = await waitForGroup(id, upTo: .milliseconds(Int(min(request.waitMs, 60_000))))
+        return reply
+    }
+
+    func removePlacementGroup(_ request: RemovePlacementGroupRequest) async -> RemovePlacementGroupReply {
+        await removeGroup(UniqueID(bytes: request.placementGroupId))
+        return RemovePlacementGroupReply()
+    }
+
+    func removeGroup(_ id: UniqueID) async {
+        guard let info = groups.entries[id], info.state != .removed else { return }
+        groups.entries[id]?.state = .removed
+        if let spec = info.spec, !spec.name.isEmpty { groups.names["\(spec.namespace)/\(spec.name)"] = nil }
+        await release(id, onNodes: Set(info.bundles.map(\.nodeId).filter { !$0.isEmpty }))
+        log.info("placement group \(id.short) removed")
+    }
+
+    /// Non-detached placement groups of a job end with it.
+    func endGroups(ofJob job: UniqueID) async {
+        for (id, info) in groups.entries where info.spec?.jobId == job.bytes && info.spec?.detached == false && info.state != .removed {
+            await removeGroup(id)
+        }
+    }
+
+    private func waitForGroup(_ id: UniqueID, upTo limit: Duration) async -> PlacementGroupInfo? {
+        let deadline = ContinuousClock.now + limit
+        while groups.entries[id]?.state == .pending, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return groups.entries[id]
+    }
+
+    /// Decides where the bundles go and reserves them (prepare everywhere, then commit).
+    private func placeGroup(_ id: UniqueID) async {
+        guard let info = groups.entries[id], info.state == .pending, let spec = info.spec else { return }
+        let strategy: PlacementGroupStrategy
+        switch spec.strategy {
+        case .spread: strategy = .spread
+        case .strictPack: strategy = .strictPack
+        case .strictSpread: strategy = .strictSpread
+        default: strategy = .pack
+        }
+        let views = nodes.alive.map { NodeView(id: UniqueID(bytes: $0.info.nodeId).hex, total: ResourceSet($0.resources.total),
+                                              available: ResourceSet($0.resources.available)) }
+        switch BundlePlacement.place(info.bundles.map { ResourceSet($0.resources) }, strategy: strategy, nodes: views) {
+        case let .infeasible(reason):
+            groups.entries[id]?.state = .infeasible
+            groups.entries[id]?.reason = reason
+        case let .wait(reason):
+            groups.entries[id]?.reason = "pending: \(reason)"
+        case let .place(chosen):
+            var byNode: [String: [PlacementBundle]] = [:]
+            for (index, node) in chosen.enumerated() { byNode[node, default: []].append(info.bundles[index]) }
+            var prepared: Set<[UInt8]> = []
+            for (node, bundles) in byNode {
+                guard let nodeID = UniqueID(hex: node), let url = nodes.info(nodeID)?.address?.url,
+                      let client = try? await nodeClient(url: url) else { break }
+                var request = PrepareBundlesRequest()
+                request.bundles = bundles.map { BundleReservation(placementGroupId: spec.placementGroupId, bundleIndex: $0.index, resources: $0.resources) }
+                do {
+                    _ = try await client.call(NodeManagerRPC.prepareBundles, request, timeout: .seconds(5))
+                    prepared.insert(nodeID.bytes)
+                    nodes.adjustAvailable(nodeID, by: bundles.reduce(ResourceSet()) { $0 + ResourceSet($1.resources) }, releasing: false)
+                } catch {
+                    break
+                }
+            }
+            guard prepared.count == byNode.count, groups.entries[id]?.state == .pending else {
+                // A node's view was stale (or the group was removed meanwhile): undo, retry.
+                await release(id, onNodes: prepared)
+                groups.entries[id]?.reason = "pending: a node had less free than the head's view said; retrying"
+                return
+            }
+            for nodeBytes in prepared {
+                guard let url = nodes.info(UniqueID(bytes: nodeBytes))?.address?.url, let client = try? await nodeClient(url: url) else { continue }
+                var commit = CommitBundlesRequest()
+                commit.placementGroupId = spec.placementGroupId
+                _ = try? await client.call(NodeManagerRPC.commitBundles, commit, timeout: .seconds(5))
+            }
+            for (index, node) in chosen.enumerated() { groups.entries[id]?.bundles[index].nodeId = UniqueID(hex: node)?.bytes ?? [] }
+            groups.entries[id]?.state = .created
+            groups.entries[id]?.reason = ""
+            log.info("placement group \(id.short) placed on \(Set(chosen).count) node(s)")
+        }
+    }
+
+    private func release(_ id: UniqueID, onNodes nodeIDs: Set<[UInt8]>) async {
+        let bundles = groups.entries[id]?.bundles ?? []
+        for nodeBytes in nodeIDs {
+            guard let url = nodes.info(UniqueID(bytes: nodeBytes))?.address?.url, let client = try? await nodeClient(url: url) else { continue }
+            var request = ReleaseBundlesRequest()
+            request.placementGroupId = id.bytes
+            if (try? await client.call(NodeManagerRPC.releaseBundles, request, timeout: .seconds(5))) != nil {
+                // What this node held of the group (placed bundles, or the ones just prepared).
+                let held = bundles.filter { $0.nodeId == nodeBytes || $0.nodeId.isEmpty }
+                let placed = bundles.contains { $0.nodeId == nodeBytes }
+                let freed = (placed ? held.filter { $0.nodeId == nodeBytes } : [])
+                nodes.adjustAvailable(UniqueID(bytes: nodeBytes), by: freed.reduce(ResourceSet()) { $0 + ResourceSet($1.resources) }, releasing: true)
+            }
+        }
+    }
+
+    /// The node holding bundle `index` of a group (for placing an actor into it).
+    func bundleNode(_ group: [UInt8], index: Int32) -> UniqueID? {
+        guard let info = groups.entries[UniqueID(bytes: group)], info.state == .created else { return nil }
+        let bundle = index >= 0 ? info.bundles.first { Int32($0.index) == index } : info.bundles.first
+        return bundle.map { UniqueID(bytes: $0.nodeId) }
+    }
+}
