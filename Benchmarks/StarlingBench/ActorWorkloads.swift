@@ -20,13 +20,13 @@ struct ActorClient: RemoteFunction {
 /// with 2 CPUs, against Ray 2.60 on the same definitions (`Benchmarks/ray/actors.py`).
 enum ActorWorkloads {
     struct Figures: Sendable {
-        var sync = 0.0, async = 0.0, concurrent = 0.0, oneToN = 0.0, nToN = 0.0, launch = 0.0
+        var sync = 0.0, async = 0.0, concurrent = 0.0, oneToN = 0.0, nToN = 0.0, launch = 0.0, placementGroups = 0.0
     }
     // Workloads run one after another from the main task, so these caches are never shared.
     nonisolated(unsafe) static var starling: Figures?
     nonisolated(unsafe) static var ray: [String: Double]?
 
-    static let syncCalls = 2_000, asyncCalls = 5_000, actors = 4, callsPerActor = 1_000, launched = 20
+    static let syncCalls = 2_000, asyncCalls = 5_000, actors = 4, callsPerActor = 1_000, launched = 20, groups = 200
 
     static var all: [Workload] {
         [
@@ -36,6 +36,9 @@ enum ActorWorkloads {
             Workload(name: "1_n_actor_calls_async", unit: "calls/s", direction: .higherIsBetter) { try await figure($0, \.oneToN, "1_n_actor_calls_async") },
             Workload(name: "n_n_actor_calls_async", unit: "calls/s", direction: .higherIsBetter) { try await figure($0, \.nToN, "n_n_actor_calls_async") },
             Workload(name: "actor_launch", unit: "actors/s", direction: .higherIsBetter) { try await figure($0, \.launch, "actor_launch") },
+            Workload(name: "placement_group_create_removal", unit: "groups/s", direction: .higherIsBetter) {
+                try await figure($0, \.placementGroups, "placement_group_create_removal")
+            },
         ]
     }
 
@@ -101,6 +104,12 @@ enum ActorWorkloads {
             for _ in 0..<launched { launchedActors.append(try await cluster.spawn(BenchActor.self, config: 0)) }
             for actor in launchedActors { _ = try await actor.smallValue() }
             figures.launch = rate(launched, since: start)
+
+            // Create a one-bundle group, wait until it is placed, remove it.
+            for _ in 0..<5 { try await cluster.remove(cluster.ready(cluster.createPlacementGroup([["CPU": 1]]))) }
+            start = .now
+            for _ in 0..<groups { try await cluster.remove(cluster.ready(cluster.createPlacementGroup([["CPU": 1]]))) }
+            figures.placementGroups = rate(groups, since: start)
             return figures
         }
     }

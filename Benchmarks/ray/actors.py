@@ -6,12 +6,14 @@ import json
 import time
 
 import ray
+from ray.util.placement_group import placement_group, remove_placement_group
 
 SYNC_CALLS = 2000
 ASYNC_CALLS = 5000
 ACTORS = 4
 CALLS_PER_ACTOR = 1000
 LAUNCHED = 20
+GROUPS = 200
 
 
 @ray.remote(num_cpus=0)
@@ -78,6 +80,17 @@ def main():
     launched = [Actor.remote() for _ in range(LAUNCHED)]
     ray.get([l.small_value.remote() for l in launched])
     out["actor_launch"] = rate(LAUNCHED, start)
+
+    for _ in range(5):
+        pg = placement_group([{"CPU": 1}])
+        ray.get(pg.ready())
+        remove_placement_group(pg)
+    start = time.perf_counter()
+    for _ in range(GROUPS):
+        pg = placement_group([{"CPU": 1}])
+        ray.get(pg.ready())
+        remove_placement_group(pg)
+    out["placement_group_create_removal"] = rate(GROUPS, start)
     print(json.dumps(out), flush=True)
     ray.shutdown()
 
