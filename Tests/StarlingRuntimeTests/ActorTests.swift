@@ -44,3 +44,17 @@ struct ActorRestartTests {
         #expect(parts[4] == "fast", "calls to a dead actor fail at once")
     }
 }
+
+@Suite("Actor kill and exit (real processes)")
+struct ActorExitTests {
+    @Test("kill with restart gives a fresh incarnation; an exit from inside ends the actor for good")
+    func killRestartAndExit() async throws {
+        let parts = try await runScenario(["actor-exit"]).components(separatedBy: " | ")
+        #expect(parts.count == 3, "\(parts)")
+        guard parts.count == 3 else { return }
+        #expect(parts[0] == "8", "the restarted actor starts again from its config (7 + 1)")
+        #expect(parts[1] == "8")
+        #expect(parts[2].contains("is dead"), "\(parts[2])")
+        #expect(parts[2].contains("exited from inside"), "\(parts[2])")
+    }
+}

@@ -161,6 +161,12 @@ distributed actor Counter: RemoteActor {
 
     distributed func whereAmI() throws -> String { try Cluster.current().nodeID }
 
+    /// Ends this actor after the call returns (a graceful exit from inside).
+    distributed func quit() -> Int {
+        actorSystem.exit(self)
+        return total
+    }
+
     var running = 0
     var mostAtOnce = 0
 
@@ -337,6 +343,20 @@ struct TestApp {
                         try await cluster.kill(counter)
                     }
                     result = most.map(String.init).joined(separator: " ")
+                case "actor-exit":
+                    // kill with restart: a fresh incarnation from the config; then an exit from
+                    // inside, after which calls fail saying so.
+                    let counter = try await cluster.spawn(Counter.self, config: 7, options: .init(maxRestarts: 3))
+                    _ = try await counter.add(100)
+                    try await cluster.kill(counter, restart: true)
+                    var parts = [String(try await counter.add(1))]
+                    parts.append(String(try await counter.quit()))
+                    var outcome = "no error"
+                    for _ in 0..<100 {
+                        do { _ = try await counter.add(1); try await Task.sleep(for: .milliseconds(20)) } catch { outcome = "\(error)"; break }
+                    }
+                    parts.append(outcome)
+                    result = parts.joined(separator: " | ")
                 case "actor-restart":
                     // kill -9 of the actor's worker: restarted with its original config, the
                     // call in flight retried (maxTaskRetries 1); after the one restart allowed,

@@ -145,7 +145,13 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         request.noRestart = !restart
         request.reason = restart ? "killed with restart" : "killed with Cluster.kill"
         _ = try await head().call(HeadRPC.killActor, request)
-        if !restart { markDead(actor, reason: "killed with Cluster.kill") } else { dropClient(url(of: actor)) }
+        if restart {
+            // The head restarted it before answering: follow it to its new worker.
+            dropClient(url(of: actor))
+            _ = await refresh(actor)
+        } else {
+            markDead(actor, reason: "killed with Cluster.kill")
+        }
     }
 
     /// Ends the actor calling this, after the call it is in returns (a graceful exit from
@@ -268,10 +274,11 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
             do {
                 return try await callOnce(actor, target: target, invocation: invocation)
             } catch let lost as ConnectionLost {
-                // The worker went away: the actor restarts (or died). Retry on the new
-                // incarnation as its maxTaskRetries allow; the call may have run partly.
+                // The worker went away: the actor restarts (or died). A call never sent is
+                // sent again to the new incarnation; one that was sent (it may have run
+                // partly) is retried as the actor's maxTaskRetries allow.
                 let (moved, retries) = await refresh(actor)
-                if moved, retries < 0 || attempt < retries {
+                if moved, !lost.sent || retries < 0 || attempt < retries {
                     attempt += 1
                     continue
                 }
@@ -365,6 +372,8 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     private struct ConnectionLost: Error {
         let call: String
         let detail: String
+        /// False when the worker could not even be reached (the call never ran).
+        var sent = true
     }
 
     private func callOnce(_ actor: ActorIdentity, target: RemoteCallTarget, invocation: StarlingInvocationEncoder) async throws -> [UInt8] {
@@ -405,6 +414,8 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
             throw Self.failure(code: code, message: message, actor: actor, call: request.displayName, error: nil)
         } catch let error as StarlingError {
             throw error
+        } catch let lost as ConnectionLost {
+            throw lost
         } catch {
             dropClient(url(of: actor))
             throw ConnectionLost(call: request.displayName, detail: "\(error)")
@@ -476,7 +487,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         do {
             client = try await RPCClient.connect(to: Address(url), token: token, name: "actor caller", settings: settings)
         } catch {
-            throw ConnectionLost(call: "\(actor.name)", detail: "its worker at \(url) cannot be reached: \(error)")
+            throw ConnectionLost(call: "\(actor.name)", detail: "its worker at \(url) cannot be reached: \(error)", sent: false)
         }
         let raced = state.withLock { state -> RPCClient? in
             if let existing = state.clients[url] { return existing }
