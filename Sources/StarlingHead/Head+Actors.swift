@@ -193,7 +193,7 @@ extension Head {
             start.spec = spec
             start.restartCount = actors[id]?.info.numRestarts ?? 0
             start.leaseId = lease.leaseId
-            let client = try await workerClient(worker.url)
+            let client = try await peers.client(worker.url)
             let reply = try await client.call(WorkerRPC.startActor, start, timeout: .seconds(60), returningFailures: true)
             if let status = reply.status, status.code != .ok {
                 let message = reply.error?.message ?? status.message
@@ -224,16 +224,5 @@ extension Head {
             try? await Task.sleep(for: .milliseconds(10))
         }
         return actors[id]?.info
-    }
-
-    private func workerClient(_ url: String) async throws -> RPCClient {
-        if let client = workerClients[url] { return client }
-        let client = try await RPCClient.connect(to: Address(url), token: token, name: "head")
-        if let raced = workerClients[url] {
-            client.close()
-            return raced
-        }
-        workerClients[url] = client
-        return client
     }
 }

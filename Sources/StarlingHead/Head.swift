@@ -41,9 +41,8 @@ public actor Head {
     var groups = PlacementGroupDirectory()
     private var executables: ExecutableStore
     private var failures: [WorkerFailure] = []
-    /// Connections to nodes and to actors' workers, by URL.
-    private var nodeClients: [String: RPCClient] = [:]
-    var workerClients: [String: RPCClient] = [:]
+    /// Connections to nodes and to actors' workers.
+    let peers: ConnectionPool
     var actorRoundRobin = 0
     private var monitor: Task<Void, Never>?
     private let startTime = Head.unixMs()
@@ -56,6 +55,7 @@ public actor Head {
         self.settings = settings
         self.token = token
         self.executables = ExecutableStore(directory: settings.sessionDir + "/executables")
+        self.peers = ConnectionPool(token: token, name: "head")
     }
 
     public func start() throws {
@@ -95,10 +95,7 @@ public actor Head {
 
     public func stop() async {
         monitor?.cancel()
-        for (_, client) in nodeClients { client.close() }
-        nodeClients.removeAll()
-        for (_, client) in workerClients { client.close() }
-        workerClients.removeAll()
+        peers.closeAll()
         await server?.close()
         server = nil
     }
@@ -177,7 +174,7 @@ public actor Head {
         let url = nodes.info(id)?.address?.url ?? ""
         guard nodes.markDead(id, reason: reason, nowUnixMs: Self.unixMs()) else { return }
         log.warning("node \(id.short) is dead: \(reason)")
-        nodeClients.removeValue(forKey: url)?.close()
+        peers.drop(url)
         await actorsLost(onNode: id, reason: reason)
     }
 
@@ -269,14 +266,7 @@ public actor Head {
     }
 
     func nodeClient(url: String) async throws -> RPCClient {
-        if let client = nodeClients[url] { return client }
-        let client = try await RPCClient.connect(to: Address(url), token: token, name: "head")
-        if let raced = nodeClients[url] {
-            client.close()
-            return raced
-        }
-        nodeClients[url] = client
-        return client
+        try await peers.client(url)
     }
 
     // MARK: - Workers

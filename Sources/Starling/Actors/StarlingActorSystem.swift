@@ -40,7 +40,6 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     private struct State {
         var local: [String: any DistributedActor] = [:]
         var mailboxes: [String: Mailbox] = [:]
-        var clients: [String: RPCClient] = [:]
         /// Per actor called: next sequence number, and the calls not yet answered.
         var sequences: [String: (next: UInt64, outstanding: Set<UInt64>)] = [:]
         /// Calls waiting for their sequence number to enter the in-flight window.
@@ -56,8 +55,14 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         var head: RPCClient?
     }
 
+    /// Connections to the workers hosting the actors this process calls.
+    private let workers: ConnectionPool
+
     init(token: ClusterToken, head: RPCClient?, headURL: String?) {
         self.token = token
+        var settings = TransportSettings()
+        settings.connectTimeout = .seconds(2)
+        workers = ConnectionPool(token: token, name: "actor caller", settings: settings)
         self.headURL = headURL
         state.withLock { $0.head = head }
     }
@@ -208,8 +213,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     /// Closes connections to other workers (at the end of `Starling.run`).
     func shutdown() {
         Self.installed.withLock { if $0 === self { $0 = nil } }
-        let clients = state.withLock { state in defer { state.clients = [:] }; return state.clients }
-        for (_, client) in clients { client.close() }
+        workers.closeAll()
         // A driver's head connection belongs to its session; a worker's own is closed here.
         if headURL != nil, let head = state.withLock({ state in defer { state.head = nil }; return state.head }) { head.close() }
     }
@@ -480,29 +484,15 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         guard !url.isEmpty else {
             throw StarlingError.actorDied(actor: "\(actor)", detail: "the handle has no address (an actor made outside Cluster.spawn)")
         }
-        if let client = state.withLock({ $0.clients[url] }) { return client }
-        var settings = TransportSettings()
-        settings.connectTimeout = .seconds(2)
-        let client: RPCClient
         do {
-            client = try await RPCClient.connect(to: Address(url), token: token, name: "actor caller", settings: settings)
+            return try await workers.client(url)
         } catch {
             throw ConnectionLost(call: "\(actor.name)", detail: "its worker at \(url) cannot be reached: \(error)", sent: false)
         }
-        let raced = state.withLock { state -> RPCClient? in
-            if let existing = state.clients[url] { return existing }
-            state.clients[url] = client
-            return nil
-        }
-        if let raced {
-            client.close()
-            return raced
-        }
-        return client
     }
 
     private func dropClient(_ url: String) {
-        state.withLock { $0.clients.removeValue(forKey: url) }?.close()
+        workers.drop(url)
     }
 
     // MARK: - Hosting (worker side)

@@ -43,9 +43,9 @@ actor TaskSubmitter {
     private var driving = 0
     private var drivesDone: [CheckedContinuation<Void, Never>] = []
     private var sweeper: Task<Void, Never>?
-    private var workerClients: [String: RPCClient] = [:]
+    private let workers: ConnectionPool
     /// Connections to other nodes that granted (or were asked for) leases after a spillback.
-    private var nodeClients: [String: RPCClient] = [:]
+    private let nodes: ConnectionPool
     private var leaseTasks: [Int: Task<Void, Never>] = [:]
     private var nextLeaseTask = 0
     private var shuttingDown = false
@@ -70,6 +70,11 @@ actor TaskSubmitter {
         self.jobID = jobID
         self.objects = objects
         self.token = token
+        workers = ConnectionPool(token: token, name: "owner")
+        // A node spilled to may have died since the view was made: give up on it quickly.
+        var settings = TransportSettings()
+        settings.connectTimeout = .seconds(1)
+        nodes = ConnectionPool(token: token, name: "owner", settings: settings)
     }
 
     /// A granted lease: the worker to push to and the node to give it back to.
@@ -107,7 +112,7 @@ actor TaskSubmitter {
         // Closing the worker connections cancels pushes in flight: the driver is done. Lease
         // requests still waiting at a node are cancelled too; the node takes back whatever
         // this owner held when its connection closes.
-        for (_, client) in workerClients { client.close() }
+        workers.closeAll()
         let stuck = Task { [leaseTasks] in
             try await Task.sleep(for: Self.shutdownGrace)
             for (_, task) in leaseTasks { task.cancel() }
@@ -119,9 +124,7 @@ actor TaskSubmitter {
             await withCheckedContinuation { drivesDone.append($0) }
         }
         stuck.cancel()
-        workerClients.removeAll()
-        for (_, client) in nodeClients { client.close() }
-        nodeClients.removeAll()
+        nodes.closeAll()
     }
 
     private func batchSize(_ averageRunMicros: Double?) -> Int {
@@ -290,7 +293,7 @@ actor TaskSubmitter {
                 deliver(reply.results, for: batch, key: key)
             } catch {
                 log.info("worker \(url) failed during a batch of \(batch.count): \(error)")
-                workerClients.removeValue(forKey: url)?.close()
+                workers.drop(url)
                 retryOrFail(batch, key: key, detail: "\(error)")
                 return false
             }
@@ -327,7 +330,7 @@ actor TaskSubmitter {
                 return
             }
         }
-        guard let target = pushed[returnID], let worker = workerClients[target.url] else { return }
+        guard let target = pushed[returnID], let worker = workers.existing(target.url) else { return }
         var request = CancelTaskRequest()
         request.taskId = target.taskID
         _ = try? await worker.call(WorkerRPC.cancelTask, request, timeout: .seconds(10))
@@ -407,34 +410,15 @@ actor TaskSubmitter {
     }
 
     private func client(for url: String) async throws -> RPCClient {
-        if let existing = workerClients[url] { return existing }
-        let client = try await RPCClient.connect(to: Address(url), token: token, name: "owner")
-        if let raced = workerClients[url] {
-            client.close()
-            return raced
-        }
-        workerClients[url] = client
-        return client
+        try await workers.client(url)
     }
 
     private func nodeClient(_ url: String) async throws -> RPCClient {
         if url == node.peer.description { return node }
-        if let existing = nodeClients[url] { return existing }
-        var settings = TransportSettings()
-        settings.connectTimeout = .seconds(1)
-        let client = try await RPCClient.connect(to: Address(url), token: token, name: "owner", settings: settings)
-        if let raced = nodeClients[url] {
-            client.close()
-            return raced
-        }
-        nodeClients[url] = client
-        return client
+        return try await nodes.client(url)
     }
 
     private func forgetNode(_ client: RPCClient) {
-        for (url, cached) in nodeClients where cached === client {
-            nodeClients[url] = nil
-            client.close()
-        }
+        nodes.drop(client)
     }
 }
