@@ -17,21 +17,18 @@ public struct Cluster: Sendable {
     /// The node this code runs on (hex id): a driver's local node, or a worker's node. Pass it
     /// to `Scheduling.node` to keep work here.
     public let nodeID: String
-    /// The head, for drivers (workers reach the cluster through their node only).
-    let head: RPCClient?
     /// This process's actor system: spawned actors' handles resolve against it.
     public let actorSystem: StarlingActorSystem
     /// The job this process works for (empty in a worker that was not told).
     let jobID: [UInt8]
 
-    init(objects: ObjectTable, submitter: TaskSubmitter, ownerURL: String, nodeID: UniqueID, head: RPCClient?,
+    init(objects: ObjectTable, submitter: TaskSubmitter, ownerURL: String, nodeID: UniqueID,
          actorSystem: StarlingActorSystem, jobID: UniqueID) {
         self.jobID = jobID.bytes
         self.objects = objects
         self.submitter = submitter
         self.ownerURL = ownerURL
         self.nodeID = nodeID.hex
-        self.head = head
         self.actorSystem = actorSystem
     }
 
@@ -258,11 +255,10 @@ public struct Cluster: Sendable {
         return ObjectRef(id: id, owner: ownerURL)
     }
 
-    /// The cluster's live nodes, as the head knows them (drivers only).
+    /// The cluster's live nodes, as the head knows them.
     public func nodes() async throws -> [NodeDescription] {
-        guard let head else { throw StarlingError.cluster("nodes() is available to drivers; inside a task use Cluster.nodeID") }
         do {
-            return try await head.call(HeadRPC.listNodes, ListNodesRequest()).nodes.map {
+            return try await actorSystem.head().call(HeadRPC.listNodes, ListNodesRequest()).nodes.map {
                 NodeDescription(id: UniqueID(bytes: $0.nodeId).hex, address: $0.address?.url ?? "",
                                 resources: $0.totalResources, isHead: $0.isHead, labels: $0.labels)
             }

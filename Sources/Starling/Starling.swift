@@ -58,7 +58,7 @@ public enum Starling {
         let objects = ObjectTable()
         let submitter = TaskSubmitter(node: session.node, jobID: session.jobID, objects: objects, token: session.token)
         let actors = StarlingActorSystem.install(token: session.token, head: session.head, headURL: nil)
-        let cluster = Cluster(objects: objects, submitter: submitter, ownerURL: "driver", nodeID: session.nodeID, head: session.head,
+        let cluster = Cluster(objects: objects, submitter: submitter, ownerURL: "driver", nodeID: session.nodeID,
                               actorSystem: actors, jobID: session.jobID)
         do {
             let result = try await Cluster.$ambient.withValue(cluster) { try await body(cluster) }

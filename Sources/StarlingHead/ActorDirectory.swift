@@ -10,6 +10,8 @@ struct ActorDirectory {
         var workerID: [UInt8] = []
         var leaseID: [UInt8] = []
         var nodeURL = ""
+        /// Counts placements: one that finds a newer one started meanwhile gives up its worker.
+        var placement: UInt64 = 0
     }
 
     private(set) var entries: [UniqueID: Entry] = [:]

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import StarlingCore
+import StarlingNode
 import StarlingWire
 
 /// Job executables the head holds, by SHA-256: uploaded by drivers in chunks, fetched by nodes
@@ -39,7 +40,7 @@ struct ExecutableStore {
         guard request.data.count <= Self.maxChunk else {
             throw RPCFailure(.tooLarge, "chunk of \(request.data.count) bytes is over \(Self.maxChunk)")
         }
-        let name = Self.safeName(request.executableName)
+        let name = JobExecutables.safeName(request.executableName)
         var state = partial[hex] ?? (name, request.totalSize, 0)
         guard state.size == request.totalSize else {
             throw RPCFailure(.invalidArgument, "total_size \(request.totalSize) differs from the \(state.size) this upload started with")
@@ -90,13 +91,6 @@ struct ExecutableStore {
     }
 
     private func path(_ hex: String) -> String { "\(directory)/\(hex)" }
-
-    /// A file name without directories (the name is only for display and the cached copy).
-    static func safeName(_ name: String) -> String {
-        let base = name.split(separator: "/").last.map(String.init) ?? ""
-        let cleaned = String(base.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || "0123456789-_.".unicodeScalars.contains($0)) })
-        return cleaned.isEmpty || cleaned.hasPrefix(".") ? "job" : cleaned
-    }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: off_t, path: String) throws {
         var done = 0

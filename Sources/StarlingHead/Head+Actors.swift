@@ -97,6 +97,15 @@ extension Head {
         }
     }
 
+    /// A placement group was removed: its actors end with it.
+    func endActors(inGroup group: UniqueID) async {
+        for (id, entry) in actors.entries where entry.info.state != .dead
+            && entry.info.spec?.strategy?.kind == .placementGroup && entry.info.spec?.strategy?.placementGroupId == group.bytes {
+            await stopIncarnation(id)
+            actors.markDead(id, reason: "its placement group \(group.short) was removed", error: nil, nowUnixMs: Head.unixMs())
+        }
+    }
+
     private func actorIncarnationLost(_ id: UniqueID, cause: String) async {
         if restartsLeft(id) {
             await restart(id, cause: cause)
@@ -124,12 +133,19 @@ extension Head {
 
     /// Gives the current incarnation's worker back to its node, which stops it.
     private func stopIncarnation(_ id: UniqueID) async {
-        guard let entry = actors[id], !entry.leaseID.isEmpty, let node = try? await nodeClient(url: entry.nodeURL) else { return }
+        // Taken off the entry before any await, so a newer incarnation set meanwhile is kept.
+        guard let entry = actors[id], !entry.leaseID.isEmpty else { return }
         actors[id]?.workerID = []
         actors[id]?.leaseID = []
+        await returnActorLease(entry.leaseID, worker: entry.workerID, nodeURL: entry.nodeURL, actor: id)
+    }
+
+    /// Gives an actor's worker back to its node, which stops it.
+    private func returnActorLease(_ leaseID: [UInt8], worker: [UInt8], nodeURL: String, actor id: UniqueID) async {
+        guard let node = try? await nodeClient(url: nodeURL) else { return }
         var request = ReturnWorkerLeaseRequest()
-        request.leaseId = entry.leaseID
-        request.workerId = entry.workerID
+        request.leaseId = leaseID
+        request.workerId = worker
         request.workerExiting = true
         request.reason = "actor \(id.short) stopped"
         _ = try? await node.call(NodeManagerRPC.returnWorkerLease, request, timeout: .seconds(5))
@@ -138,6 +154,10 @@ extension Head {
     /// Leases a worker for the actor and starts it there; the entry ends ALIVE or DEAD.
     private func place(_ id: UniqueID) async {
         guard let spec = actors[id]?.info.spec else { return }
+        let ticket = (actors[id]?.placement ?? 0) + 1
+        actors[id]?.placement = ticket
+        // After each await: still the placement in charge (not killed or re-placed meanwhile)?
+        let current = { [self] in actors[id]?.placement == ticket && (actors[id]?.info.state == .creating || actors[id]?.info.state == .restarting) }
         actors[id]?.info.state = .creating
         let demand = ResourceSet(spec.resources)
         let views = nodes.alive.map { NodeView(id: UniqueID(bytes: $0.info.nodeId).hex, total: ResourceSet($0.resources.total),
@@ -184,6 +204,10 @@ extension Head {
             let first = try await nodeClient(url: url)
             let (granted, grantor) = try await LeaseRequester.acquire(lease, at: first, connect: { try await self.nodeClient(url: $0) })
             guard let worker = granted.workerAddress else { throw RPCFailure(.internal, "lease granted without a worker") }
+            guard current() else {
+                await returnActorLease(lease.leaseId, worker: worker.workerId, nodeURL: grantor.peer.description, actor: id)
+                return
+            }
             actors[id]?.leaseID = lease.leaseId
             actors[id]?.workerID = worker.workerId
             actors[id]?.nodeURL = grantor.peer.description
@@ -195,21 +219,24 @@ extension Head {
             start.leaseId = lease.leaseId
             let client = try await peers.client(worker.url)
             let reply = try await client.call(WorkerRPC.startActor, start, timeout: .seconds(60), returningFailures: true)
+            guard current() else {
+                // Killed or re-placed while it started: this worker is no longer its home.
+                if actors[id]?.leaseID == lease.leaseId { await stopIncarnation(id) } else {
+                    await returnActorLease(lease.leaseId, worker: worker.workerId, nodeURL: grantor.peer.description, actor: id)
+                }
+                return
+            }
             if let status = reply.status, status.code != .ok {
                 let message = reply.error?.message ?? status.message
                 await stopIncarnation(id)
                 actors.markDead(id, reason: "its initialiser failed: \(message)", error: reply.error, nowUnixMs: Head.unixMs())
                 return
             }
-            guard actors[id]?.info.state == .creating || actors[id]?.info.state == .restarting else {
-                // Killed while it was being created.
-                await stopIncarnation(id)
-                return
-            }
             actors[id]?.info.state = .alive
             actors[id]?.info.address = ProcessAddress(url: worker.url, nodeId: worker.nodeId, workerId: worker.workerId)
             actors[id]?.info.reason = ""
         } catch {
+            guard current() else { return }
             await stopIncarnation(id)
             var remote = RemoteError()
             if case let WireError.remote(_, _, code, message) = error { remote.code = code; remote.message = message } else { remote.code = .actorDied; remote.message = "\(error)" }

@@ -25,6 +25,10 @@ extension Head {
             return reply
         }
         for index in spec.bundles.indices { spec.bundles[index].index = UInt32(index) }
+        for bundle in spec.bundles {
+            let negative = ResourceSet(bundle.resources).negativeNames
+            if !negative.isEmpty { throw RPCFailure(.invalidArgument, "bundle \(bundle.index) asks for negative amounts of \(negative.joined(separator: ", "))") }
+        }
         var info = PlacementGroupInfo()
         info.spec = spec
         info.state = .pending
@@ -76,6 +80,8 @@ extension Head {
         groups.entries[id]?.state = .removed
         if let spec = info.spec, !spec.name.isEmpty { groups.names["\(spec.namespace)/\(spec.name)"] = nil }
         await release(id, onNodes: Set(info.bundles.map(\.nodeId).filter { !$0.isEmpty }))
+        // Its actors' workers were stopped with the bundles: they are over, not to be restarted.
+        await endActors(inGroup: id)
         log.info("placement group \(id.short) removed")
     }
 
@@ -116,11 +122,15 @@ extension Head {
             var byNode: [String: [PlacementBundle]] = [:]
             for (index, node) in chosen.enumerated() { byNode[node, default: []].append(info.bundles[index]) }
             var prepared: Set<[UInt8]> = []
+            // Nodes asked, whatever they answered: a prepare whose reply was lost may still
+            // have reserved, and releasing is harmless where nothing was.
+            var asked: Set<[UInt8]> = []
             for (node, bundles) in byNode {
                 guard let nodeID = UniqueID(hex: node), let url = nodes.info(nodeID)?.address?.url,
                       let client = try? await nodeClient(url: url) else { break }
                 var request = PrepareBundlesRequest()
                 request.bundles = bundles.map { BundleReservation(placementGroupId: spec.placementGroupId, bundleIndex: $0.index, resources: $0.resources) }
+                asked.insert(nodeID.bytes)
                 do {
                     _ = try await client.call(NodeManagerRPC.prepareBundles, request, timeout: .seconds(5))
                     prepared.insert(nodeID.bytes)
@@ -131,8 +141,10 @@ extension Head {
             }
             guard prepared.count == byNode.count, groups.entries[id]?.state == .pending else {
                 // A node's view was stale (or the group was removed meanwhile): undo, retry.
-                await release(id, onNodes: prepared)
-                groups.entries[id]?.reason = "pending: a node had less free than the head's view said; retrying"
+                await release(id, onNodes: asked)
+                if groups.entries[id]?.state == .pending {
+                    groups.entries[id]?.reason = "pending: a node had less free than the head's view said; retrying"
+                }
                 return
             }
             for nodeBytes in prepared {
@@ -140,6 +152,11 @@ extension Head {
                 var commit = CommitBundlesRequest()
                 commit.placementGroupId = spec.placementGroupId
                 _ = try? await client.call(NodeManagerRPC.commitBundles, commit, timeout: .seconds(5))
+            }
+            guard groups.entries[id]?.state == .pending else {
+                // Removed while it was being committed: nothing may stay reserved.
+                await release(id, onNodes: prepared)
+                return
             }
             for (index, node) in chosen.enumerated() { groups.entries[id]?.bundles[index].nodeId = UniqueID(hex: node)?.bytes ?? [] }
             groups.entries[id]?.state = .created

@@ -228,6 +228,11 @@ public actor NodeManager {
             release(pending)
             throw RPCFailure(.unavailable, "the owner asking for this lease has gone")
         }
+        if let bundle, bundles[bundle] == nil {
+            // The group was removed while the worker started: its resources went back whole.
+            makeIdle(workerID)
+            throw RPCFailure(.notFound, "placement group \(UniqueID(bytes: bundle.group).short) was removed")
+        }
         let leaseID = request.leaseId.isEmpty ? UniqueID.random() : UniqueID(bytes: request.leaseId)
         leases[leaseID] = Lease(worker: workerID, demand: demand, owner: owner, actor: request.actorId, bundle: bundle)
         var reply = RequestWorkerLeaseReply()
@@ -321,6 +326,9 @@ public actor NodeManager {
     }
 
     private func prepareBundles(_ request: PrepareBundlesRequest) throws -> PrepareBundlesReply {
+        for bundle in request.bundles where !ResourceSet(bundle.resources).negativeNames.isEmpty {
+            throw RPCFailure(.invalidArgument, "bundle \(bundle.bundleIndex) asks for negative amounts")
+        }
         let total = request.bundles.reduce(ResourceSet()) { $0 + ResourceSet($1.resources) }
         guard available.fits(total) else {
             throw RPCFailure(.resourceExhausted, "node \(nodeID.short) has \(available) free, less than the \(total) the bundles need")

@@ -28,6 +28,24 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     private let state = Mutex(State())
     private let creating = Mutex(())
 
+    struct Sequencing {
+        /// Bumped when the actor moved to a new worker (numbering starts again at 0 there).
+        var incarnation: UInt64 = 0
+        var next: UInt64 = 0
+        /// Calls not yet answered or abandoned.
+        var outstanding: Set<UInt64> = []
+
+        /// Numbers `request` (and tells the actor which lower numbers it need not wait for).
+        mutating func number(_ request: inout ActorCallRequest) -> (sequence: UInt64, incarnation: UInt64) {
+            let sequence = next
+            next += 1
+            outstanding.insert(sequence)
+            request.sequenceNumber = sequence
+            request.callerAckedBelow = outstanding.min() ?? next
+            return (sequence, incarnation)
+        }
+    }
+
     struct Outbox {
         var queue: [(request: ActorCallRequest, reply: CheckedContinuation<ActorCallReply, Error>)] = []
         var inFlight = 0
@@ -40,10 +58,8 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     private struct State {
         var local: [String: any DistributedActor] = [:]
         var mailboxes: [String: Mailbox] = [:]
-        /// Per actor called: next sequence number, and the calls not yet answered.
-        var sequences: [String: (next: UInt64, outstanding: Set<UInt64>)] = [:]
-        /// Calls waiting for their sequence number to enter the in-flight window.
-        var windowWaiters: [String: [(sequence: UInt64, waiter: CheckedContinuation<Void, Never>)]] = [:]
+        /// Per actor called: the numbering of this caller's calls to its current incarnation.
+        var sequences: [String: Sequencing] = [:]
         /// Calls waiting to be sent, per actor, and batches in flight to it.
         var outboxes: [String: Outbox] = [:]
         /// The identity the next actor initialised here takes (set by the worker's host).
@@ -192,16 +208,22 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
             try? await Task.sleep(for: .milliseconds(50))
         }
         guard let info = answer else {
-            markDead(actor, reason: "its worker went away and the head cannot say where it is")
+            if !Task.isCancelled { markDead(actor, reason: "its worker went away and the head cannot say where it is") }
             return (false, 0)
         }
         let retries = Int(info.spec?.maxTaskRetries ?? 0)
         if info.state == .alive, let url = info.address?.url, url != self.url(of: actor) {
-            state.withLock { state in
+            let stale = state.withLock { state -> [CheckedContinuation<ActorCallReply, Error>] in
                 state.addresses[actor.id] = url
-                // A new incarnation numbers its callers' calls from 0 again.
-                state.sequences[actor.id] = nil
+                // A new incarnation numbers its callers' calls from 0 again; calls still queued
+                // with numbers for the old one go back to their callers, to be sent anew.
+                let incarnation = (state.sequences[actor.id]?.incarnation ?? 0) + 1
+                state.sequences[actor.id] = Sequencing(incarnation: incarnation)
+                let queued = state.outboxes[actor.id]?.queue.map(\.reply) ?? []
+                state.outboxes[actor.id]?.queue.removeAll()
+                return queued
             }
+            for call in stale { call.resume(throwing: ConnectionLost(call: actor.name, detail: "the actor moved", sent: false)) }
             return (true, retries)
         }
         if info.state == .dead {
@@ -296,27 +318,37 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
 
     /// Queues a call for its actor; calls queued while batches are in flight go together in
     /// the next one (one round trip and one wake-up for many calls).
-    private func send(_ request: ActorCallRequest, to actor: ActorIdentity) async throws -> ActorCallReply {
+    ///
+    /// A call is numbered in the same critical section that sends it directly or queues it,
+    /// so the queue (and every batch) holds one caller's calls in number order.
+    private func send(_ unnumbered: ActorCallRequest, to actor: ActorIdentity) async throws -> ActorCallReply {
         // Nothing queued or in flight (a caller that waits for each call): send it from this
         // task, one hop less than through a sender.
-        let direct = state.withLock { state -> Bool in
+        var request = unnumbered
+        let direct = state.withLock { state -> (sequence: UInt64, incarnation: UInt64, url: String)? in
             let box = state.outboxes[actor.id] ?? Outbox()
-            guard box.queue.isEmpty && box.inFlight == 0 else { return false }
+            guard box.queue.isEmpty && box.inFlight == 0 else { return nil }
             state.outboxes[actor.id, default: Outbox()].inFlight = 1
-            return true
+            let (sequence, incarnation) = state.sequences[actor.id, default: Sequencing()].number(&request)
+            return (sequence, incarnation, state.addresses[actor.id] ?? actor.url)
         }
-        if direct {
+        if let direct {
             defer {
+                finished(actor.id, direct.sequence, incarnation: direct.incarnation)
                 let more = state.withLock { state -> Bool in
                     state.outboxes[actor.id]?.inFlight -= 1
                     return !(state.outboxes[actor.id]?.queue.isEmpty ?? true)
                 }
                 if more { Task.immediate { await self.drain(actor) } }
             }
-            return try await client(for: actor).call(WorkerRPC.actorCall, request, timeout: .seconds(365 * 24 * 3600), returningFailures: true)
+            return try await client(for: actor, url: direct.url).call(WorkerRPC.actorCall, request, timeout: .seconds(365 * 24 * 3600),
+                                                                        returningFailures: true)
         }
+        var numbered: (sequence: UInt64, incarnation: UInt64) = (0, 0)
+        defer { finished(actor.id, numbered.sequence, incarnation: numbered.incarnation) }
         return try await withCheckedThrowingContinuation { continuation in
             let startSender = state.withLock { state -> Bool in
+                numbered = state.sequences[actor.id, default: Sequencing()].number(&request)
                 state.outboxes[actor.id, default: Outbox()].queue.append((request, continuation))
                 return state.outboxes[actor.id]!.inFlight < Self.batchesInFlight
             }
@@ -394,23 +426,6 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         guard request.encodedInvocation.count <= TaskExecutor.inlineLimit else {
             throw StarlingError.objectTooLarge(task: request.displayName, what: "arguments", bytes: request.encodedInvocation.count, limit: TaskExecutor.inlineLimit)
         }
-        // The sequence number is taken now, in the order calls are made; calls that end
-        // (answered or abandoned) no longer hold back the ones after them.
-        let (sequence, ackedBelow) = state.withLock { state -> (UInt64, UInt64) in
-            var entry = state.sequences[actor.id] ?? (0, [])
-            let sequence = entry.next
-            entry.next += 1
-            entry.outstanding.insert(sequence)
-            state.sequences[actor.id] = entry
-            return (sequence, entry.outstanding.min() ?? entry.next)
-        }
-        defer { finished(actor.id, sequence) }
-        // At most `callWindow` calls of this caller in flight per actor: the actor holds a call
-        // that arrived early until the ones before it ran, so an unbounded burst could fill
-        // every connection context of its worker with calls that wait for ones still queued.
-        await enterWindow(actor.id, sequence)
-        request.sequenceNumber = sequence
-        request.callerAckedBelow = ackedBelow
         let reply: ActorCallReply
         do {
             reply = try await send(request, to: actor)
@@ -420,6 +435,9 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
             throw error
         } catch let lost as ConnectionLost {
             throw lost
+        } catch let WireError.cancelled(_, call) {
+            // This caller gave up (its Task was cancelled): the connection and the actor are fine.
+            throw StarlingError.cancelled(task: "\(request.displayName) (\(call))")
         } catch {
             dropClient(url(of: actor))
             throw ConnectionLost(call: request.displayName, detail: "\(error)")
@@ -430,32 +448,12 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         return reply.inlineResult
     }
 
-    /// Calls of one caller in flight to one actor at most (a bound on memory: the actor holds
-    /// a call that arrived early until the ones before it ran).
-    static let callWindow: UInt64 = 4096
 
-    private func enterWindow(_ actor: String, _ sequence: UInt64) async {
-        await withCheckedContinuation { continuation in
-            let admitted = state.withLock { state -> Bool in
-                let lowest = state.sequences[actor]?.outstanding.min() ?? sequence
-                if sequence < lowest + Self.callWindow { return true }
-                state.windowWaiters[actor, default: []].append((sequence, continuation))
-                return false
-            }
-            if admitted { continuation.resume() }
+    /// A call ended (answered or abandoned): later ones need not wait for its number.
+    private func finished(_ actor: String, _ sequence: UInt64, incarnation: UInt64) {
+        state.withLock { state in
+            if state.sequences[actor]?.incarnation == incarnation { state.sequences[actor]?.outstanding.remove(sequence) }
         }
-    }
-
-    private func finished(_ actor: String, _ sequence: UInt64) {
-        let admitted = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.sequences[actor]?.outstanding.remove(sequence)
-            guard let waiting = state.windowWaiters[actor], !waiting.isEmpty else { return [] }
-            let lowest = state.sequences[actor]?.outstanding.min() ?? .max
-            let limit = lowest == .max ? UInt64.max : lowest + Self.callWindow
-            state.windowWaiters[actor] = waiting.filter { $0.sequence >= limit }
-            return waiting.filter { $0.sequence < limit }.map(\.waiter)
-        }
-        for waiter in admitted { waiter.resume() }
     }
 
     static func failure(code: StatusCode, message: String, actor: ActorIdentity, call: String, error: RemoteError?) -> Error {
@@ -479,8 +477,8 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         return description
     }
 
-    private func client(for actor: ActorIdentity) async throws -> RPCClient {
-        let url = url(of: actor)
+    private func client(for actor: ActorIdentity, url given: String? = nil) async throws -> RPCClient {
+        let url = given ?? url(of: actor)
         guard !url.isEmpty else {
             throw StarlingError.actorDied(actor: "\(actor)", detail: "the handle has no address (an actor made outside Cluster.spawn)")
         }
@@ -547,19 +545,24 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         let id = UniqueID(bytes: first.actorId).hex
         let limit = state.withLock { $0.mailboxes[id]?.limit } ?? 1
         if limit <= 1 {
+            // One caller's calls, run in number order whatever order they came in (a call
+            // waiting for one behind it in the same batch would wait forever).
             var bytes = 0
-            for call in request.calls {
+            var replies = [ActorCallReply](repeating: ActorCallReply(), count: request.calls.count)
+            for index in request.calls.indices.sorted(by: { request.calls[$0].sequenceNumber < request.calls[$1].sequenceNumber }) {
+                let call = request.calls[index]
                 // Leave room for one more inline result; the rest go back to the caller unrun.
                 if bytes + TaskExecutor.inlineLimit > replyBudget {
                     var unrun = ActorCallReply()
                     unrun.status = Status(code: .resourceExhausted, message: "not run: the batch's reply is full")
-                    reply.replies.append(unrun)
+                    replies[index] = unrun
                     continue
                 }
                 let result = await execute(call)
                 bytes += result.inlineResult.count
-                reply.replies.append(result)
+                replies[index] = result
             }
+            reply.replies = replies
         } else {
             reply.replies = await withTaskGroup(of: (Int, ActorCallReply).self) { group in
                 for (index, call) in request.calls.enumerated() {

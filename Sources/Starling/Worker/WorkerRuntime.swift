@@ -32,7 +32,7 @@ enum WorkerRuntime {
             let objects = ObjectTable()
             let actors = StarlingActorSystem.install(token: token, head: nil, headURL: environment[WorkerEnvironment.headURL])
             let cluster = Cluster(objects: objects, submitter: TaskSubmitter(node: node, jobID: jobID, objects: objects, token: token),
-                                  ownerURL: "worker-\(workerID.short)", nodeID: nodeID, head: nil, actorSystem: actors, jobID: jobID)
+                                  ownerURL: "worker-\(workerID.short)", nodeID: nodeID, actorSystem: actors, jobID: jobID)
             // The address owners and callers reach this worker at (known once it listens).
             let ownURL = Mutex("")
             let running = RunningTasks()
