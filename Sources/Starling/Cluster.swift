@@ -1,3 +1,4 @@
+import Synchronization
 import StarlingCodec
 import StarlingCore
 import StarlingWire
@@ -13,7 +14,11 @@ import StarlingWire
 public struct Cluster: Sendable {
     let objects: ObjectTable
     let submitter: TaskSubmitter
-    let ownerURL: String
+    /// Where this process serves the objects it owns (set once its endpoint listens).
+    let ownerAddress: OwnerAddress
+    var ownerURL: String { ownerAddress.url }
+    /// Connections to the owners of borrowed refs.
+    let owners: ConnectionPool
     /// The node this code runs on (hex id): a driver's local node, or a worker's node. Pass it
     /// to `Scheduling.node` to keep work here.
     public let nodeID: String
@@ -22,12 +27,13 @@ public struct Cluster: Sendable {
     /// The job this process works for (empty in a worker that was not told).
     let jobID: [UInt8]
 
-    init(objects: ObjectTable, submitter: TaskSubmitter, ownerURL: String, nodeID: UniqueID,
-         actorSystem: StarlingActorSystem, jobID: UniqueID) {
+    init(objects: ObjectTable, submitter: TaskSubmitter, ownerAddress: OwnerAddress, nodeID: UniqueID,
+         actorSystem: StarlingActorSystem, jobID: UniqueID, token: ClusterToken) {
+        self.owners = ConnectionPool(token: token, name: "borrower")
         self.jobID = jobID.bytes
         self.objects = objects
         self.submitter = submitter
-        self.ownerURL = ownerURL
+        self.ownerAddress = ownerAddress
         self.nodeID = nodeID.hex
         self.actorSystem = actorSystem
     }
@@ -133,18 +139,18 @@ public struct Cluster: Sendable {
                                           options: TaskOptions = TaskOptions()) async throws -> ObjectRef<F.Output> {
         let (template, returnID, key) = try makeTask(function, encodedInput: [], options: options)
         objects.create(returnID)
-        let (objects, submitter) = (self.objects, self.submitter)
+        let submitter = self.submitter
         Task {
             do {
                 // The dependency's bytes are its value in the binary coder: the task's input.
                 var spec = template
-                spec.encodedArgs = try await objects.value(input.id, timeout: nil)
+                spec.encodedArgs = try await value(of: input.id, owner: input.owner, timeout: nil)
                 await submitter.submit(.init(spec: spec, returnID: returnID, maxRetries: options.maxRetries,
                                              retryUserErrors: options.retryUserErrors), key: key)
             } catch let error as StarlingError {
-                objects.fail(returnID, error)
+                self.objects.fail(returnID, error)
             } catch {
-                objects.fail(returnID, .cluster("dependency \(input) of \(template.displayName) failed: \(error)"))
+                self.objects.fail(returnID, .cluster("dependency \(input) of \(template.displayName) failed: \(error)"))
             }
         }
         return ObjectRef(id: returnID, owner: ownerURL)
@@ -155,15 +161,14 @@ public struct Cluster: Sendable {
     public func wait<T>(_ refs: [ObjectRef<T>], numReady: Int = 1,
                         timeout: Duration? = nil) async -> (ready: [ObjectRef<T>], pending: [ObjectRef<T>]) {
         let target = min(max(numReady, 0), refs.count)
-        let objects = self.objects
         let ids = refs.map(\.id)
         var readyIDs = Set(ids.filter { objects.isReady($0) })
         if readyIDs.count < target {
             await withTaskGroup(of: UniqueID?.self) { group in
-                for id in ids where !readyIDs.contains(id) {
+                for ref in refs where !readyIDs.contains(ref.id) {
                     group.addTask {
-                        do { _ = try await objects.value(id, timeout: nil) } catch is CancellationError { return nil } catch {}
-                        return id
+                        do { _ = try await self.value(of: ref.id, owner: ref.owner, timeout: nil) } catch is CancellationError { return nil } catch {}
+                        return ref.id
                     }
                 }
                 if let timeout {
@@ -211,7 +216,7 @@ public struct Cluster: Sendable {
     public func get<T>(_ ref: ObjectRef<T>, timeout: Duration? = nil) async throws -> T {
         let bytes: [UInt8]
         do {
-            bytes = try await objects.value(ref.id, timeout: timeout)
+            bytes = try await value(of: ref.id, owner: ref.owner, timeout: timeout)
         } catch is CancellationError {
             // An unstructured task: the cancel request must not inherit this task's cancellation.
             let (submitter, id) = (self.submitter, ref.id)
@@ -225,6 +230,12 @@ public struct Cluster: Sendable {
         } catch {
             throw StarlingError.typeMismatch(task: ref.description, detail: "the result does not decode as \(T.self): \(error)")
         }
+    }
+
+    /// The bytes of an object: from this process's table when it owns it, else from its owner.
+    func value(of id: UniqueID, owner: String, timeout: Duration?) async throws -> [UInt8] {
+        if objects.knows(id) || owner == ownerURL { return try await objects.value(id, timeout: timeout) }
+        return try await ObjectOwnership.borrow(id, from: owner, pool: owners, timeout: timeout)
     }
 
     /// The values of `refs`, in order.
@@ -279,4 +290,11 @@ public struct NodeDescription: Sendable, Hashable {
     /// True for the head's own node.
     public let isHead: Bool
     public let labels: [String: String]
+}
+
+/// This process's object-serving address, known once its endpoint listens.
+final class OwnerAddress: Sendable {
+    private let value = Mutex("")
+    var url: String { value.withLock { $0 } }
+    func set(_ url: String) { value.withLock { $0 = url } }
 }

@@ -58,18 +58,33 @@ public enum Starling {
         let objects = ObjectTable()
         let submitter = TaskSubmitter(node: session.node, jobID: session.jobID, objects: objects, token: session.token)
         let actors = StarlingActorSystem.install(token: session.token, head: session.head, headURL: nil)
-        let cluster = Cluster(objects: objects, submitter: submitter, ownerURL: "driver", nodeID: session.nodeID,
-                              actorSystem: actors, jobID: session.jobID)
+        let ownerAddress = OwnerAddress()
+        let cluster = Cluster(objects: objects, submitter: submitter, ownerAddress: ownerAddress, nodeID: session.nodeID,
+                              actorSystem: actors, jobID: session.jobID, token: session.token)
+        var routes = RouteTable()
+        ObjectOwnership.addRoutes(to: &routes, objects: objects)
+        let ownerServer: RPCServer
         do {
-            let result = try await Cluster.$ambient.withValue(cluster) { try await body(cluster) }
-            await submitter.shutdown()
-            actors.shutdown()
-            await session.close(failure: nil)
-            return result
+            ownerServer = try RPCServer(listeningOn: session.ownerListen, token: session.token, name: "driver", routes: routes)
         } catch {
-            await submitter.shutdown()
             actors.shutdown()
             await session.close(failure: "\(error)")
+            throw StarlingError.cluster("the driver cannot serve its objects at \(session.ownerListen): \(error)")
+        }
+        ownerAddress.set(ownerServer.address.description)
+        func finish(_ failure: String?) async {
+            await submitter.shutdown()
+            actors.shutdown()
+            cluster.owners.closeAll()
+            await ownerServer.close()
+            await session.close(failure: failure)
+        }
+        do {
+            let result = try await Cluster.$ambient.withValue(cluster) { try await body(cluster) }
+            await finish(nil)
+            return result
+        } catch {
+            await finish("\(error)")
             throw error
         }
     }

@@ -1,5 +1,5 @@
 /// Errors of the Starling API, each naming what failed and what to do.
-public enum StarlingError: Error, CustomStringConvertible, Equatable {
+public enum StarlingError: Error, CustomStringConvertible, Equatable, Codable {
     /// The task's function threw: the remote error's type and message, and the task's name.
     case taskFailed(task: String, errorType: String, message: String)
     /// No node of the cluster can ever fit the task's resources.
@@ -19,6 +19,8 @@ public enum StarlingError: Error, CustomStringConvertible, Equatable {
     case objectTooLarge(task: String, what: String, bytes: Int, limit: Int)
     /// A placement group is not placed (yet): why it is still pending, or that it was removed.
     case placementGroupNotReady(group: String, reason: String)
+    /// The process that owns the object (submitted its task or put it) is gone, or does not know it.
+    case ownerDied(object: String, detail: String)
     /// The actor's worker died, the actor was killed, or it cannot be reached.
     case actorDied(actor: String, detail: String)
     /// The cluster could not be reached or refused the request.
@@ -44,6 +46,8 @@ public enum StarlingError: Error, CustomStringConvertible, Equatable {
             return "task \(task): its \(what) is \(bytes) bytes, over the inline limit of \(limit) bytes; pass large data in smaller pieces until the object store lands"
         case let .placementGroupNotReady(group, reason):
             return "placement group \(group.prefix(8)) is not ready: \(reason)"
+        case let .ownerDied(object, detail):
+            return "object \(object) cannot be had: \(detail)"
         case let .actorDied(actor, detail):
             return "\(actor) is dead: \(detail)"
         case let .cluster(detail):

@@ -58,3 +58,17 @@ struct ActorExitTests {
         #expect(parts[2].contains("exited from inside"), "\(parts[2])")
     }
 }
+
+@Suite("Refs across processes (real processes)")
+struct BorrowedRefTests {
+    @Test("refs passed in task inputs and actor calls are fetched from their owner; an actor's own refs reach the driver; a failed one fails its borrower")
+    func borrowedRefs() async throws {
+        let parts = try await runScenario(["borrowed-refs"]).components(separatedBy: " | ")
+        #expect(parts.count == 4, "\(parts)")
+        guard parts.count == 4 else { return }
+        #expect(parts[0] == "21")
+        #expect(parts[1] == "116")
+        #expect(parts[2] == "42")
+        #expect(parts[3].contains("task Fail failed with StarlingTestApp.Fail.Boom: boom 3"), "\(parts[3])")
+    }
+}

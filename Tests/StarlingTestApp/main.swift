@@ -161,6 +161,15 @@ distributed actor Counter: RemoteActor {
 
     distributed func whereAmI() throws -> String { try Cluster.current().nodeID }
 
+    /// A value this actor owns, by ref.
+    distributed func stash(_ n: Int) throws -> ObjectRef<Int> { try Cluster.current().put(n * 2) }
+
+    /// Adds a value it borrows from another process.
+    distributed func addFrom(_ ref: ObjectRef<Int>) async throws -> Int {
+        total += try await Cluster.current().get(ref)
+        return total
+    }
+
     /// Ends this actor after the call returns (a graceful exit from inside).
     distributed func quit() -> Int {
         actorSystem.exit(self)
@@ -184,6 +193,12 @@ distributed actor Counter: RemoteActor {
 struct AddThrough: RemoteFunction {
     struct Input: Codable, Sendable { var counter: Counter; var amount: Int }
     static func run(_ input: Input) async throws -> Int { try await input.counter.add(input.amount) }
+}
+
+/// Sums refs it was passed inside its input (it borrows them from their owners).
+struct SumRefs: RemoteFunction {
+    struct Input: Codable, Sendable { var refs: [ObjectRef<Int>] }
+    static func run(_ input: Input) async throws -> Int { try await Cluster.current().get(input.refs).reduce(0, +) }
 }
 
 @main
@@ -343,6 +358,19 @@ struct TestApp {
                         try await cluster.kill(counter)
                     }
                     result = most.map(String.init).joined(separator: " ")
+                case "borrowed-refs":
+                    // Refs inside a task's input and in actor calls are resolved by asking their
+                    // owner; an actor's own refs come back to the driver the same way.
+                    let five = try cluster.put(5)
+                    let sixteen = try await cluster.submit(Square.self, 4)
+                    var parts = [String(try await cluster.get(cluster.submit(SumRefs.self, .init(refs: [five, sixteen]))))]
+                    let counter = try await cluster.spawn(Counter.self, config: 100)
+                    parts.append(String(try await counter.addFrom(sixteen)))
+                    let stashed = try await counter.stash(21)
+                    parts.append(String(try await cluster.get(stashed)))
+                    let failed = try await cluster.submit(Fail.self, 3)
+                    do { _ = try await cluster.get(cluster.submit(SumRefs.self, .init(refs: [failed]))); parts.append("no error") } catch { parts.append("\(error)") }
+                    result = parts.joined(separator: " | ")
                 case "actor-exit":
                     // kill with restart: a fresh incarnation from the config; then an exit from
                     // inside, after which calls fail saying so.

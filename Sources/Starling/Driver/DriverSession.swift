@@ -17,6 +17,8 @@ struct DriverSession: Sendable {
     let nodeID: UniqueID
     let jobID: UniqueID
     let token: ClusterToken
+    /// Where this driver serves the objects it owns to borrowers (tasks, actors, other nodes).
+    let ownerListen: Address
     private let embedded: Embedded?
 
     private struct Embedded: Sendable {
@@ -48,6 +50,7 @@ struct DriverSession: Sendable {
             guard let nodeAddress = await localNode.address else { throw StarlingError.cluster("the embedded node did not start") }
             let (headClient, nodeClient, jobID) = try await connect(head: headAddress, node: nodeAddress, token: token, executable: nil)
             return DriverSession(head: headClient, node: nodeClient, nodeID: localNode.nodeID, jobID: jobID, token: token,
+                                 ownerListen: try Address("ipc://\(directory.path)/driver.sock"),
                                  embedded: Embedded(head: started, node: localNode, directory: directory))
         } catch {
             await node?.stop()
@@ -87,8 +90,10 @@ struct DriverSession: Sendable {
             head.close()
             let (headClient, nodeClient, jobID) = try await connect(head: headAddress, node: try Address(url), token: token,
                                                                      executable: NodeSettings.currentExecutable)
+            // Reachable where the node is: workers on other hosts ask this driver for its objects.
+            let host = (try? Address(url))?.host ?? "127.0.0.1"
             return DriverSession(head: headClient, node: nodeClient, nodeID: UniqueID(bytes: local.nodeId), jobID: jobID,
-                                 token: token, embedded: nil)
+                                 token: token, ownerListen: try Address("tcp://\(host):0"), embedded: nil)
         } catch {
             head.close()
             throw error

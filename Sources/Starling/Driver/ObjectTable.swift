@@ -82,6 +82,11 @@ final class ObjectTable: Sendable {
         }
     }
 
+    /// True when this process owns `id` (pending, ready or failed).
+    func knows(_ id: UniqueID) -> Bool {
+        table.withLock { $0.entries[id] != nil }
+    }
+
     /// Ready (or failed) already, without waiting.
     func isReady(_ id: UniqueID) -> Bool {
         table.withLock { table in

@@ -31,8 +31,9 @@ enum WorkerRuntime {
             let nodeID = environment[WorkerEnvironment.nodeID].flatMap { UniqueID(hex: $0) } ?? UniqueID(bytes: [])
             let objects = ObjectTable()
             let actors = StarlingActorSystem.install(token: token, head: nil, headURL: environment[WorkerEnvironment.headURL])
+            let ownerAddress = OwnerAddress()
             let cluster = Cluster(objects: objects, submitter: TaskSubmitter(node: node, jobID: jobID, objects: objects, token: token),
-                                  ownerURL: "worker-\(workerID.short)", nodeID: nodeID, actorSystem: actors, jobID: jobID)
+                                  ownerAddress: ownerAddress, nodeID: nodeID, actorSystem: actors, jobID: jobID, token: token)
             // The address owners and callers reach this worker at (known once it listens).
             let ownURL = Mutex("")
             let running = RunningTasks()
@@ -62,6 +63,7 @@ enum WorkerRuntime {
                 reply.attempted = running.cancel(request.taskId)
                 return reply
             }
+            ObjectOwnership.addRoutes(to: &routes, objects: objects)
             routes.add(WorkerRPC.startActor) { request, _ in
                 actors.startHere(request, url: ownURL.withLock { $0 })
             }
@@ -89,6 +91,7 @@ enum WorkerRuntime {
             let server = try RPCServer(listeningOn: Address(listen), token: token,
                                        name: "worker \(idHex.prefix(8))", routes: routes, settings: serverSettings)
             ownURL.withLock { $0 = server.address.description }
+            ownerAddress.set(server.address.description)
             var registration = RegisterWorkerRequest()
             registration.workerId = workerID.bytes
             registration.pid = getpid()
