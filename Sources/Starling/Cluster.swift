@@ -19,6 +19,9 @@ public struct Cluster: Sendable {
     var ownerURL: String { ownerAddress.url }
     /// Connections to the owners of borrowed refs.
     let owners: ConnectionPool
+    /// This process's node (its object store) and the large objects it put there.
+    let node: RPCClient
+    let stored: StoredObjects
     /// The node this code runs on (hex id): a driver's local node, or a worker's node. Pass it
     /// to `Scheduling.node` to keep work here.
     public let nodeID: String
@@ -28,8 +31,10 @@ public struct Cluster: Sendable {
     let jobID: [UInt8]
 
     init(objects: ObjectTable, submitter: TaskSubmitter, ownerAddress: OwnerAddress, nodeID: UniqueID,
-         actorSystem: StarlingActorSystem, jobID: UniqueID, token: ClusterToken) {
+         actorSystem: StarlingActorSystem, jobID: UniqueID, token: ClusterToken, node: RPCClient, stored: StoredObjects) {
         self.owners = ConnectionPool(token: token, name: "borrower")
+        self.node = node
+        self.stored = stored
         self.jobID = jobID.bytes
         self.objects = objects
         self.submitter = submitter
@@ -234,8 +239,9 @@ public struct Cluster: Sendable {
 
     /// The bytes of an object: from this process's table when it owns it, else from its owner.
     func value(of id: UniqueID, owner: String, timeout: Duration?) async throws -> [UInt8] {
+        if let location = stored.location(id) { return try SharedMemory.read(location) }
         if objects.knows(id) || owner == ownerURL { return try await objects.value(id, timeout: timeout) }
-        return try await ObjectOwnership.borrow(id, from: owner, pool: owners, timeout: timeout)
+        return try await ObjectOwnership.borrow(id, from: owner, pool: owners, node: node, timeout: timeout)
     }
 
     /// The values of `refs`, in order.
@@ -253,16 +259,18 @@ public struct Cluster: Sendable {
         await submitter.cancel(ref.id)
     }
 
-    /// Stores `value` in the owner's memory and returns a ref to it (at most 8 MiB encoded
-    /// until the object store lands; larger throws `StarlingError.objectTooLarge`).
-    public func put<T: Codable & Sendable>(_ value: T) throws -> ObjectRef<T> {
+    /// Stores `value` and returns a ref to it: small values in this process's memory, values
+    /// of 100 KiB and more in the node's shared-memory object store (readable by every
+    /// process on the node). Throws `StarlingError.objectStoreFull` when the store cannot hold it.
+    public func put<T: Codable & Sendable>(_ value: T) async throws -> ObjectRef<T> {
         let bytes = try BinaryEncoder().encode(value)
-        guard bytes.count <= TaskExecutor.inlineLimit else {
-            throw StarlingError.objectTooLarge(task: "put", what: "value", bytes: bytes.count, limit: TaskExecutor.inlineLimit)
-        }
         let id = UniqueID.random()
-        objects.create(id)
-        objects.fulfill(id, bytes)
+        if bytes.count >= StoredObjects.threshold {
+            stored.add(id, try await StoredObjects.put(bytes, id: id, node: node))
+        } else {
+            objects.create(id)
+            objects.fulfill(id, bytes)
+        }
         return ObjectRef(id: id, owner: ownerURL)
     }
 

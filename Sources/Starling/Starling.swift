@@ -30,9 +30,12 @@ public enum Starling {
         public var resources: [String: Double]?
         /// Idle workers beyond the prestarted one are stopped after this long (default 60 s).
         public var idleWorkerTimeout: Duration?
-        public init(resources: [String: Double]? = nil, idleWorkerTimeout: Duration? = nil) {
+        /// Bytes of the node's shared-memory object store (default 30% of memory).
+        public var objectStoreCapacity: UInt64?
+        public init(resources: [String: Double]? = nil, idleWorkerTimeout: Duration? = nil, objectStoreCapacity: UInt64? = nil) {
             self.resources = resources
             self.idleWorkerTimeout = idleWorkerTimeout
+            self.objectStoreCapacity = objectStoreCapacity
         }
     }
 
@@ -59,10 +62,11 @@ public enum Starling {
         let submitter = TaskSubmitter(node: session.node, jobID: session.jobID, objects: objects, token: session.token)
         let actors = StarlingActorSystem.install(token: session.token, head: session.head, headURL: nil)
         let ownerAddress = OwnerAddress()
+        let stored = StoredObjects()
         let cluster = Cluster(objects: objects, submitter: submitter, ownerAddress: ownerAddress, nodeID: session.nodeID,
-                              actorSystem: actors, jobID: session.jobID, token: session.token)
+                              actorSystem: actors, jobID: session.jobID, token: session.token, node: session.node, stored: stored)
         var routes = RouteTable()
-        ObjectOwnership.addRoutes(to: &routes, objects: objects)
+        ObjectOwnership.addRoutes(to: &routes, objects: objects, stored: stored, nodeID: session.nodeID)
         let ownerServer: RPCServer
         do {
             ownerServer = try RPCServer(listeningOn: session.ownerListen, token: session.token, name: "driver", routes: routes)

@@ -19,6 +19,8 @@ public enum StarlingError: Error, CustomStringConvertible, Equatable, Codable {
     case objectTooLarge(task: String, what: String, bytes: Int, limit: Int)
     /// A placement group is not placed (yet): why it is still pending, or that it was removed.
     case placementGroupNotReady(group: String, reason: String)
+    /// The node's object store cannot hold the object (its message states the sizes).
+    case objectStoreFull(bytes: Int, detail: String)
     /// The process that owns the object (submitted its task or put it) is gone, or does not know it.
     case ownerDied(object: String, detail: String)
     /// The actor's worker died, the actor was killed, or it cannot be reached.
@@ -46,6 +48,8 @@ public enum StarlingError: Error, CustomStringConvertible, Equatable, Codable {
             return "task \(task): its \(what) is \(bytes) bytes, over the inline limit of \(limit) bytes; pass large data in smaller pieces until the object store lands"
         case let .placementGroupNotReady(group, reason):
             return "placement group \(group.prefix(8)) is not ready: \(reason)"
+        case let .objectStoreFull(bytes, detail):
+            return "an object of \(bytes) bytes does not fit: \(detail)"
         case let .ownerDied(object, detail):
             return "object \(object) cannot be had: \(detail)"
         case let .actorDied(actor, detail):

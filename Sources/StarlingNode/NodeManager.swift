@@ -30,6 +30,7 @@ public actor NodeManager {
     var waiters: [CheckedContinuation<Void, Never>] = []
     var queuedLeases = 0
     var bundles: [BundleKey: Bundle] = [:]
+    var store: ObjectStore
     var reaper: Task<Void, Never>?
     var stopping = false
     /// What stopped the node on its own (the head declared it dead, or is gone).
@@ -81,6 +82,7 @@ public actor NodeManager {
         self.token = token
         self.available = settings.resources
         self.executables = JobExecutables(directory: settings.sessionDir + "/job-executables")
+        self.store = ObjectStore(capacity: settings.objectStoreCapacity, nodeID: nodeID)
     }
 
     /// Starts serving, registers with the head (if any) and prestarts workers.
@@ -95,6 +97,11 @@ public actor NodeManager {
         routes.add(NodeManagerRPC.prepareBundles) { [self] request, _ in try await prepareBundles(request) }
         routes.add(NodeManagerRPC.commitBundles) { [self] _, _ in CommitBundlesReply() }
         routes.add(NodeManagerRPC.releaseBundles) { [self] request, _ in await releaseBundles(request) }
+        routes.add(ObjectStoreRPC.createObject) { [self] request, context in try await createObject(request, owner: context.connectionID) }
+        routes.add(ObjectStoreRPC.sealObject) { [self] request, _ in try await sealObject(request) }
+        routes.add(ObjectStoreRPC.getStoredObjects) { [self] request, _ in await storedObjects(request) }
+        routes.add(ObjectStoreRPC.releaseObjects) { _, _ in ReleaseObjectsReply() }
+        routes.add(ObjectManagerRPC.freeObjects) { [self] request, _ in await freeObjects(request) }
         let listen = try settings.listenAddress ?? Address("ipc://\(settings.sessionDir)/node-\(nodeID.short).sock")
         server = try RPCServer(listeningOn: listen, token: token, name: "node \(nodeID.short)", routes: routes,
                                onConnectionClosed: { [weak self] connection in
@@ -140,6 +147,7 @@ public actor NodeManager {
         for (_, worker) in workers { Self.kill(worker.pid) }
         workers.removeAll()
         idle.removeAll()
+        store.removeAll()
         for (_, continuation) in starting { continuation.resume(throwing: RPCFailure(.unavailable, "node is stopping")) }
         starting.removeAll()
         wakeWaiters()
@@ -280,6 +288,7 @@ public actor NodeManager {
     /// run the dead owner's tasks, whose results have nowhere to go) are stopped.
     private func ownerGone(_ connection: UInt32) {
         goneOwners.insert(connection)
+        store.freeAll(ownedBy: connection)
         for (leaseID, lease) in leases where lease.owner == connection {
             leases[leaseID] = nil
             if let worker = workers.removeValue(forKey: lease.worker) {
@@ -299,6 +308,43 @@ public actor NodeManager {
         }
         wakeWaiters()
     }
+
+    // MARK: - Object store
+
+    private func createObject(_ request: CreateObjectRequest, owner: UInt32) throws -> CreateObjectReply {
+        guard request.objectId.count == 16 else { throw RPCFailure(.invalidArgument, "object_id must be 16 bytes") }
+        var reply = CreateObjectReply()
+        reply.location = try store.create(UniqueID(bytes: request.objectId), size: request.dataSize, owner: owner)
+        return reply
+    }
+
+    private func sealObject(_ request: SealObjectRequest) throws -> SealObjectReply {
+        try store.seal(UniqueID(bytes: request.objectId), abort: request.abort)
+        return SealObjectReply()
+    }
+
+    private func storedObjects(_ request: GetStoredObjectsRequest) -> GetStoredObjectsReply {
+        var reply = GetStoredObjectsReply()
+        reply.objects = request.objectIds.map { id in
+            var object = StoredObject()
+            object.objectId = id
+            if let location = store.location(UniqueID(bytes: id)) {
+                object.found = true
+                object.location = location
+            }
+            return object
+        }
+        return reply
+    }
+
+    private func freeObjects(_ request: FreeObjectsRequest) -> FreeObjectsReply {
+        var reply = FreeObjectsReply()
+        reply.freed = UInt32(request.objectIds.filter { store.free(UniqueID(bytes: $0)) }.count)
+        return reply
+    }
+
+    /// Bytes of the object store in use (tests, metrics).
+    public var objectStoreUsed: UInt64 { store.used }
 
     // MARK: - Placement-group bundles
 

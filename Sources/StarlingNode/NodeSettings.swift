@@ -39,6 +39,8 @@ public struct NodeSettings: Sendable {
     public var prestartWorkers: Int = 1
     /// An idle worker beyond the prestarted ones is stopped after this long without a lease.
     public var idleWorkerTimeout: Duration = .seconds(60)
+    /// Bytes of shared memory for large objects (default 30% of physical memory).
+    public var objectStoreCapacity: UInt64 = UInt64(Double(ProcessInfo.processInfo.physicalMemory) * 0.3)
     /// How often the reaper checks for exited and long-idle workers.
     public var reapInterval: Duration = .milliseconds(50)
 

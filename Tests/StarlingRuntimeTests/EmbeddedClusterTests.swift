@@ -191,13 +191,31 @@ struct WorkerPoolTests {
 
 @Suite("Embedded cluster: size limits (real processes)")
 struct SizeLimitTests {
-    @Test("results and put values past the inline limit fail with a typed error; many large results in flight all arrive")
+    @Test("results and arguments past the inline limit fail with a typed error; many large results in flight all arrive")
     func inlineLimit() async throws {
         let parts = try await runScenario(["too-large"]).components(separatedBy: " | ")
         #expect(parts.count == 3)
         #expect(parts.first?.hasPrefix("task Blob: its result is 94371") == true, "\(parts)")
         #expect(parts.first?.hasSuffix("bytes, over the inline limit of 8388608 bytes; pass large data in smaller pieces until the object store lands") == true)
-        #expect(parts.dropFirst().first?.hasPrefix("task put: its value is 943") == true, "\(parts)")
+        #expect(parts.dropFirst().first?.hasPrefix("task argument: its argument is ") == true, "\(parts)")
         #expect(parts.last == String(12 * (7 << 20)))
+    }
+}
+
+@Suite("Object store (real processes)")
+struct ObjectStoreTests {
+    @Test("a 200 MB value goes through the node's shared memory bit-exact, to a task too; a put larger than the store fails clearly; no segment is left")
+    func sharedMemoryStore() async throws {
+        let parts = try await runScenario(["store"]).components(separatedBy: " | ")
+        #expect(parts.count == 5, "\(parts)")
+        guard parts.count == 5 else { return }
+        #expect(parts[1] == "exact")
+        #expect(parts[2] == "task exact")
+        #expect(parts[3].contains("does not fit: the object store cannot fit 104857"), "\(parts[3])")
+        #expect(parts[3].contains("of its 268435456 bytes are in use"), "\(parts[3])")
+        #expect(parts[4] == "still works")
+        let node = parts[0].replacingOccurrences(of: "node ", with: "")
+        let left = ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []).filter { $0.hasPrefix("starling-\(node)-") }
+        #expect(left.isEmpty, "shared-memory segments left behind: \(left)")
     }
 }

@@ -34,6 +34,10 @@ struct Blob: RemoteFunction {
     static func run(_ n: Int) async throws -> [UInt8] { [UInt8](repeating: 7, count: n) }
 }
 
+struct CountBytes: RemoteFunction {
+    static func run(_ bytes: [UInt8]) async throws -> Int { bytes.count }
+}
+
 struct Pid: RemoteFunction {
     static func run(_ sleepMillis: Int) async throws -> Int32 {
         if sleepMillis > 0 { try await Task.sleep(for: .milliseconds(sleepMillis)) }
@@ -162,7 +166,7 @@ distributed actor Counter: RemoteActor {
     distributed func whereAmI() throws -> String { try Cluster.current().nodeID }
 
     /// A value this actor owns, by ref.
-    distributed func stash(_ n: Int) throws -> ObjectRef<Int> { try Cluster.current().put(n * 2) }
+    distributed func stash(_ n: Int) async throws -> ObjectRef<Int> { try await Cluster.current().put(n * 2) }
 
     /// Adds a value it borrows from another process.
     distributed func addFrom(_ ref: ObjectRef<Int>) async throws -> Int {
@@ -195,6 +199,24 @@ struct AddThrough: RemoteFunction {
     static func run(_ input: Input) async throws -> Int { try await input.counter.add(input.amount) }
 }
 
+/// A checksum of a large byte array it borrows (read from the node's shared-memory store).
+struct Checksum: RemoteFunction {
+    static func run(_ ref: ObjectRef<[UInt8]>) async throws -> UInt64 { checksum(try await Cluster.current().get(ref)) }
+}
+
+/// A checksum over every 4096th byte and the last (fast in a debug build).
+func checksum(_ bytes: [UInt8]) -> UInt64 {
+    var sum: UInt64 = 1469598103934665603
+    for index in stride(from: 0, to: bytes.count, by: 4096) { sum = (sum ^ UInt64(bytes[index])) &* 1099511628211 }
+    if let last = bytes.last { sum = (sum ^ UInt64(last)) &* 1099511628211 }
+    return sum &+ UInt64(bytes.count)
+}
+
+/// Byte-for-byte equality by memcmp (an element loop is slow in a debug build).
+func identical(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    a.count == b.count && (a.isEmpty || a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, a.count) == 0 } })
+}
+
 /// Sums refs it was passed inside its input (it borrows them from their owners).
 struct SumRefs: RemoteFunction {
     struct Input: Codable, Sendable { var refs: [ObjectRef<Int>] }
@@ -207,7 +229,8 @@ struct TestApp {
         let scenario = CommandLine.arguments.dropFirst().first ?? ""
         do {
             let idleTimeout: Duration? = scenario == "idle-stop" ? .milliseconds(500) : nil
-            try await Starling.run(embedded: .init(resources: ["CPU": 2], idleWorkerTimeout: idleTimeout)) { cluster in
+            let storeCapacity: UInt64? = scenario == "store" ? 256 << 20 : nil
+            try await Starling.run(embedded: .init(resources: ["CPU": 2], idleWorkerTimeout: idleTimeout, objectStoreCapacity: storeCapacity)) { cluster in
                 let result: String
                 switch scenario {
                 case "squares":
@@ -298,10 +321,15 @@ struct TestApp {
                 case "idle-stop":
                     // Two tasks at once need two workers; idle past the timeout, all but the
                     // one prestarted worker are stopped.
-                    _ = try await cluster.get(try await (0..<2).asyncMap { _ in try await cluster.submit(Pid.self, 300) })
+                    // (A start barrier makes the two run at once however loaded the machine is.)
+                    _ = try await nodesUsed(cluster, count: 2, sleepMillis: 0, barrier: true, options: .init())
                     let busy = myWorkers().count
-                    try await Task.sleep(for: .seconds(2))
-                    result = "\(busy) \(myWorkers().count)"
+                    var after = busy
+                    for _ in 0..<100 where after > 1 {
+                        try await Task.sleep(for: .milliseconds(100))
+                        after = myWorkers().count
+                    }
+                    result = "\(busy) \(after)"
                 case "get-cancelled":
                     // Cancelling the Swift Task waiting in get cancels the remote task: the
                     // whole-node task after it can run at once instead of in 20 s.
@@ -319,7 +347,7 @@ struct TestApp {
                     // values under it (also many in one batch) are fine.
                     var outcomes: [String] = []
                     do { _ = try await cluster.get(cluster.submit(Blob.self, 9 << 20)); outcomes.append("no error") } catch { outcomes.append("\(error)") }
-                    do { _ = try await cluster.submit(Square.self, 1, options: .init()); _ = try await cluster.submit(Pid.self, 0); _ = try cluster.put([UInt8](repeating: 1, count: 9 << 20)); outcomes.append("no error") } catch { outcomes.append("\(error)") }
+                    do { _ = try await cluster.submit(CountBytes.self, [UInt8](repeating: 1, count: 9 << 20), options: .init(name: "argument")); outcomes.append("no error") } catch { outcomes.append("\(error)") }
                     let many = try await (0..<12).asyncMap { _ in try await cluster.submit(Blob.self, 7 << 20) }
                     outcomes.append(String(try await cluster.get(many).map(\.count).reduce(0, +)))
                     result = outcomes.joined(separator: " | ")
@@ -358,10 +386,23 @@ struct TestApp {
                         try await cluster.kill(counter)
                     }
                     result = most.map(String.init).joined(separator: " ")
+                case "store":
+                    // A 200 MB value through the node's shared-memory store (capacity 256 MB):
+                    // read back bit-exact here and by a task; one larger than the store fails
+                    // clearly and the store keeps working.
+                    var big = [UInt8](repeating: 0, count: 200 << 20)
+                    for index in stride(from: 0, to: big.count, by: 4096) { big[index] = UInt8(truncatingIfNeeded: index >> 12) }
+                    let ref = try await cluster.put(big)
+                    let back = try await cluster.get(ref)
+                    var parts = ["node \(cluster.nodeID.prefix(8))", identical(back, big) ? "exact" : "differs"]
+                    parts.append(try await cluster.get(cluster.submit(Checksum.self, ref)) == checksum(big) ? "task exact" : "task differs")
+                    do { _ = try await cluster.put([UInt8](repeating: 1, count: 100 << 20)); parts.append("no error") } catch { parts.append("\(error)") }
+                    parts.append(try await cluster.get(cluster.put([UInt8](repeating: 3, count: 10 << 20))).count == 10 << 20 ? "still works" : "broken")
+                    result = parts.joined(separator: " | ")
                 case "borrowed-refs":
                     // Refs inside a task's input and in actor calls are resolved by asking their
                     // owner; an actor's own refs come back to the driver the same way.
-                    let five = try cluster.put(5)
+                    let five = try await cluster.put(5)
                     let sixteen = try await cluster.submit(Square.self, 4)
                     var parts = [String(try await cluster.get(cluster.submit(SumRefs.self, .init(refs: [five, sixteen]))))]
                     let counter = try await cluster.spawn(Counter.self, config: 100)

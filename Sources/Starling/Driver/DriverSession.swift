@@ -42,6 +42,7 @@ struct DriverSession: Sendable {
             var settings = NodeSettings(sessionDir: directory.path, tokenFile: directory.tokenFile)
             if let resources = options.resources { settings.resources = ResourceSet(resources) }
             if let timeout = options.idleWorkerTimeout { settings.idleWorkerTimeout = timeout }
+            if let capacity = options.objectStoreCapacity { settings.objectStoreCapacity = capacity }
             settings.headAddress = headAddress
             settings.isHead = true
             let localNode = NodeManager(settings: settings, token: token)

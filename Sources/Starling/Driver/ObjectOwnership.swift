@@ -8,10 +8,18 @@ import StarlingWire
 /// issue 5 will carry large ones).
 enum ObjectOwnership {
     /// Serves this process's objects to borrowers.
-    static func addRoutes(to routes: inout RouteTable, objects: ObjectTable) {
+    static func addRoutes(to routes: inout RouteTable, objects: ObjectTable, stored: StoredObjects, nodeID: UniqueID) {
         routes.add(WorkerRPC.getObjectStatus) { request, _ in
             let id = UniqueID(bytes: request.objectId)
             var reply = GetObjectStatusReply()
+            if let location = stored.location(id) {
+                // In this node's store: the borrower reads it there.
+                reply.state = .ready
+                reply.isInline = false
+                reply.size = location.dataSize
+                reply.nodeIds = [nodeID.bytes]
+                return reply
+            }
             guard objects.knows(id) else {
                 throw RPCFailure(.notFound, "this process does not own object \(id.short)")
             }
@@ -38,7 +46,7 @@ enum ObjectOwnership {
 
     /// The value of an object another process owns, asked of its owner (long polls until it is
     /// ready, failed, or `timeout` passes).
-    static func borrow(_ id: UniqueID, from owner: String, pool: ConnectionPool, timeout: Duration?) async throws -> [UInt8] {
+    static func borrow(_ id: UniqueID, from owner: String, pool: ConnectionPool, node: RPCClient, timeout: Duration?) async throws -> [UInt8] {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         let client: RPCClient
         do {
@@ -63,8 +71,12 @@ enum ObjectOwnership {
                 throw StarlingError.ownerDied(object: id.short, detail: "asking its owner at \(owner) failed: \(error)")
             }
             switch reply.state {
-            case .ready:
+            case .ready where reply.isInline:
                 return reply.inlineValue
+            case .ready:
+                // In a node's store: this node's, or (until transfers between nodes exist) none.
+                if let bytes = try await StoredObjects.get(id, node: node) { return bytes }
+                throw StarlingError.cluster("object \(id.short) (\(reply.size) bytes) is in the store of node \(reply.nodeIds.first.map { UniqueID(bytes: $0).short } ?? "?"); reading it from another node comes with cross-node transfers")
             case .failed:
                 if let remote = reply.error, let rebuilt = RemoteErrorCoding.decode(remote.encodedError) { throw rebuilt }
                 throw StarlingError.cluster(reply.error?.message ?? "object \(id.short) failed at its owner")

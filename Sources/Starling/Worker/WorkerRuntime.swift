@@ -32,8 +32,10 @@ enum WorkerRuntime {
             let objects = ObjectTable()
             let actors = StarlingActorSystem.install(token: token, head: nil, headURL: environment[WorkerEnvironment.headURL])
             let ownerAddress = OwnerAddress()
+            let stored = StoredObjects()
             let cluster = Cluster(objects: objects, submitter: TaskSubmitter(node: node, jobID: jobID, objects: objects, token: token),
-                                  ownerAddress: ownerAddress, nodeID: nodeID, actorSystem: actors, jobID: jobID, token: token)
+                                  ownerAddress: ownerAddress, nodeID: nodeID, actorSystem: actors, jobID: jobID, token: token,
+                                  node: node, stored: stored)
             // The address owners and callers reach this worker at (known once it listens).
             let ownURL = Mutex("")
             let running = RunningTasks()
@@ -63,7 +65,7 @@ enum WorkerRuntime {
                 reply.attempted = running.cancel(request.taskId)
                 return reply
             }
-            ObjectOwnership.addRoutes(to: &routes, objects: objects)
+            ObjectOwnership.addRoutes(to: &routes, objects: objects, stored: stored, nodeID: nodeID)
             routes.add(WorkerRPC.startActor) { request, _ in
                 actors.startHere(request, url: ownURL.withLock { $0 })
             }
