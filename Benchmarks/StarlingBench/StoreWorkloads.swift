@@ -1,0 +1,70 @@
+import Foundation
+import Starling
+
+/// Object-store workloads (issue 5) on an embedded cluster, against Ray 2.60 on the same
+/// definitions (`Benchmarks/ray/store.py`), and `memcpy` as the physical limit.
+enum StoreWorkloads {
+    struct Figures: Sendable { var put = 0.0, get = 0.0, memcpy = 0.0 }
+    // Workloads run one after another from the main task, so these caches are never shared.
+    nonisolated(unsafe) static var starling: Figures?
+    nonisolated(unsafe) static var ray: [String: Double]?
+
+    /// 100 MB arrays of Float, each put (or got) `rounds` times after one untimed.
+    static let floats = 25_000_000, rounds = 5
+
+    static var all: [Workload] {
+        [
+            Workload(name: "single_client_put_gigabytes", unit: "GB/s", direction: .higherIsBetter) { try await figure($0, \.put, "single_client_put_gigabytes") },
+            Workload(name: "single_client_get_gigabytes", unit: "GB/s", direction: .higherIsBetter) { try await figure($0, \.get, "single_client_get_gigabytes") },
+            Workload(name: "memcpy", unit: "GB/s", direction: .higherIsBetter) { try await figure($0, \.memcpy, "memcpy") },
+        ]
+    }
+
+    static func figure(_ options: BenchOptions, _ key: KeyPath<Figures, Double>, _ rayKey: String) async throws -> Measurement {
+        if starling == nil { starling = try await measureStarling() }
+        var measurement = Measurement(value: starling![keyPath: key])
+        if options.peer == "ray", key != \Figures.memcpy {
+            if ray == nil { ray = try RayPeer.figures(script: "store.py") }
+            measurement.peer = "ray-2.60"
+            measurement.peerValue = ray?[rayKey]
+        }
+        return measurement
+    }
+
+    static func gigabytesPerSecond(_ bytes: Int, since start: ContinuousClock.Instant) -> Double {
+        Double(bytes) / 1e9 / (TaskWorkloads.micros(ContinuousClock.now - start) / 1e6)
+    }
+
+    static func measureStarling() async throws -> Figures {
+        var figures = Figures()
+        // memcpy of 256 MB between two buffers already touched (no page faults timed).
+        let size = 256 << 20
+        let source = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        let target = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        defer { source.deallocate(); target.deallocate() }
+        memset(source, 1, size)
+        memset(target, 0, size)
+        var best = 0.0
+        for _ in 0..<3 {
+            let start = ContinuousClock.now
+            memcpy(target, source, size)
+            best = max(best, gigabytesPerSecond(size, since: start))
+        }
+        figures.memcpy = best
+        let (put, get) = try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
+            let array = [Float](repeating: 1.5, count: floats)
+            let bytes = floats * 4
+            _ = try await cluster.get(cluster.put(array))
+            var refs: [ObjectRef<[Float]>] = []
+            var start = ContinuousClock.now
+            for _ in 0..<rounds { refs.append(try await cluster.put(array)) }
+            let put = gigabytesPerSecond(bytes * rounds, since: start)
+            start = .now
+            for ref in refs { _ = try await cluster.get(ref) }
+            return (put, gigabytesPerSecond(bytes * rounds, since: start))
+        }
+        figures.put = put
+        figures.get = get
+        return figures
+    }
+}

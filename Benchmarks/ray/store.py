@@ -1,0 +1,34 @@
+"""Ray 2.60 peer for starling-bench's object-store workloads: 100 MB float32 arrays put and got.
+
+Run by starling-bench (--peer ray) with the venv's python; prints one JSON object.
+"""
+import json
+import time
+
+import numpy as np
+import ray
+
+FLOATS = 25_000_000
+ROUNDS = 5
+
+
+def main():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    array = np.full(FLOATS, 1.5, dtype=np.float32)
+    ray.get(ray.put(array))
+    out = {}
+    start = time.perf_counter()
+    refs = [ray.put(array) for _ in range(ROUNDS)]
+    out["single_client_put_gigabytes"] = FLOATS * 4 * ROUNDS / 1e9 / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for ref in refs:
+        value = ray.get(ref)
+        # Touch the data as Starling's get does (Ray's get maps the object without reading it).
+        value.sum()
+    out["single_client_get_gigabytes"] = FLOATS * 4 * ROUNDS / 1e9 / (time.perf_counter() - start)
+    print(json.dumps(out), flush=True)
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
