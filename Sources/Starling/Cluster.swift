@@ -219,6 +219,18 @@ public struct Cluster: Sendable {
     /// Cancelling the Swift Task that waits here cancels the task behind `ref` too (as
     /// `cancel(_:)` does), and `get` throws `StarlingError.cancelled`.
     public func get<T>(_ ref: ObjectRef<T>, timeout: Duration? = nil) async throws -> T {
+        if let location = stored.location(ref.id) {
+            // In this node's store and owned here: decode straight from the mapping.
+            var decoder = BinaryDecoder()
+            decoder.userInfo[.actorSystemKey] = actorSystem
+            do {
+                return try SharedMemory.withMapped(location) { try decoder.decode(T.self, from: $0) }
+            } catch let error as StarlingError {
+                throw error
+            } catch {
+                throw StarlingError.typeMismatch(task: ref.description, detail: "the value does not decode as \(T.self): \(error)")
+            }
+        }
         let bytes: [UInt8]
         do {
             bytes = try await value(of: ref.id, owner: ref.owner, timeout: timeout)

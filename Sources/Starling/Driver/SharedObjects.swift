@@ -17,6 +17,13 @@ enum SharedMemory {
         }
     }
 
+    /// Runs `body` on a sealed object's bytes in place (valid only during the call).
+    static func withMapped<R>(_ location: ShmLocation, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let region = try map(location, writable: false)
+        defer { munmap(region, Int(location.segmentSize)) }
+        return try body(UnsafeRawBufferPointer(start: region + Int(location.offset), count: Int(location.dataSize)))
+    }
+
     /// The bytes of a sealed object.
     static func read(_ location: ShmLocation) throws -> [UInt8] {
         let region = try map(location, writable: false)
@@ -34,7 +41,8 @@ enum SharedMemory {
             throw StarlingError.ownerDied(object: location.segment, detail: "its shared-memory segment is gone (\(String(cString: strerror(errno))))")
         }
         defer { close(fd) }
-        let region = mmap(nil, Int(location.segmentSize), writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0)
+        // MAP_POPULATE: the kernel maps every page at once, instead of a fault per page.
+        let region = mmap(nil, Int(location.segmentSize), writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0)
         guard let region, region != MAP_FAILED else {
             throw StarlingError.cluster("cannot map \(location.segment): \(String(cString: strerror(errno)))")
         }
