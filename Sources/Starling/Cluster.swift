@@ -252,8 +252,19 @@ public struct Cluster: Sendable {
     /// The bytes of an object: from this process's table when it owns it, else from its owner.
     func value(of id: UniqueID, owner: String, timeout: Duration?) async throws -> [UInt8] {
         if let location = stored.location(id) { return try SharedMemory.read(location) }
-        if objects.knows(id) || owner == ownerURL { return try await objects.value(id, timeout: timeout) }
+        if objects.knows(id) || owner == ownerURL {
+            let bytes = try await objects.value(id, timeout: timeout)
+            if let node = objects.storeNode(id) { return try await fromStore(id, node: node) }
+            return bytes
+        }
         return try await ObjectOwnership.borrow(id, from: owner, pool: owners, node: node, timeout: timeout)
+    }
+
+    /// A value in a node's store: this node's (read by mapping) or, until transfers between
+    /// nodes exist, an error saying where it is.
+    func fromStore(_ id: UniqueID, node holder: [UInt8]) async throws -> [UInt8] {
+        if let bytes = try await StoredObjects.get(id, node: node) { return bytes }
+        throw StarlingError.cluster("object \(id.short) is in the store of node \(UniqueID(bytes: holder).short); reading it from another node comes with cross-node transfers")
     }
 
     /// The values of `refs`, in order.

@@ -70,11 +70,12 @@ extension NodeManager {
         return id
     }
 
-    func registerWorker(_ request: RegisterWorkerRequest) throws -> RegisterWorkerReply {
+    func registerWorker(_ request: RegisterWorkerRequest, connection: UInt32) throws -> RegisterWorkerReply {
         let id = UniqueID(bytes: request.workerId)
-        guard workers[id] != nil, let url = request.address?.url else {
+        guard let worker = workers[id], let url = request.address?.url else {
             throw RPCFailure(.notFound, "worker \(id.short) was not started by node \(nodeID.short)")
         }
+        workerConnections[connection] = worker.pool
         workers[id]?.url = url
         starting.removeValue(forKey: id)?.resume()
         var reply = RegisterWorkerReply()
@@ -150,6 +151,7 @@ extension NodeManager {
             }
         }
         if stopped > 0 { log.info("stopped \(stopped) workers: \(request.reason)") }
+        if named.isEmpty && !request.jobId.isEmpty { store.freeAll(job: request.jobId) }
         var reply = StopWorkersReply()
         reply.stopped = stopped
         return reply

@@ -31,6 +31,8 @@ public actor NodeManager {
     var queuedLeases = 0
     var bundles: [BundleKey: Bundle] = [:]
     var store: ObjectStore
+    /// The connections workers registered on, with their pool (job): what they store is the job's.
+    var workerConnections: [UInt32: [UInt8]] = [:]
     var reaper: Task<Void, Never>?
     var stopping = false
     /// What stopped the node on its own (the head declared it dead, or is gone).
@@ -90,7 +92,7 @@ public actor NodeManager {
         var routes = RouteTable()
         routes.add(NodeManagerRPC.requestWorkerLease) { [self] request, context in try await requestLease(request, owner: context.connectionID) }
         routes.add(NodeManagerRPC.returnWorkerLease) { [self] request, _ in await returnLease(request) }
-        routes.add(NodeManagerRPC.registerWorker) { [self] request, _ in try await registerWorker(request) }
+        routes.add(NodeManagerRPC.registerWorker) { [self] request, context in try await registerWorker(request, connection: context.connectionID) }
         routes.add(NodeManagerRPC.stopWorkers) { [self] request, _ in await stopWorkers(request) }
         routes.add(NodeManagerRPC.startWorkers) { [self] request, _ in await startWorkers(request) }
         routes.add(NodeManagerRPC.listWorkers) { [self] request, _ in await listWorkers(request) }
@@ -289,6 +291,7 @@ public actor NodeManager {
     private func ownerGone(_ connection: UInt32) {
         goneOwners.insert(connection)
         store.freeAll(ownedBy: connection)
+        workerConnections[connection] = nil
         for (leaseID, lease) in leases where lease.owner == connection {
             leases[leaseID] = nil
             if let worker = workers.removeValue(forKey: lease.worker) {
@@ -314,7 +317,8 @@ public actor NodeManager {
     private func createObject(_ request: CreateObjectRequest, owner: UInt32) throws -> CreateObjectReply {
         guard request.objectId.count == 16 else { throw RPCFailure(.invalidArgument, "object_id must be 16 bytes") }
         var reply = CreateObjectReply()
-        reply.location = try store.create(UniqueID(bytes: request.objectId), size: request.dataSize, owner: owner)
+        reply.location = try store.create(UniqueID(bytes: request.objectId), size: request.dataSize, owner: owner,
+                                          job: workerConnections[owner])
         return reply
     }
 

@@ -18,8 +18,10 @@ struct ObjectStore {
         let segment: String
         let size: UInt64
         var sealed: Bool
-        /// The connection of the process that created it (its objects go when it goes).
+        /// The connection of the process that created it (its objects go when it goes),
+        /// unless a worker made it for its task's owner: then it belongs to the job.
         let owner: UInt32
+        let job: [UInt8]?
     }
 
     let capacity: UInt64
@@ -32,7 +34,7 @@ struct ObjectStore {
         prefix = "/starling-\(nodeID.short)-"
     }
 
-    mutating func create(_ id: UniqueID, size: UInt64, owner: UInt32) throws -> ShmLocation {
+    mutating func create(_ id: UniqueID, size: UInt64, owner: UInt32, job: [UInt8]?) throws -> ShmLocation {
         guard entries[id] == nil else { throw RPCFailure(.alreadyExists, "object \(id.short) is already in the store") }
         guard size > 0 else { throw RPCFailure(.invalidArgument, "an object of 0 bytes belongs inline, not in the store") }
         guard used + size <= capacity else {
@@ -49,7 +51,7 @@ struct ObjectStore {
             shm_unlink(segment)
             throw RPCFailure(.objectStoreFull, "the object store cannot fit \(size) bytes: shared memory (/dev/shm) is short (\(String(cString: strerror(rc))))")
         }
-        entries[id] = Entry(segment: segment, size: size, sealed: false, owner: owner)
+        entries[id] = Entry(segment: segment, size: size, sealed: false, owner: owner, job: job)
         used += size
         return ShmLocation(segment: segment, offset: 0, dataSize: size, metadataSize: 0, segmentSize: size)
     }
@@ -73,7 +75,12 @@ struct ObjectStore {
     }
 
     mutating func freeAll(ownedBy owner: UInt32) {
-        for (id, entry) in entries where entry.owner == owner { free(id) }
+        for (id, entry) in entries where entry.owner == owner && entry.job == nil { free(id) }
+    }
+
+    /// Results workers stored for a job that ended.
+    mutating func freeAll(job: [UInt8]) {
+        for (id, entry) in entries where entry.job == job { free(id) }
     }
 
     mutating func removeAll() {

@@ -178,7 +178,11 @@ struct EmbeddedClusterTests {
 struct WorkerPoolTests {
     @Test("idle workers beyond the prestarted one are stopped after the idle timeout")
     func idleWorkersStop() async throws {
-        #expect(try await runScenario(["idle-stop"]) == "2 1")
+        // At least two workers ran the two tasks (a third when the prestarted one was still
+        // starting under load); all but one are stopped once idle past the timeout.
+        let counts = try await runScenario(["idle-stop"]).split(separator: " ").compactMap { Int($0) }
+        #expect(counts.count == 2 && counts[0] >= 2, "\(counts)")
+        #expect(counts.last == 1, "\(counts)")
     }
 
     @Test("cancelling the Swift Task waiting in get cancels the remote task")
@@ -191,12 +195,11 @@ struct WorkerPoolTests {
 
 @Suite("Embedded cluster: size limits (real processes)")
 struct SizeLimitTests {
-    @Test("results and arguments past the inline limit fail with a typed error; many large results in flight all arrive")
+    @Test("results past the inline limit go through the node's store; arguments past it fail with a typed error; many large results in flight all arrive")
     func inlineLimit() async throws {
         let parts = try await runScenario(["too-large"]).components(separatedBy: " | ")
         #expect(parts.count == 3)
-        #expect(parts.first?.hasPrefix("task Blob: its result is 94371") == true, "\(parts)")
-        #expect(parts.first?.hasSuffix("bytes, over the inline limit of 8388608 bytes; pass large data in smaller pieces until the object store lands") == true)
+        #expect(parts.first == String(9 << 20), "a result past the inline limit arrives through the store: \(parts)")
         #expect(parts.dropFirst().first?.hasPrefix("task argument: its argument is ") == true, "\(parts)")
         #expect(parts.last == String(12 * (7 << 20)))
     }

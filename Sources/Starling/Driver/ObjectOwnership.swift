@@ -26,6 +26,14 @@ enum ObjectOwnership {
             let wait: Duration? = request.waitMs == 0 ? .milliseconds(1) : .milliseconds(Int(min(request.waitMs, 30_000)))
             do {
                 reply.inlineValue = try await objects.value(id, timeout: wait)
+                if let node = objects.storeNode(id) {
+                    // A result a worker put in its node's store: the borrower reads it there.
+                    reply.inlineValue = []
+                    reply.isInline = false
+                    reply.nodeIds = [node]
+                    reply.state = .ready
+                    return reply
+                }
                 reply.isInline = true
                 reply.size = UInt64(reply.inlineValue.count)
                 reply.state = .ready

@@ -11,6 +11,8 @@ final class ObjectTable: Sendable {
 
     private struct Table {
         var entries: [UniqueID: Entry] = [:]
+        /// Results a worker put in its node's store: their node (the entry holds no bytes).
+        var inStore: [UniqueID: [UInt8]] = [:]
         var nextWaiter = 0
         /// Waiters whose task was cancelled before they registered.
         var cancelledWaiters: Set<Int> = []
@@ -24,6 +26,17 @@ final class ObjectTable: Sendable {
 
     func fulfill(_ id: UniqueID, _ bytes: [UInt8]) {
         complete(id, .ready(bytes)) { $0.resume(returning: bytes) }
+    }
+
+    /// The task's result is in `node`'s object store.
+    func fulfillStored(_ id: UniqueID, node: [UInt8]) {
+        table.withLock { $0.inStore[id] = node }
+        fulfill(id, [])
+    }
+
+    /// The node whose store holds `id`, when its value is there and not here.
+    func storeNode(_ id: UniqueID) -> [UInt8]? {
+        table.withLock { $0.inStore[id] }
     }
 
     func fail(_ id: UniqueID, _ error: StarlingError) {

@@ -351,7 +351,11 @@ actor TaskSubmitter {
             let name = task.spec.displayName
             switch result.status?.code ?? .ok {
             case .ok:
-                objects.fulfill(task.returnID, result.returns.first?.inlineValue ?? [])
+                if let stored = result.returns.first, !stored.isInline {
+                    objects.fulfillStored(task.returnID, node: stored.nodeId)
+                } else {
+                    objects.fulfill(task.returnID, result.returns.first?.inlineValue ?? [])
+                }
             case .userError where task.retryUserErrors && Int(task.spec.attempt) < task.maxRetries:
                 var again = task
                 again.spec.attempt += 1
@@ -361,6 +365,9 @@ actor TaskSubmitter {
             case .resourceExhausted:
                 // Sent back unrun (the batch's reply was full): queue again, same attempt.
                 unrun.append(task)
+            case .objectStoreFull:
+                let parts = (result.error?.message ?? "").split(separator: " ", maxSplits: 1)
+                objects.fail(task.returnID, .objectStoreFull(bytes: Int(parts.first ?? "") ?? 0, detail: parts.count > 1 ? String(parts[1]) : ""))
             case .tooLarge:
                 objects.fail(task.returnID, .objectTooLarge(task: name, what: "result", bytes: Int(result.error?.message ?? "") ?? 0,
                                                             limit: TaskExecutor.inlineLimit))

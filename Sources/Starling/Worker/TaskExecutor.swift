@@ -1,4 +1,5 @@
 import StarlingCodec
+import StarlingCore
 import StarlingWire
 
 /// Runs task specs on a worker: resolves the function, decodes the input, runs, encodes.
@@ -26,10 +27,9 @@ enum TaskExecutor {
         }
         do {
             let output = try await invoke(type, spec)
-            guard output.count <= inlineLimit else {
-                result.status = Status(code: .tooLarge, message: "")
-                result.error = remoteError(.tooLarge, spec, typeName: "ObjectTooLarge", message: "\(output.count)")
-                return result
+            if output.count > inlineLimit {
+                // Too big to travel inline: into this node's store, where the owner reads it.
+                return await storeResult(output, spec: spec, into: result)
             }
             var value = ReturnObject()
             value.objectId = spec.returnIds.first ?? []
@@ -49,6 +49,29 @@ enum TaskExecutor {
     }
 
     struct DecodeFailure: Error, CustomStringConvertible { let description: String }
+
+    private static func storeResult(_ output: [UInt8], spec: TaskSpec, into partial: TaskResult) async -> TaskResult {
+        var result = partial
+        do {
+            let cluster = try Cluster.current()
+            let id = UniqueID(bytes: spec.returnIds.first ?? [])
+            _ = try await StoredObjects.put(output, id: id, node: cluster.node)
+            var value = ReturnObject()
+            value.objectId = id.bytes
+            value.isInline = false
+            value.nodeId = UniqueID(hex: cluster.nodeID)?.bytes ?? []
+            value.size = UInt64(output.count)
+            result.returns = [value]
+            result.status = Status(code: .ok, message: "")
+        } catch let StarlingError.objectStoreFull(bytes, detail) {
+            result.status = Status(code: .objectStoreFull, message: "")
+            result.error = remoteError(.objectStoreFull, spec, typeName: "ObjectStoreFull", message: "\(bytes) \(detail)")
+        } catch {
+            result.status = Status(code: .internal, message: "")
+            result.error = remoteError(.internal, spec, typeName: "StoreFailed", message: "storing the result failed: \(error)")
+        }
+        return result
+    }
 
     private static func invoke<F: RemoteFunction>(_ type: F.Type, _ spec: TaskSpec) async throws -> [UInt8] {
         let input: F.Input
