@@ -165,6 +165,9 @@ distributed actor Counter: RemoteActor {
 
     distributed func whereAmI() throws -> String { try Cluster.current().nodeID }
 
+    /// A result larger than the inline limit (it travels through the node's store).
+    distributed func bigResult(_ count: Int) -> [UInt8] { [UInt8](repeating: 9, count: count) }
+
     /// A value this actor owns, by ref.
     distributed func stash(_ n: Int) async throws -> ObjectRef<Int> { try await Cluster.current().put(n * 2) }
 
@@ -410,6 +413,7 @@ struct TestApp {
                     parts.append(String(try await counter.addFrom(sixteen)))
                     let stashed = try await counter.stash(21)
                     parts.append(String(try await cluster.get(stashed)))
+                    parts.append(String(try await counter.bigResult(9 << 20).count))
                     let failed = try await cluster.submit(Fail.self, 3)
                     do { _ = try await cluster.get(cluster.submit(SumRefs.self, .init(refs: [failed]))); parts.append("no error") } catch { parts.append("\(error)") }
                     result = parts.joined(separator: " | ")

@@ -445,6 +445,11 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         if let status = reply.status, status.code != .ok {
             throw Self.failure(code: status.code, message: status.message, actor: actor, call: request.displayName, error: reply.error)
         }
+        if let stored = reply.result, !stored.isInline {
+            // A large result in the actor's node store: read it through this process's node.
+            let cluster = try Cluster.current()
+            return try await cluster.fromStore(UniqueID(bytes: stored.objectId), node: stored.nodeId)
+        }
         return reply.inlineResult
     }
 
@@ -607,8 +612,22 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         switch handler.outcome {
         case let .value(bytes)?:
             if bytes.count > TaskExecutor.inlineLimit {
-                reply.status = Status(code: .tooLarge, message: "")
-                reply.error = RemoteErrorCoding.remoteError(code: .tooLarge, typeName: "ObjectTooLarge", message: "\(bytes.count)", call: request.displayName)
+                // Too big to travel inline: into this node's store, where the caller reads it.
+                do {
+                    let cluster = try Cluster.current()
+                    let id = UniqueID.random()
+                    _ = try await StoredObjects.put(bytes, id: id, node: cluster.node)
+                    var stored = ReturnObject()
+                    stored.objectId = id.bytes
+                    stored.isInline = false
+                    stored.nodeId = UniqueID(hex: cluster.nodeID)?.bytes ?? []
+                    stored.size = UInt64(bytes.count)
+                    reply.result = stored
+                } catch {
+                    reply.status = Status(code: .tooLarge, message: "")
+                    reply.error = RemoteErrorCoding.remoteError(code: .tooLarge, typeName: "ObjectTooLarge", message: "\(bytes.count)",
+                                                                call: "\(request.displayName) (storing its result failed: \(error))")
+                }
             } else {
                 reply.inlineResult = bytes
             }
