@@ -4,19 +4,23 @@ import Starling
 /// Object-store workloads (issue 5) on an embedded cluster, against Ray 2.60 on the same
 /// definitions (`Benchmarks/ray/store.py`), and `memcpy` as the physical limit.
 enum StoreWorkloads {
-    struct Figures: Sendable { var put = 0.0, get = 0.0, memcpy = 0.0 }
+    struct Figures: Sendable { var put = 0.0, get = 0.0, memcpy = 0.0, putCalls = 0.0, getCalls = 0.0 }
     // Workloads run one after another from the main task, so these caches are never shared.
     nonisolated(unsafe) static var starling: Figures?
     nonisolated(unsafe) static var ray: [String: Double]?
 
     /// 100 MB arrays of Float, each put (or got) `rounds` times after one untimed.
     static let floats = 25_000_000, rounds = 5
+    /// Small objects (an Int) put, then got, this many times.
+    static let smallCalls = 10_000
 
     static var all: [Workload] {
         [
             Workload(name: "single_client_put_gigabytes", unit: "GB/s", direction: .higherIsBetter) { try await figure($0, \.put, "single_client_put_gigabytes") },
             Workload(name: "single_client_get_gigabytes", unit: "GB/s", direction: .higherIsBetter) { try await figure($0, \.get, "single_client_get_gigabytes") },
             Workload(name: "memcpy", unit: "GB/s", direction: .higherIsBetter) { try await figure($0, \.memcpy, "memcpy") },
+            Workload(name: "single_client_put_calls", unit: "calls/s", direction: .higherIsBetter) { try await figure($0, \.putCalls, "single_client_put_calls") },
+            Workload(name: "single_client_get_calls", unit: "calls/s", direction: .higherIsBetter) { try await figure($0, \.getCalls, "single_client_get_calls") },
         ]
     }
 
@@ -51,7 +55,7 @@ enum StoreWorkloads {
             best = max(best, gigabytesPerSecond(size, since: start))
         }
         figures.memcpy = best
-        let (put, get) = try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
+        let (put, get, putCalls, getCalls) = try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
             let array = [Float](repeating: 1.5, count: floats)
             let bytes = floats * 4
             _ = try await cluster.get(cluster.put(array))
@@ -61,10 +65,21 @@ enum StoreWorkloads {
             let put = gigabytesPerSecond(bytes * rounds, since: start)
             start = .now
             for ref in refs { _ = try await cluster.get(ref) }
-            return (put, gigabytesPerSecond(bytes * rounds, since: start))
+            let get = gigabytesPerSecond(bytes * rounds, since: start)
+            var small: [ObjectRef<Int>] = []
+            small.reserveCapacity(smallCalls)
+            start = .now
+            for i in 0..<smallCalls { small.append(try await cluster.put(i)) }
+            let putCalls = Double(smallCalls) / (TaskWorkloads.micros(ContinuousClock.now - start) / 1e6)
+            start = .now
+            for ref in small { _ = try await cluster.get(ref) }
+            let getCalls = Double(smallCalls) / (TaskWorkloads.micros(ContinuousClock.now - start) / 1e6)
+            return (put, get, putCalls, getCalls)
         }
         figures.put = put
         figures.get = get
+        figures.putCalls = putCalls
+        figures.getCalls = getCalls
         return figures
     }
 }

@@ -10,6 +10,7 @@ import ray
 
 FLOATS = 25_000_000
 ROUNDS = 5
+SMALL_CALLS = 10000
 
 
 def main():
@@ -26,6 +27,13 @@ def main():
         # Touch the data as Starling's get does (Ray's get maps the object without reading it).
         value.sum()
     out["single_client_get_gigabytes"] = FLOATS * 4 * ROUNDS / 1e9 / (time.perf_counter() - start)
+    start = time.perf_counter()
+    small = [ray.put(i) for i in range(SMALL_CALLS)]
+    out["single_client_put_calls"] = SMALL_CALLS / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for ref in small:
+        ray.get(ref)
+    out["single_client_get_calls"] = SMALL_CALLS / (time.perf_counter() - start)
     print(json.dumps(out), flush=True)
     ray.shutdown()
 
