@@ -8,6 +8,31 @@ distributed actor BenchActor: RemoteActor {
     distributed func smallValue() -> Int { 0 }
 }
 
+/// The parameter server of `ps_iteration`: 1M Float weights.
+distributed actor BenchParameterServer: RemoteActor {
+    typealias ActorSystem = StarlingActorSystem
+    var weights: [Float]
+    init(actorSystem: ActorSystem, config count: Int) {
+        self.actorSystem = actorSystem
+        weights = [Float](repeating: 0.5, count: count)
+    }
+    distributed func pull() -> [Float] { weights }
+    distributed func push(_ gradient: [Float]) {
+        for i in weights.indices { weights[i] -= 0.01 * gradient[i] }
+    }
+}
+
+/// A worker of `ps_iteration`: gets the weights, pushes a gradient of the same size.
+distributed actor BenchPSWorker: RemoteActor {
+    typealias ActorSystem = StarlingActorSystem
+    init(actorSystem: ActorSystem, config: Int) { self.actorSystem = actorSystem }
+    distributed func step(_ server: BenchParameterServer) async throws -> Int {
+        let weights = try await server.pull()
+        try await server.push(weights)
+        return weights.count
+    }
+}
+
 /// A client of `n_n_actor_calls_async`: spawns its own actor and calls it `n` times at once.
 struct ActorClient: RemoteFunction {
     static func run(_ n: Int) async throws -> Int {
@@ -20,12 +45,13 @@ struct ActorClient: RemoteFunction {
 /// with 2 CPUs, against Ray 2.60 on the same definitions (`Benchmarks/ray/actors.py`).
 enum ActorWorkloads {
     struct Figures: Sendable {
-        var sync = 0.0, async = 0.0, concurrent = 0.0, oneToN = 0.0, nToN = 0.0, launch = 0.0, placementGroups = 0.0
+        var sync = 0.0, async = 0.0, concurrent = 0.0, oneToN = 0.0, nToN = 0.0, launch = 0.0, placementGroups = 0.0, psIteration = 0.0
     }
     // Workloads run one after another from the main task, so these caches are never shared.
     nonisolated(unsafe) static var starling: Figures?
     nonisolated(unsafe) static var ray: [String: Double]?
 
+    static let psIterations = 50
     static let syncCalls = 2_000, asyncCalls = 5_000, actors = 4, callsPerActor = 1_000, launched = 20, groups = 200
 
     static var all: [Workload] {
@@ -36,6 +62,7 @@ enum ActorWorkloads {
             Workload(name: "1_n_actor_calls_async", unit: "calls/s", direction: .higherIsBetter) { try await figure($0, \.oneToN, "1_n_actor_calls_async") },
             Workload(name: "n_n_actor_calls_async", unit: "calls/s", direction: .higherIsBetter) { try await figure($0, \.nToN, "n_n_actor_calls_async") },
             Workload(name: "actor_launch", unit: "actors/s", direction: .higherIsBetter) { try await figure($0, \.launch, "actor_launch") },
+            Workload(name: "ps_iteration", unit: "ms", direction: .lowerIsBetter) { try await figure($0, \.psIteration, "ps_iteration") },
             Workload(name: "placement_group_create_removal", unit: "groups/s", direction: .higherIsBetter) {
                 try await figure($0, \.placementGroups, "placement_group_create_removal")
             },
@@ -110,6 +137,22 @@ enum ActorWorkloads {
             start = .now
             for _ in 0..<groups { try await cluster.remove(cluster.ready(cluster.createPlacementGroup([["CPU": 1]]))) }
             figures.placementGroups = rate(groups, since: start)
+
+            // One server with 1M Float; each iteration both workers get the weights and push a
+            // gradient of the same size; 50 iterations after 2 untimed.
+            let server = try await cluster.spawn(BenchParameterServer.self, config: 1_000_000)
+            var psWorkers: [BenchPSWorker] = []
+            for _ in 0..<2 { psWorkers.append(try await cluster.spawn(BenchPSWorker.self, config: 0)) }
+            func iteration() async throws {
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for worker in psWorkers { group.addTask { try await worker.step(server) } }
+                    for try await _ in group {}
+                }
+            }
+            for _ in 0..<2 { try await iteration() }
+            start = .now
+            for _ in 0..<psIterations { try await iteration() }
+            figures.psIteration = TaskWorkloads.micros(ContinuousClock.now - start) / 1000 / Double(psIterations)
             return figures
         }
     }

@@ -5,6 +5,7 @@ Run by starling-bench (--peer ray) with the venv's python; prints one JSON objec
 import json
 import time
 
+import numpy as np
 import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 
@@ -37,6 +38,26 @@ class Client:
 
     def run(self, n):
         return len(ray.get([self.actor.small_value.remote() for _ in range(n)]))
+
+
+@ray.remote(num_cpus=0)
+class ParameterServer:
+    def __init__(self, count):
+        self.weights = np.full(count, 0.5, dtype=np.float32)
+
+    def pull(self):
+        return self.weights
+
+    def push(self, gradient):
+        self.weights -= 0.01 * gradient
+
+
+@ray.remote(num_cpus=0)
+class PSWorker:
+    def step(self, server):
+        weights = ray.get(server.pull.remote())
+        ray.get(server.push.remote(weights))
+        return len(weights)
 
 
 def rate(count, start):
@@ -91,6 +112,14 @@ def main():
         ray.get(pg.ready())
         remove_placement_group(pg)
     out["placement_group_create_removal"] = rate(GROUPS, start)
+    server = ParameterServer.remote(1_000_000)
+    ps_workers = [PSWorker.remote() for _ in range(2)]
+    for _ in range(2):
+        ray.get([w.step.remote(server) for w in ps_workers])
+    start = time.perf_counter()
+    for _ in range(50):
+        ray.get([w.step.remote(server) for w in ps_workers])
+    out["ps_iteration"] = (time.perf_counter() - start) * 1000 / 50
     print(json.dumps(out), flush=True)
     ray.shutdown()
 
