@@ -614,15 +614,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
             if bytes.count > TaskExecutor.inlineLimit {
                 // Too big to travel inline: into this node's store, where the caller reads it.
                 do {
-                    let cluster = try Cluster.current()
-                    let id = UniqueID.random()
-                    _ = try await StoredObjects.put(bytes, id: id, node: cluster.node)
-                    var stored = ReturnObject()
-                    stored.objectId = id.bytes
-                    stored.isInline = false
-                    stored.nodeId = UniqueID(hex: cluster.nodeID)?.bytes ?? []
-                    stored.size = UInt64(bytes.count)
-                    reply.result = stored
+                    reply.result = try await StoredObjects.storeResult(bytes, id: UniqueID.random())
                 } catch {
                     reply.status = Status(code: .tooLarge, message: "")
                     reply.error = RemoteErrorCoding.remoteError(code: .tooLarge, typeName: "ObjectTooLarge", message: "\(bytes.count)",

@@ -88,6 +88,19 @@ final class StoredObjects: Sendable {
         return location
     }
 
+    /// Puts a result too big to travel inline into the node of the code running now, and
+    /// describes it for the reply (the reader finds it through its own node).
+    static func storeResult(_ bytes: [UInt8], id: UniqueID) async throws -> ReturnObject {
+        let cluster = try Cluster.current()
+        _ = try await put(bytes, id: id, node: cluster.node)
+        var stored = ReturnObject()
+        stored.objectId = id.bytes
+        stored.isInline = false
+        stored.nodeId = UniqueID(hex: cluster.nodeID)?.bytes ?? []
+        stored.size = UInt64(bytes.count)
+        return stored
+    }
+
     /// A stored object's bytes, found through the node of this process.
     static func get(_ id: UniqueID, node: RPCClient) async throws -> [UInt8]? {
         var request = GetStoredObjectsRequest()

@@ -53,15 +53,7 @@ enum TaskExecutor {
     private static func storeResult(_ output: [UInt8], spec: TaskSpec, into partial: TaskResult) async -> TaskResult {
         var result = partial
         do {
-            let cluster = try Cluster.current()
-            let id = UniqueID(bytes: spec.returnIds.first ?? [])
-            _ = try await StoredObjects.put(output, id: id, node: cluster.node)
-            var value = ReturnObject()
-            value.objectId = id.bytes
-            value.isInline = false
-            value.nodeId = UniqueID(hex: cluster.nodeID)?.bytes ?? []
-            value.size = UInt64(output.count)
-            result.returns = [value]
+            result.returns = [try await StoredObjects.storeResult(output, id: UniqueID(bytes: spec.returnIds.first ?? []))]
             result.status = Status(code: .ok, message: "")
         } catch let StarlingError.objectStoreFull(bytes, detail) {
             result.status = Status(code: .objectStoreFull, message: "")
