@@ -18,6 +18,8 @@ usage:
 
   --resources   what this node offers (default: CPU = the number of cores)
   --labels      node labels, k=v,k2=v2
+  --object-store-memory BYTES
+                shared memory for large objects (default 30% of RAM)
   --token-file  the cluster token (default ~/.starling/token; the head creates it, mode 0600)
 """
 
@@ -33,6 +35,7 @@ struct StartOptions {
     var port: Int?
     var resources: ResourceSet?
     var labels: [String: String] = [:]
+    var objectStoreMemory: UInt64?
     var tokenFile = (ProcessInfo.processInfo.environment["HOME"] ?? "/tmp") + "/.starling/token"
 
     init(_ arguments: [String]) throws {
@@ -53,6 +56,10 @@ struct StartOptions {
             case "--resources": resources = try Self.resources(try value(flag))
             case "--labels": labels = try Self.pairs(try value(flag), flag: flag)
             case "--token-file": tokenFile = try value(flag)
+            case "--object-store-memory":
+                let text = try value(flag)
+                guard let bytes = UInt64(text), bytes > 0 else { throw CLIError("--object-store-memory \(text) is not a positive number of bytes") }
+                objectStoreMemory = bytes
             default: throw CLIError("unknown option \(flag)")
             }
         }
@@ -108,6 +115,7 @@ func start(_ options: StartOptions) async throws -> Int32 {
     var settings = NodeSettings(sessionDir: directory.path, tokenFile: options.tokenFile, workerExecutable: nil)
     if let resources = options.resources { settings.resources = resources }
     settings.labels = options.labels
+    if let bytes = options.objectStoreMemory { settings.objectStoreCapacity = bytes }
     settings.listenAddress = try Address("tcp://\(options.host):\(options.head ? 0 : options.port ?? 0)")
     settings.headAddress = headAddress
     settings.isHead = options.head
