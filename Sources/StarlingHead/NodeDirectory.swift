@@ -54,6 +54,11 @@ struct NodeDirectory {
             entry.resources.queuedLeases = resources.queuedLeases
             version += 1
         }
+        if let resources {
+            // Store use changes often and schedules nothing: kept, without a new view version.
+            entry.resources.objectStoreUsed = resources.objectStoreUsed
+            entry.resources.objectStoreCapacity = resources.objectStoreCapacity
+        }
         entries[id] = entry
         return true
     }

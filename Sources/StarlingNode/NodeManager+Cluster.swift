@@ -80,6 +80,8 @@ extension NodeManager {
         report.available = available.quantities
         report.labels = settings.labels
         report.queuedLeases = UInt32(max(0, queuedLeases))
+        report.objectStoreUsed = store.used
+        report.objectStoreCapacity = store.capacity
         report.draining = stopping
         return report
     }
