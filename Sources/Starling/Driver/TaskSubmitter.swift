@@ -37,7 +37,6 @@ actor TaskSubmitter {
     private let node: RPCClient
     private let jobID: UniqueID
     private let objects: ObjectTable
-    private let token: ClusterToken
     private var keys: [Key: KeyState] = [:]
     /// Lease drives in flight (shutdown waits for them), and the sweeper of parked leases.
     private var driving = 0
@@ -69,7 +68,6 @@ actor TaskSubmitter {
         self.node = node
         self.jobID = jobID
         self.objects = objects
-        self.token = token
         workers = ConnectionPool(token: token, name: "owner")
         // A node spilled to may have died since the view was made: give up on it quickly.
         var settings = TransportSettings()

@@ -36,8 +36,6 @@ enum WorkerRuntime {
             let cluster = Cluster(objects: objects, submitter: TaskSubmitter(node: node, jobID: jobID, objects: objects, token: token),
                                   ownerAddress: ownerAddress, nodeID: nodeID, actorSystem: actors, jobID: jobID, token: token,
                                   node: node, stored: stored)
-            // The address owners and callers reach this worker at (known once it listens).
-            let ownURL = Mutex("")
             let running = RunningTasks()
             var routes = RouteTable()
             routes.add(WorkerRPC.pushTaskBatch) { request, _ in
@@ -67,7 +65,7 @@ enum WorkerRuntime {
             }
             ObjectOwnership.addRoutes(to: &routes, objects: objects, stored: stored, nodeID: nodeID)
             routes.add(WorkerRPC.startActor) { request, _ in
-                actors.startHere(request, url: ownURL.withLock { $0 })
+                actors.startHere(request, url: ownerAddress.url)
             }
             routes.add(WorkerRPC.actorCall) { request, _ in
                 await Cluster.$ambient.withValue(cluster) { await actors.execute(request) }
@@ -92,7 +90,6 @@ enum WorkerRuntime {
             serverSettings.serverContexts = 256
             let server = try RPCServer(listeningOn: Address(listen), token: token,
                                        name: "worker \(idHex.prefix(8))", routes: routes, settings: serverSettings)
-            ownURL.withLock { $0 = server.address.description }
             ownerAddress.set(server.address.description)
             var registration = RegisterWorkerRequest()
             registration.workerId = workerID.bytes
