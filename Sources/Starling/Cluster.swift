@@ -1,6 +1,7 @@
 import Synchronization
 import StarlingCodec
 import StarlingCore
+import StarlingNode
 import StarlingWire
 
 /// A handle on a running cluster, given to the closure of `Starling.run`.
@@ -29,6 +30,8 @@ public struct Cluster: Sendable {
     public let actorSystem: StarlingActorSystem
     /// The job this process works for (empty in a worker that was not told).
     let jobID: [UInt8]
+    /// Counts the refs this process made and frees their values when the last goes.
+    let references: ReferenceCounter
 
     init(objects: ObjectTable, submitter: TaskSubmitter, ownerAddress: OwnerAddress, nodeID: UniqueID,
          actorSystem: StarlingActorSystem, jobID: UniqueID, token: ClusterToken, node: RPCClient, stored: StoredObjects) {
@@ -41,6 +44,8 @@ public struct Cluster: Sendable {
         self.ownerAddress = ownerAddress
         self.nodeID = nodeID.hex
         self.actorSystem = actorSystem
+        references = ReferenceCounter(objects: objects, stored: stored, node: node,
+                                      forgetLineage: { [submitter] id in Task { await submitter.forgetLineage(id) } })
     }
 
     /// Starts an actor of type `A` on a worker of its own, initialised there with `config`;
@@ -122,15 +127,18 @@ public struct Cluster: Sendable {
     /// Submits one call of `function` and returns a ref to its result at once.
     public func submit<F: RemoteFunction>(_ function: F.Type, _ input: F.Input,
                                           options: TaskOptions = TaskOptions()) async throws -> ObjectRef<F.Output> {
-        let encoded = try BinaryEncoder().encode(input)
+        let scope = SubmitScope()
+        var encoder = BinaryEncoder()
+        encoder.userInfo[.submitScope] = scope
+        let encoded = try encoder.encode(input)
         guard encoded.count <= TaskExecutor.inlineLimit else {
             throw StarlingError.objectTooLarge(task: options.name ?? "\(F.self)", what: "argument", bytes: encoded.count, limit: TaskExecutor.inlineLimit)
         }
         let (spec, returnID, key) = try makeTask(function, encodedInput: encoded, options: options)
         objects.create(returnID)
         await submitter.submit(.init(spec: spec, returnID: returnID, maxRetries: options.maxRetries,
-                                     retryUserErrors: options.retryUserErrors), key: key)
-        return ObjectRef(id: returnID, owner: ownerURL)
+                                     retryUserErrors: options.retryUserErrors, heldRefs: scope.references), key: key)
+        return ObjectRef(id: returnID, owner: ownerURL, reference: references.reference(returnID))
     }
 
     /// Submits `function` on the value `input` will have: the task is queued once that value is
@@ -158,7 +166,7 @@ public struct Cluster: Sendable {
                 self.objects.fail(returnID, .cluster("dependency \(input) of \(template.displayName) failed: \(error)"))
             }
         }
-        return ObjectRef(id: returnID, owner: ownerURL)
+        return ObjectRef(id: returnID, owner: ownerURL, reference: references.reference(returnID))
     }
 
     /// Waits until `numReady` of `refs` are ready (finished or failed), or `timeout` passes;
@@ -167,12 +175,19 @@ public struct Cluster: Sendable {
                         timeout: Duration? = nil) async -> (ready: [ObjectRef<T>], pending: [ObjectRef<T>]) {
         let target = min(max(numReady, 0), refs.count)
         let ids = refs.map(\.id)
-        var readyIDs = Set(ids.filter { objects.isReady($0) })
+        var readyIDs = Set(ids.filter { objects.isReady($0) || stored.location($0) != nil })
         if readyIDs.count < target {
             await withTaskGroup(of: UniqueID?.self) { group in
                 for ref in refs where !readyIDs.contains(ref.id) {
                     group.addTask {
-                        do { _ = try await self.value(of: ref.id, owner: ref.owner, timeout: nil) } catch is CancellationError { return nil } catch {}
+                        do {
+                            // Ready is enough: a value in a node's store is not fetched here.
+                            if self.objects.knows(ref.id) {
+                                _ = try await self.objects.value(ref.id, timeout: nil)
+                            } else {
+                                _ = try await self.value(of: ref.id, owner: ref.owner, timeout: nil)
+                            }
+                        } catch is CancellationError { return nil } catch {}
                         return ref.id
                     }
                 }
@@ -211,6 +226,7 @@ public struct Cluster: Sendable {
         spec.maxRetries = Int32(clamping: options.maxRetries)
         spec.retryUserErrors = options.retryUserErrors
         spec.returnIds = [returnID.bytes]
+        spec.owner = ProcessAddress(url: ownerURL, nodeId: [])
         return (spec, returnID, TaskSubmitter.Key(shape: shape, strategy: options.scheduling, waitIfInfeasible: options.waitIfInfeasible))
     }
 
@@ -223,12 +239,20 @@ public struct Cluster: Sendable {
             // In this node's store and owned here: decode straight from the mapping.
             var decoder = BinaryDecoder()
             decoder.userInfo[.actorSystemKey] = actorSystem
-            do {
-                return try SharedMemory.withMapped(location) { try decoder.decode(T.self, from: $0) }
-            } catch let error as StarlingError {
-                throw error
-            } catch {
-                throw StarlingError.typeMismatch(task: ref.description, detail: "the value does not decode as \(T.self): \(error)")
+            var mapped = location
+            for attempt in 0..<3 {
+                do {
+                    return try SharedMemory.withMapped(mapped) { try decoder.decode(T.self, from: $0) }
+                } catch SharedSegment.Failure.gone where attempt < 2 {
+                    // Spilled meanwhile: the node restores it.
+                    mapped = try await StoredObjects.locate(ref.id, holders: [], node: node)
+                } catch let error as StarlingError {
+                    throw error
+                } catch let error as SharedSegment.Failure {
+                    throw StarlingError.objectLost(object: ref.id.short, detail: "\(error)")
+                } catch {
+                    throw StarlingError.typeMismatch(task: ref.description, detail: "the value does not decode as \(T.self): \(error)")
+                }
             }
         }
         let bytes: [UInt8]
@@ -250,21 +274,40 @@ public struct Cluster: Sendable {
     }
 
     /// The bytes of an object: from this process's table when it owns it, else from its owner.
+    /// A result of this process's task whose stored copy was lost with its node is rebuilt by
+    /// running the task again (within its retries).
     func value(of id: UniqueID, owner: String, timeout: Duration?) async throws -> [UInt8] {
-        if let location = stored.location(id) { return try SharedMemory.read(location) }
-        if objects.knows(id) || owner == ownerURL {
-            let bytes = try await objects.value(id, timeout: timeout)
-            if let node = objects.storeNode(id) { return try await fromStore(id, node: node) }
-            return bytes
+        if let location = stored.location(id) {
+            do { return try SharedMemory.read(location) } catch SharedSegment.Failure.gone {
+                return try await StoredObjects.get(id, holders: [], node: node)
+            }
         }
-        return try await ObjectOwnership.borrow(id, from: owner, pool: owners, node: node, timeout: timeout)
+        guard objects.knows(id) || owner == ownerURL else {
+            return try await ObjectOwnership.borrow(id, from: owner, pool: owners, node: node, timeout: timeout)
+        }
+        while true {
+            let bytes = try await objects.value(id, timeout: timeout)
+            guard let holder = objects.storeNode(id) else { return bytes }
+            do {
+                return try await StoredObjects.get(id, holders: [holder], node: node)
+            } catch let StarlingError.objectLost(object, detail) {
+                switch await submitter.reconstruct(id) {
+                case .resubmitted:
+                    continue
+                case let .retriesUsed(task, attempts):
+                    throw StarlingError.objectLost(object: object, detail: "\(detail); its task \(task) cannot run again: all \(attempts) attempt(s) allowed by maxRetries are used")
+                case .unknown:
+                    throw StarlingError.objectLost(object: object, detail: "\(detail); no lineage to rebuild it from")
+                }
+            }
+        }
     }
 
-    /// A value in a node's store: this node's (read by mapping) or, until transfers between
-    /// nodes exist, an error saying where it is.
-    func fromStore(_ id: UniqueID, node holder: [UInt8]) async throws -> [UInt8] {
-        if let bytes = try await StoredObjects.get(id, node: node) { return bytes }
-        throw StarlingError.cluster("object \(id.short) is in the store of node \(UniqueID(bytes: holder).short); reading it from another node comes with cross-node transfers")
+    /// A value in a node's store (an actor's large result), read through this process's node;
+    /// freed everywhere once read, as nothing else refers to it.
+    func takeFromStore(_ id: UniqueID, holder: [UInt8]) async throws -> [UInt8] {
+        defer { ReferenceCounter.free([id], via: node) }
+        return try await StoredObjects.get(id, holders: [holder], node: node)
     }
 
     /// The values of `refs`, in order.
@@ -289,12 +332,12 @@ public struct Cluster: Sendable {
         let bytes = try BinaryEncoder().encode(value)
         let id = UniqueID.random()
         if bytes.count >= StoredObjects.threshold {
-            stored.add(id, try await StoredObjects.put(bytes, id: id, node: node))
+            stored.add(id, try await StoredObjects.put(bytes, id: id, owner: ownerURL, node: node))
         } else {
             objects.create(id)
             objects.fulfill(id, bytes)
         }
-        return ObjectRef(id: id, owner: ownerURL)
+        return ObjectRef(id: id, owner: ownerURL, reference: references.reference(id))
     }
 
     /// The cluster's live nodes, as the head knows them.

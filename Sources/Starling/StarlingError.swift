@@ -14,8 +14,8 @@ public enum StarlingError: Error, CustomStringConvertible, Equatable, Codable {
     case getTimedOut(object: String, seconds: Double)
     /// The task was cancelled.
     case cancelled(task: String)
-    /// An argument or result is larger than values may be while they travel inline (the
-    /// object store, for larger ones, is not there yet).
+    /// An argument or config is larger than values may be while they travel inline (put
+    /// large values with `Cluster.put` and pass their refs).
     case objectTooLarge(task: String, what: String, bytes: Int, limit: Int)
     /// A placement group is not placed (yet): why it is still pending, or that it was removed.
     case placementGroupNotReady(group: String, reason: String)
@@ -23,6 +23,9 @@ public enum StarlingError: Error, CustomStringConvertible, Equatable, Codable {
     case objectStoreFull(bytes: Int, detail: String)
     /// The process that owns the object (submitted its task or put it) is gone, or does not know it.
     case ownerDied(object: String, detail: String)
+    /// The object's only copies were on nodes that died (or its spill file is gone), and it
+    /// cannot be rebuilt: the detail says why (made by `put`, or its task's retries are used up).
+    case objectLost(object: String, detail: String)
     /// The actor's worker died, the actor was killed, or it cannot be reached.
     case actorDied(actor: String, detail: String)
     /// The cluster could not be reached or refused the request.
@@ -45,13 +48,15 @@ public enum StarlingError: Error, CustomStringConvertible, Equatable, Codable {
         case let .cancelled(task):
             return "task \(task) was cancelled"
         case let .objectTooLarge(task, what, bytes, limit):
-            return "task \(task): its \(what) is \(bytes) bytes, over the inline limit of \(limit) bytes; pass large data in smaller pieces until the object store lands"
+            return "task \(task): its \(what) is \(bytes) bytes, over the inline limit of \(limit) bytes; put large values with cluster.put and pass the ref"
         case let .placementGroupNotReady(group, reason):
             return "placement group \(group.prefix(8)) is not ready: \(reason)"
         case let .objectStoreFull(bytes, detail):
             return "an object of \(bytes) bytes does not fit: \(detail)"
         case let .ownerDied(object, detail):
             return "object \(object) cannot be had: \(detail)"
+        case let .objectLost(object, detail):
+            return "object \(object) is lost: \(detail)"
         case let .actorDied(actor, detail):
             return "\(actor) is dead: \(detail)"
         case let .cluster(detail):

@@ -39,6 +39,7 @@ public actor Head {
     private var jobs = JobDirectory()
     var actors = ActorDirectory()
     var groups = PlacementGroupDirectory()
+    var objectDirectory = ObjectDirectory()
     private var executables: ExecutableStore
     private var failures: [WorkerFailure] = []
     /// Connections to nodes and to actors' workers.
@@ -80,6 +81,9 @@ public actor Head {
         routes.add(HeadRPC.createPlacementGroup) { [self] request, _ in try await createPlacementGroup(request) }
         routes.add(HeadRPC.getPlacementGroup) { [self] request, _ in try await getPlacementGroup(request) }
         routes.add(HeadRPC.removePlacementGroup) { [self] request, _ in await removePlacementGroup(request) }
+        routes.add(ObjectDirectoryRPC.addObjectLocations) { [self] request, _ in await addObjectLocations(request) }
+        routes.add(ObjectDirectoryRPC.removeObjectLocations) { [self] request, _ in await removeObjectLocations(request) }
+        routes.add(ObjectDirectoryRPC.getObjectLocations) { [self] request, _ in await objectLocations(request) }
         server = try RPCServer(listeningOn: settings.listenAddress, token: token, name: "head", routes: routes,
                                onConnectionClosed: { [weak self] connection in
                                    Task { await self?.connectionClosed(connection) }
@@ -175,6 +179,7 @@ public actor Head {
         guard nodes.markDead(id, reason: reason, nowUnixMs: Self.unixMs()) else { return }
         log.warning("node \(id.short) is dead: \(reason)")
         peers.drop(url)
+        objectDirectory.removeNode(id)
         await actorsLost(onNode: id, reason: reason)
     }
 

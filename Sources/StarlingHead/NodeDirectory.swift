@@ -96,4 +96,5 @@ struct NodeDirectory {
     var alive: [Entry] { entries.values.filter { $0.info.state == .alive }.sorted { $0.info.nodeId.lexicographicallyPrecedes($1.info.nodeId) } }
 
     func info(_ id: UniqueID) -> NodeInfo? { entries[id]?.info }
+    func isAlive(_ id: UniqueID) -> Bool { entries[id]?.info.state == .alive }
 }

@@ -31,6 +31,13 @@ public actor NodeManager {
     var queuedLeases = 0
     var bundles: [BundleKey: Bundle] = [:]
     var store: ObjectStore
+    /// Pulls of objects from other nodes in progress (one per object at a time).
+    var pulls: [UniqueID: Task<ShmLocation, Error>] = [:]
+    /// Object locations not yet reported to the head's object directory.
+    var unreportedLocations: [(location: ObjectLocation, held: Bool)] = []
+    var directoryReport: Task<Void, Never>?
+    /// Connections to other nodes (object pulls, frees).
+    let peers: ConnectionPool
     /// The connections workers registered on, with their pool (job): what they store is the job's.
     var workerConnections: [UInt32: [UInt8]] = [:]
     var reaper: Task<Void, Never>?
@@ -84,7 +91,9 @@ public actor NodeManager {
         self.token = token
         self.available = settings.resources
         self.executables = JobExecutables(directory: settings.sessionDir + "/job-executables")
-        self.store = ObjectStore(capacity: settings.objectStoreCapacity, nodeID: nodeID)
+        self.store = ObjectStore(capacity: settings.objectStoreCapacity, nodeID: nodeID,
+                                 spillDirectory: settings.spillDirectory ?? settings.sessionDir + "/spill")
+        self.peers = ConnectionPool(token: token, name: "node")
     }
 
     /// Starts serving, registers with the head (if any) and prestarts workers.
@@ -99,11 +108,7 @@ public actor NodeManager {
         routes.add(NodeManagerRPC.prepareBundles) { [self] request, _ in try await prepareBundles(request) }
         routes.add(NodeManagerRPC.commitBundles) { [self] _, _ in CommitBundlesReply() }
         routes.add(NodeManagerRPC.releaseBundles) { [self] request, _ in await releaseBundles(request) }
-        routes.add(ObjectStoreRPC.createObject) { [self] request, context in try await createObject(request, owner: context.connectionID) }
-        routes.add(ObjectStoreRPC.sealObject) { [self] request, _ in try await sealObject(request) }
-        routes.add(ObjectStoreRPC.getStoredObjects) { [self] request, _ in await storedObjects(request) }
-        routes.add(ObjectStoreRPC.releaseObjects) { _, _ in ReleaseObjectsReply() }
-        routes.add(ObjectManagerRPC.freeObjects) { [self] request, _ in await freeObjects(request) }
+        addObjectRoutes(to: &routes)
         let listen = try settings.listenAddress ?? Address("ipc://\(settings.sessionDir)/node-\(nodeID.short).sock")
         server = try RPCServer(listeningOn: listen, token: token, name: "node \(nodeID.short)", routes: routes,
                                onConnectionClosed: { [weak self] connection in
@@ -150,6 +155,9 @@ public actor NodeManager {
         workers.removeAll()
         idle.removeAll()
         store.removeAll()
+        for (_, pull) in pulls { pull.cancel() }
+        directoryReport?.cancel()
+        peers.closeAll()
         for (_, continuation) in starting { continuation.resume(throwing: RPCFailure(.unavailable, "node is stopping")) }
         starting.removeAll()
         wakeWaiters()
@@ -311,44 +319,6 @@ public actor NodeManager {
         }
         wakeWaiters()
     }
-
-    // MARK: - Object store
-
-    private func createObject(_ request: CreateObjectRequest, owner: UInt32) throws -> CreateObjectReply {
-        guard request.objectId.count == 16 else { throw RPCFailure(.invalidArgument, "object_id must be 16 bytes") }
-        var reply = CreateObjectReply()
-        reply.location = try store.create(UniqueID(bytes: request.objectId), size: request.dataSize, owner: owner,
-                                          job: workerConnections[owner])
-        return reply
-    }
-
-    private func sealObject(_ request: SealObjectRequest) throws -> SealObjectReply {
-        try store.seal(UniqueID(bytes: request.objectId), abort: request.abort)
-        return SealObjectReply()
-    }
-
-    private func storedObjects(_ request: GetStoredObjectsRequest) -> GetStoredObjectsReply {
-        var reply = GetStoredObjectsReply()
-        reply.objects = request.objectIds.map { id in
-            var object = StoredObject()
-            object.objectId = id
-            if let location = store.location(UniqueID(bytes: id)) {
-                object.found = true
-                object.location = location
-            }
-            return object
-        }
-        return reply
-    }
-
-    private func freeObjects(_ request: FreeObjectsRequest) -> FreeObjectsReply {
-        var reply = FreeObjectsReply()
-        reply.freed = UInt32(request.objectIds.filter { store.free(UniqueID(bytes: $0)) }.count)
-        return reply
-    }
-
-    /// Bytes of the object store in use (tests, metrics).
-    public var objectStoreUsed: UInt64 { store.used }
 
     // MARK: - Placement-group bundles
 

@@ -41,6 +41,8 @@ public struct NodeSettings: Sendable {
     public var idleWorkerTimeout: Duration = .seconds(60)
     /// Bytes of shared memory for large objects (default 30% of physical memory).
     public var objectStoreCapacity: UInt64 = UInt64(Double(ProcessInfo.processInfo.physicalMemory) * 0.3)
+    /// Where objects spill when the store is full (nil: `spill` in the session directory).
+    public var spillDirectory: String?
     /// How often the reaper checks for exited and long-idle workers.
     public var reapInterval: Duration = .milliseconds(50)
 

@@ -9,10 +9,10 @@ import StarlingWire
 /// here (so the node owns every name and removes them all), written by the process that made
 /// the object, read by any process on this node by mapping it.
 ///
-/// Space is accounted against `capacity`; a create that does not fit fails with
-/// OBJECT_STORE_FULL stating the sizes. (Spilling, eviction and reference counting come with
-/// the rest of the object-store issue; until then an object lives until its owner frees it or
-/// disconnects, or the node stops.)
+/// Space is accounted against `capacity`. An object that does not fit makes room: cached
+/// copies pulled from other nodes are dropped first, then the least recently used sealed
+/// primaries are spilled to files in `spillDirectory` (and restored on access). When nothing
+/// more can go, the create fails with OBJECT_STORE_FULL stating the sizes.
 struct ObjectStore {
     struct Entry {
         let segment: String
@@ -22,25 +22,264 @@ struct ObjectStore {
         /// unless a worker made it for its task's owner: then it belongs to the job.
         let owner: UInt32
         let job: [UInt8]?
+        /// The owner's address and job, for listings.
+        let ownerURL: String
+        let jobID: [UInt8]
+        /// The copy its owner made (kept while referenced); false for a copy pulled from
+        /// another node (dropped first under pressure, pulled again if needed).
+        let primary: Bool
+        /// Set while the object lives in a file instead of shared memory.
+        var spillPath: String?
+        var lastAccess: ContinuousClock.Instant
+        let createdUnixMs: Int64
     }
 
     let capacity: UInt64
     let prefix: String
+    let spillDirectory: String
     private(set) var used: UInt64 = 0
+    private(set) var spilledBytes: UInt64 = 0
+    private(set) var restoredBytes: UInt64 = 0
+    private(set) var failedPuts: UInt64 = 0
     private(set) var entries: [UniqueID: Entry] = [:]
+    /// Mappings made to serve chunks to other nodes, kept until the object goes.
+    private var served: [UniqueID: UInt] = [:]
+    /// Copies dropped since the last `takeDropped` (the object directory is told).
+    private var dropped: [UniqueID] = []
 
-    init(capacity: UInt64, nodeID: UniqueID) {
+    init(capacity: UInt64, nodeID: UniqueID, spillDirectory: String) {
         self.capacity = capacity
-        prefix = "/starling-\(nodeID.short)-"
+        self.spillDirectory = spillDirectory
+        // The pid lets the next Starling process remove the segments of a node killed with
+        // SIGKILL (SessionDirectory.removeStale).
+        prefix = "/starling-\(getpid())-\(nodeID.short)-"
     }
 
-    mutating func create(_ id: UniqueID, size: UInt64, owner: UInt32, job: [UInt8]?) throws -> ShmLocation {
+    struct NewObject {
+        var owner: UInt32
+        var job: [UInt8]?
+        var ownerURL = ""
+        var jobID: [UInt8] = []
+        var primary = true
+    }
+
+    mutating func create(_ id: UniqueID, size: UInt64, _ object: NewObject) throws -> ShmLocation {
         guard entries[id] == nil else { throw RPCFailure(.alreadyExists, "object \(id.short) is already in the store") }
         guard size > 0 else { throw RPCFailure(.invalidArgument, "an object of 0 bytes belongs inline, not in the store") }
-        guard used + size <= capacity else {
-            throw RPCFailure(.objectStoreFull, "the object store cannot fit \(size) bytes: \(used) of its \(capacity) bytes are in use")
+        guard size <= capacity else {
+            failedPuts += 1
+            throw RPCFailure(.objectStoreFull, "it is larger than the whole object store (\(capacity) bytes)")
         }
+        try makeRoom(for: size)
         let segment = prefix + id.hex
+        try Self.createSegment(segment, size: size)
+        entries[id] = Entry(segment: segment, size: size, sealed: false, owner: object.owner, job: object.job,
+                            ownerURL: object.ownerURL, jobID: object.jobID, primary: object.primary, spillPath: nil,
+                            lastAccess: .now, createdUnixMs: Int64(Date().timeIntervalSince1970 * 1000))
+        used += size
+        return Self.location(segment, size: size)
+    }
+
+    /// Frees cached copies, then spills least recently used primaries, until `size` more
+    /// bytes fit; throws OBJECT_STORE_FULL with the sizes when they cannot.
+    private mutating func makeRoom(for size: UInt64) throws {
+        var spillFailure: String?
+        while used + size > capacity {
+            let candidates = entries.filter { $0.value.sealed && $0.value.spillPath == nil }
+            let victim = candidates.filter { !$0.value.primary }.min { $0.value.lastAccess < $1.value.lastAccess }
+                ?? (spillFailure == nil ? candidates.min { $0.value.lastAccess < $1.value.lastAccess } : nil)
+            guard let (id, entry) = victim else {
+                failedPuts += 1
+                let unsealed = entries.values.filter { !$0.sealed }.reduce(0) { $0 + $1.size }
+                throw RPCFailure(.objectStoreFull, "the object store cannot fit \(size) bytes: \(used) of its \(capacity) bytes are in use"
+                                 + (unsealed > 0 ? " (\(unsealed) by objects still being written)" : "")
+                                 + (spillFailure.map { "; spilling to \(spillDirectory) failed: \($0)" } ?? "; nothing more can be spilled"))
+            }
+            if !entry.primary {
+                free(id)
+                continue
+            }
+            do {
+                try spill(id)
+            } catch {
+                spillFailure = "\(error)"
+            }
+        }
+    }
+
+    /// Moves a sealed object's bytes to a file and releases its shared memory.
+    private mutating func spill(_ id: UniqueID) throws {
+        guard let entry = entries[id], entry.sealed, entry.spillPath == nil else { return }
+        try FileManager.default.createDirectory(atPath: spillDirectory, withIntermediateDirectories: true)
+        let path = spillDirectory + "/" + id.hex
+        let region = try SharedSegment.map(entry.segment, size: Int(entry.size), writable: false, populate: false)
+        defer { SharedSegment.unmap(region, size: Int(entry.size)) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw RPCFailure(.internal, "open \(path): \(String(cString: strerror(errno)))") }
+        var written = 0
+        while written < Int(entry.size) {
+            let n = write(fd, region + written, min(Int(entry.size) - written, 8 << 20))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                unlink(path)
+                throw RPCFailure(.internal, "writing \(path): \(reason)")
+            }
+            written += n
+        }
+        close(fd)
+        unmapServed(id, size: entry.size)
+        shm_unlink(entry.segment)
+        used -= entry.size
+        spilledBytes += entry.size
+        entries[id]?.spillPath = path
+    }
+
+    /// Brings a spilled object back into shared memory (making room as a create would).
+    private mutating func restore(_ id: UniqueID) throws {
+        guard let entry = entries[id], let path = entry.spillPath else { return }
+        try makeRoom(for: entry.size)
+        try Self.createSegment(entry.segment, size: entry.size)
+        do {
+            let region = try SharedSegment.map(entry.segment, size: Int(entry.size), writable: true, populate: false)
+            defer { SharedSegment.unmap(region, size: Int(entry.size)) }
+            try Self.readFile(path, into: region, count: Int(entry.size))
+        } catch {
+            shm_unlink(entry.segment)
+            throw RPCFailure(.objectLost, "restoring object \(id.short) from \(path) failed: \(error)")
+        }
+        unlink(path)
+        entries[id]?.spillPath = nil
+        used += entry.size
+        spilledBytes -= entry.size
+        restoredBytes += entry.size
+    }
+
+    mutating func seal(_ id: UniqueID, abort: Bool) throws {
+        guard entries[id] != nil else { throw RPCFailure(.notFound, "no object \(id.short) in the store") }
+        if abort { free(id) } else { entries[id]?.sealed = true }
+    }
+
+    func contains(_ id: UniqueID) -> Bool { entries[id]?.sealed == true }
+
+    /// Where a sealed object lies in shared memory, restoring it first when it was spilled;
+    /// nil when it is not here.
+    mutating func location(_ id: UniqueID) throws -> ShmLocation? {
+        guard let entry = entries[id], entry.sealed else { return nil }
+        if entry.spillPath != nil { try restore(id) }
+        entries[id]?.lastAccess = .now
+        return Self.location(entry.segment, size: entry.size)
+    }
+
+    /// Bytes `offset..<offset+length` of a sealed object, for a node pulling it (read from its
+    /// spill file when spilled, so serving never needs room).
+    mutating func chunk(_ id: UniqueID, offset: UInt64, length: UInt32) throws -> [UInt8] {
+        guard let entry = entries[id], entry.sealed else { throw RPCFailure(.notFound, "object \(id.short) is not in this node's store") }
+        guard offset <= entry.size else { throw RPCFailure(.invalidArgument, "offset \(offset) is past the end of object \(id.short) (\(entry.size) bytes)") }
+        let count = Int(min(UInt64(length), entry.size - offset))
+        entries[id]?.lastAccess = .now
+        if let path = entry.spillPath {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw RPCFailure(.objectLost, "spill file \(path) of object \(id.short) cannot be opened") }
+            defer { close(fd) }
+            return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                var done = 0
+                while done < count {
+                    let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                    guard n > 0 else { throw RPCFailure(.objectLost, "reading spill file \(path): \(String(cString: strerror(errno)))") }
+                    done += n
+                }
+                initialized = count
+            }
+        }
+        let base: UnsafeMutableRawPointer
+        if let mapped = served[id], let pointer = UnsafeMutableRawPointer(bitPattern: mapped) {
+            base = pointer
+        } else {
+            base = try SharedSegment.map(entry.segment, size: Int(entry.size), writable: false, populate: false)
+            served[id] = UInt(bitPattern: base)
+        }
+        return [UInt8](UnsafeRawBufferPointer(start: base + Int(offset), count: count))
+    }
+
+    @discardableResult
+    mutating func free(_ id: UniqueID) -> Bool {
+        guard let entry = entries.removeValue(forKey: id) else { return false }
+        unmapServed(id, size: entry.size)
+        if let path = entry.spillPath {
+            unlink(path)
+            spilledBytes -= entry.size
+        } else {
+            shm_unlink(entry.segment)
+            used -= entry.size
+        }
+        if entry.sealed { dropped.append(id) }
+        return true
+    }
+
+    mutating func freeAll(ownedBy owner: UInt32) {
+        for (id, entry) in entries where entry.owner == owner && entry.job == nil && entry.primary { free(id) }
+    }
+
+    /// Results workers stored for a job that ended, and the job's copies pulled here.
+    mutating func freeAll(job: [UInt8]) {
+        for (id, entry) in entries where entry.job == job || (!entry.jobID.isEmpty && entry.jobID == job) { free(id) }
+    }
+
+    mutating func removeAll() {
+        for id in Array(entries.keys) { free(id) }
+        dropped.removeAll()
+        try? FileManager.default.removeItem(atPath: spillDirectory)
+    }
+
+    /// Objects dropped since the last call (for the object directory).
+    mutating func takeDropped() -> [UniqueID] {
+        defer { dropped.removeAll() }
+        return dropped
+    }
+
+    func info(_ id: UniqueID, entry: Entry, node: UniqueID, now: ContinuousClock.Instant) -> ObjectInfo {
+        var info = ObjectInfo()
+        info.objectId = id.bytes
+        info.dataSize = entry.size
+        info.owner = ProcessAddress(url: entry.ownerURL, nodeId: [])
+        info.nodeId = node.bytes
+        info.isPrimary = entry.primary
+        info.spilled = entry.spillPath != nil
+        info.spillUrl = entry.spillPath.map { "file://\($0)" } ?? ""
+        info.createTimeUnixMs = entry.createdUnixMs
+        info.jobId = entry.job ?? entry.jobID
+        let idle = now - entry.lastAccess
+        info.idleMs = idle.components.seconds * 1000 + idle.components.attoseconds / 1_000_000_000_000_000
+        return info
+    }
+
+    func stats(node: UniqueID) -> StoreStats {
+        var stats = StoreStats()
+        stats.nodeId = node.bytes
+        stats.capacity = capacity
+        stats.used = used
+        stats.numObjects = UInt32(entries.count)
+        stats.pinnedBytes = entries.values.filter { $0.primary && $0.spillPath == nil }.reduce(0) { $0 + $1.size }
+        stats.spilledBytes = spilledBytes
+        stats.numSpilled = UInt32(entries.values.filter { $0.spillPath != nil }.count)
+        stats.restoredBytes = restoredBytes
+        stats.failedPuts = failedPuts
+        stats.spillDirectory = spillDirectory
+        return stats
+    }
+
+    private mutating func unmapServed(_ id: UniqueID, size: UInt64) {
+        guard let mapped = served.removeValue(forKey: id), let pointer = UnsafeMutableRawPointer(bitPattern: mapped) else { return }
+        SharedSegment.unmap(pointer, size: Int(size))
+    }
+
+    private static func location(_ segment: String, size: UInt64) -> ShmLocation {
+        ShmLocation(segment: segment, offset: 0, dataSize: size, metadataSize: 0, segmentSize: size)
+    }
+
+    private static func createSegment(_ segment: String, size: UInt64) throws {
         let fd = shm_open(segment, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw RPCFailure(.internal, "shm_open \(segment): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -51,39 +290,18 @@ struct ObjectStore {
             shm_unlink(segment)
             throw RPCFailure(.objectStoreFull, "the object store cannot fit \(size) bytes: shared memory (/dev/shm) is short (\(String(cString: strerror(rc))))")
         }
-        entries[id] = Entry(segment: segment, size: size, sealed: false, owner: owner, job: job)
-        used += size
-        return ShmLocation(segment: segment, offset: 0, dataSize: size, metadataSize: 0, segmentSize: size)
     }
 
-    mutating func seal(_ id: UniqueID, abort: Bool) throws {
-        guard entries[id] != nil else { throw RPCFailure(.notFound, "no object \(id.short) in the store") }
-        if abort { free(id) } else { entries[id]?.sealed = true }
-    }
-
-    func location(_ id: UniqueID) -> ShmLocation? {
-        guard let entry = entries[id], entry.sealed else { return nil }
-        return ShmLocation(segment: entry.segment, offset: 0, dataSize: entry.size, metadataSize: 0, segmentSize: entry.size)
-    }
-
-    @discardableResult
-    mutating func free(_ id: UniqueID) -> Bool {
-        guard let entry = entries.removeValue(forKey: id) else { return false }
-        shm_unlink(entry.segment)
-        used -= entry.size
-        return true
-    }
-
-    mutating func freeAll(ownedBy owner: UInt32) {
-        for (id, entry) in entries where entry.owner == owner && entry.job == nil { free(id) }
-    }
-
-    /// Results workers stored for a job that ended.
-    mutating func freeAll(job: [UInt8]) {
-        for (id, entry) in entries where entry.job == job { free(id) }
-    }
-
-    mutating func removeAll() {
-        for id in Array(entries.keys) { free(id) }
+    private static func readFile(_ path: String, into region: UnsafeMutableRawPointer, count: Int) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RPCFailure(.objectLost, "open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var done = 0
+        while done < count {
+            let n = read(fd, region + done, count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw RPCFailure(.objectLost, "reading \(path): \(n == 0 ? "file too short" : String(cString: strerror(errno)))") }
+            done += n
+        }
     }
 }

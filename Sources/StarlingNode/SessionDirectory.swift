@@ -13,15 +13,23 @@ public struct SessionDirectory: Sendable {
     public var tokenFile: String { path + "/token" }
     public var logDir: String { path + "/logs" }
 
-    /// Removes session directories whose process is gone.
+    /// Removes session directories, and object-store segments (`/dev/shm/starling-<pid>-…`),
+    /// whose process is gone.
     public static func removeStale() {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/tmp") else { return }
-        for entry in entries where entry.hasPrefix("starling-") {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [] where entry.hasPrefix("starling-") {
             let fields = entry.split(separator: "-")
-            guard fields.count == 3, let pid = pid_t(fields[1]), pid != getpid(),
-                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            guard fields.count == 3, let pid = pid_t(fields[1]), isGone(pid) else { continue }
             SessionDirectory(path: "/tmp/" + entry).remove()
         }
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? [] where entry.hasPrefix("starling-") {
+            let fields = entry.split(separator: "-")
+            guard fields.count == 4, let pid = pid_t(fields[1]), isGone(pid) else { continue }
+            shm_unlink("/" + entry)
+        }
+    }
+
+    private static func isGone(_ pid: pid_t) -> Bool {
+        pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH
     }
 
     /// Creates a fresh directory (mode 0700) for this process.

@@ -1492,7 +1492,7 @@ void   starling__get_object_locations_reply__free_unpacked
   assert(message->base.descriptor == &starling__get_object_locations_reply__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor starling__object_info__field_descriptors[11] =
+static const ProtobufCFieldDescriptor starling__object_info__field_descriptors[13] =
 {
   {
     "object_id",
@@ -1626,11 +1626,37 @@ static const ProtobufCFieldDescriptor starling__object_info__field_descriptors[1
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "job_id",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ObjectInfo, job_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "idle_ms",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ObjectInfo, idle_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__object_info__field_indices_by_name[] = {
   9,   /* field[9] = create_time_unix_ms */
   1,   /* field[1] = data_size */
+  12,   /* field[12] = idle_ms */
   6,   /* field[6] = is_primary */
+  11,   /* field[11] = job_id */
   10,   /* field[10] = local_readers */
   3,   /* field[3] = metadata */
   2,   /* field[2] = metadata_size */
@@ -1643,7 +1669,7 @@ static const unsigned starling__object_info__field_indices_by_name[] = {
 static const ProtobufCIntRange starling__object_info__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor starling__object_info__descriptor =
 {
@@ -1653,7 +1679,7 @@ const ProtobufCMessageDescriptor starling__object_info__descriptor =
   "Starling__ObjectInfo",
   "starling",
   sizeof(Starling__ObjectInfo),
-  11,
+  13,
   starling__object_info__field_descriptors,
   starling__object_info__field_indices_by_name,
   1,  starling__object_info__number_ranges,
@@ -2889,7 +2915,7 @@ const ProtobufCMessageDescriptor starling__seal_object_reply__descriptor =
   (ProtobufCMessageInit) starling__seal_object_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__get_stored_objects_request__field_descriptors[3] =
+static const ProtobufCFieldDescriptor starling__get_stored_objects_request__field_descriptors[4] =
 {
   {
     "object_ids",
@@ -2927,8 +2953,21 @@ static const ProtobufCFieldDescriptor starling__get_stored_objects_request__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "holder_node_ids",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Starling__GetStoredObjectsRequest, n_holder_node_ids),
+    offsetof(Starling__GetStoredObjectsRequest, holder_node_ids),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__get_stored_objects_request__field_indices_by_name[] = {
+  3,   /* field[3] = holder_node_ids */
   0,   /* field[0] = object_ids */
   1,   /* field[1] = wait_ms */
   2,   /* field[2] = worker_id */
@@ -2936,7 +2975,7 @@ static const unsigned starling__get_stored_objects_request__field_indices_by_nam
 static const ProtobufCIntRange starling__get_stored_objects_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor starling__get_stored_objects_request__descriptor =
 {
@@ -2946,14 +2985,14 @@ const ProtobufCMessageDescriptor starling__get_stored_objects_request__descripto
   "Starling__GetStoredObjectsRequest",
   "starling",
   sizeof(Starling__GetStoredObjectsRequest),
-  3,
+  4,
   starling__get_stored_objects_request__field_descriptors,
   starling__get_stored_objects_request__field_indices_by_name,
   1,  starling__get_stored_objects_request__number_ranges,
   (ProtobufCMessageInit) starling__get_stored_objects_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__stored_object__field_descriptors[3] =
+static const ProtobufCFieldDescriptor starling__stored_object__field_descriptors[4] =
 {
   {
     "object_id",
@@ -2991,16 +3030,29 @@ static const ProtobufCFieldDescriptor starling__stored_object__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "status",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Starling__StoredObject, status),
+    &starling__status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__stored_object__field_indices_by_name[] = {
   1,   /* field[1] = found */
   2,   /* field[2] = location */
   0,   /* field[0] = object_id */
+  3,   /* field[3] = status */
 };
 static const ProtobufCIntRange starling__stored_object__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor starling__stored_object__descriptor =
 {
@@ -3010,7 +3062,7 @@ const ProtobufCMessageDescriptor starling__stored_object__descriptor =
   "Starling__StoredObject",
   "starling",
   sizeof(Starling__StoredObject),
-  3,
+  4,
   starling__stored_object__field_descriptors,
   starling__stored_object__field_indices_by_name,
   1,  starling__stored_object__number_ranges,

@@ -1755,7 +1755,7 @@ const ProtobufCMessageDescriptor starling__push_task_batch_request__descriptor =
   (ProtobufCMessageInit) starling__push_task_batch_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__task_result__field_descriptors[5] =
+static const ProtobufCFieldDescriptor starling__task_result__field_descriptors[6] =
 {
   {
     "task_id",
@@ -1817,8 +1817,21 @@ static const ProtobufCFieldDescriptor starling__task_result__field_descriptors[5
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "borrowed_ids",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Starling__TaskResult, n_borrowed_ids),
+    offsetof(Starling__TaskResult, borrowed_ids),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__task_result__field_indices_by_name[] = {
+  5,   /* field[5] = borrowed_ids */
   3,   /* field[3] = error */
   2,   /* field[2] = returns */
   4,   /* field[4] = run_micros */
@@ -1828,7 +1841,7 @@ static const unsigned starling__task_result__field_indices_by_name[] = {
 static const ProtobufCIntRange starling__task_result__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor starling__task_result__descriptor =
 {
@@ -1838,7 +1851,7 @@ const ProtobufCMessageDescriptor starling__task_result__descriptor =
   "Starling__TaskResult",
   "starling",
   sizeof(Starling__TaskResult),
-  5,
+  6,
   starling__task_result__field_descriptors,
   starling__task_result__field_indices_by_name,
   1,  starling__task_result__number_ranges,

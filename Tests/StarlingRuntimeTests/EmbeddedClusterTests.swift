@@ -214,11 +214,44 @@ struct ObjectStoreTests {
         guard parts.count == 5 else { return }
         #expect(parts[1] == "exact")
         #expect(parts[2] == "task exact")
-        #expect(parts[3].contains("does not fit: the object store cannot fit 104857"), "\(parts[3])")
-        #expect(parts[3].contains("of its 268435456 bytes are in use"), "\(parts[3])")
+        #expect(parts[3].hasPrefix("an object of 3145728") && parts[3].hasSuffix(" bytes does not fit: it is larger than the whole object store (268435456 bytes)"), "\(parts[3])")
         #expect(parts[4] == "still works")
-        let node = parts[0].replacingOccurrences(of: "node ", with: "")
-        let left = ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []).filter { $0.hasPrefix("starling-\(node)-") }
-        #expect(left.isEmpty, "shared-memory segments left behind: \(left)")
+        expectNoSegments(ofNode: parts[0].replacingOccurrences(of: "node ", with: ""))
     }
+
+    @Test("1 GB of objects through a store of 256 MB spills to disk and reads back bit-exact; dropping the refs frees memory and spill files")
+    func spilling() async throws {
+        let result = try await runScenario(["spill"], timeout: .seconds(240))
+        let parts = result.components(separatedBy: " | ")
+        #expect(parts.count == 4, "\(result)")
+        guard parts.count == 4 else { return }
+        #expect(parts[0] == "exact 10")
+        #expect(parts[1] == "task true")
+        let spilled = Int(parts[2].split(separator: " ").last ?? "") ?? 0
+        #expect(spilled >= 8, "10 objects of 100 MB in 256 MB must spill at least 8: \(parts[2])")
+        #expect(parts[3] == "after 0 0 0", "store use, objects and spill files after the refs were dropped: \(parts[3])")
+    }
+
+    @Test("dropping every ref returns the store's memory to its baseline (puts and stored task results), measured by the node")
+    func referenceCounting() async throws {
+        let result = try await runScenario(["refcount"])
+        let parts = result.components(separatedBy: " | ")
+        #expect(parts.count == 4, "\(result)")
+        guard parts.count == 4 else { return }
+        #expect(parts[0] == "exact 3")
+        #expect(parts[1] == "baseline 0")
+        #expect(parts[2] == "held true 8", "5 puts and 3 held results are the driver's local refs: \(parts[2])")
+        #expect(parts[3] == "after 0 0")
+    }
+
+    @Test("8 tasks put and get their own objects at the same time, all bit-exact")
+    func concurrentPutGet() async throws {
+        #expect(try await runScenario(["concurrent-store"]) == Array(repeating: "6", count: 8).joined(separator: " "))
+    }
+}
+
+/// No shared-memory segment of the node is left in /dev/shm.
+func expectNoSegments(ofNode node: String) {
+    let left = ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []).filter { $0.hasPrefix("starling-") && $0.contains("-\(node.prefix(8))-") }
+    #expect(left.isEmpty, "shared-memory segments left behind: \(left)")
 }

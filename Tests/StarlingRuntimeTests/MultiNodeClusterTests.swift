@@ -242,4 +242,33 @@ struct MultiNodeClusterTests {
             #expect(cluster.log(0).contains("node \(victim.prefix(8)) is dead"), "the head did not declare the killed node dead")
         }
     }
+
+    @Test("a 200 MB object made on one node is read bit-exact on another, and one put here is read there")
+    func crossNodeObjects() async throws {
+        var nodes: [String] = []
+        try await withCluster { cluster in
+            nodes = cluster.members.map(\.nodeID)
+            let result = try await runScenario(["cross-node", cluster.members[2].nodeID], environment: cluster.environment, timeout: .seconds(240))
+            // Each read pulled a copy to the reader's node.
+            #expect(result == "true true copies 2")
+        }
+        for node in nodes { expectNoSegments(ofNode: node) }
+    }
+
+    @Test("the node holding a task's stored result is killed: get rebuilds it by running the task again; without retries left it says why")
+    func lineageReconstruction() async throws {
+        try await withCluster { cluster in
+            let victim = cluster.members[2].nodeID
+            let marker = cluster.directory + "/results-ready"
+            let result = try await runScenario(["lineage", victim, marker], environment: cluster.environment) { _ in
+                for _ in 0..<400 where !FileManager.default.fileExists(atPath: marker) {
+                    try await Task.sleep(for: .milliseconds(25))
+                }
+                cluster.kill9(2)
+            }
+            let parts = result.components(separatedBy: " | ")
+            #expect(parts.first == "true", "the rebuilt result differs: \(result)")
+            #expect(parts.last?.contains("is lost: ") == true && parts.last?.contains("no live node holds it") == true && parts.last?.contains("its task MakePattern cannot run again: all 1 attempt(s)") == true, "\(result)")
+        }
+    }
 }

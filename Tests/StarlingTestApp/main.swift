@@ -220,6 +220,57 @@ func identical(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     a.count == b.count && (a.isEmpty || a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, a.count) == 0 } })
 }
 
+/// `size` bytes that differ by `seed`: every 4096th byte and the last one are set.
+func pattern(_ seed: Int, _ size: Int) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: size)
+    for index in stride(from: 0, to: size, by: 4096) { bytes[index] = UInt8(truncatingIfNeeded: (index >> 12) &+ seed) }
+    if size > 0 { bytes[size - 1] = UInt8(truncatingIfNeeded: seed) }
+    return bytes
+}
+
+/// Makes `pattern(seed, size)` (large: stored in its node's object store).
+struct MakePattern: RemoteFunction {
+    struct Input: Codable, Sendable { var seed: Int; var size: Int }
+    static func run(_ input: Input) async throws -> [UInt8] { pattern(input.seed, input.size) }
+}
+
+/// Reads a borrowed ref and compares it with `pattern(seed, size)` byte for byte.
+struct VerifyPattern: RemoteFunction {
+    struct Input: Codable, Sendable { var ref: ObjectRef<[UInt8]>; var seed: Int; var size: Int }
+    static func run(_ input: Input) async throws -> Bool {
+        identical(try await Cluster.current().get(input.ref), pattern(input.seed, input.size))
+    }
+}
+
+/// Puts `count` values of `size` bytes, reads them back and compares: how many came back exact.
+struct PutAndGet: RemoteFunction {
+    struct Input: Codable, Sendable { var seed: Int; var count: Int; var size: Int }
+    static func run(_ input: Input) async throws -> Int {
+        let cluster = try Cluster.current()
+        var refs: [ObjectRef<[UInt8]>] = []
+        for index in 0..<input.count { refs.append(try await cluster.put(pattern(input.seed * 100 + index, input.size))) }
+        var exact = 0
+        for (index, ref) in refs.enumerated() where identical(try await cluster.get(ref), pattern(input.seed * 100 + index, input.size)) {
+            exact += 1
+        }
+        return exact
+    }
+}
+
+/// Store use and spill files of the embedded cluster's node, once its frees have landed.
+func settledStore(_ cluster: Cluster, until done: (MemoryReport.Node) -> Bool) async throws -> MemoryReport.Node {
+    var node = try await cluster.memory().nodes[0]
+    for _ in 0..<100 where !done(node) {
+        try await Task.sleep(for: .milliseconds(50))
+        node = try await cluster.memory().nodes[0]
+    }
+    return node
+}
+
+func spillFiles(_ node: MemoryReport.Node) -> Int {
+    ((try? FileManager.default.contentsOfDirectory(atPath: node.spillDirectory)) ?? []).count
+}
+
 /// Sums refs it was passed inside its input (it borrows them from their owners).
 struct SumRefs: RemoteFunction {
     struct Input: Codable, Sendable { var refs: [ObjectRef<Int>] }
@@ -232,7 +283,7 @@ struct TestApp {
         let scenario = CommandLine.arguments.dropFirst().first ?? ""
         do {
             let idleTimeout: Duration? = scenario == "idle-stop" ? .milliseconds(500) : nil
-            let storeCapacity: UInt64? = scenario == "store" ? 256 << 20 : nil
+            let storeCapacity: UInt64? = ["store", "spill"].contains(scenario) ? 256 << 20 : nil
             try await Starling.run(embedded: .init(resources: ["CPU": 2], idleWorkerTimeout: idleTimeout, objectStoreCapacity: storeCapacity)) { cluster in
                 let result: String
                 switch scenario {
@@ -400,9 +451,74 @@ struct TestApp {
                     let back = try await cluster.get(ref)
                     var parts = ["node \(cluster.nodeID.prefix(8))", identical(back, big) ? "exact" : "differs"]
                     parts.append(try await cluster.get(cluster.submit(Checksum.self, ref)) == checksum(big) ? "task exact" : "task differs")
-                    do { _ = try await cluster.put([UInt8](repeating: 1, count: 100 << 20)); parts.append("no error") } catch { parts.append("\(error)") }
+                    do { _ = try await cluster.put([UInt8](repeating: 1, count: 300 << 20)); parts.append("no error") } catch { parts.append("\(error)") }
                     parts.append(try await cluster.get(cluster.put([UInt8](repeating: 3, count: 10 << 20))).count == 10 << 20 ? "still works" : "broken")
                     result = parts.joined(separator: " | ")
+                case "spill":
+                    // 1 GB of objects through a store of 256 MB: they spill to disk and come
+                    // back bit-exact, here and in a task; dropping the refs frees memory and files.
+                    var refs: [ObjectRef<[UInt8]>] = []
+                    for seed in 0..<10 { refs.append(try await cluster.put(pattern(seed, 100 << 20))) }
+                    let spilled = try await cluster.memory().nodes[0].spilledObjects
+                    var exact = 0
+                    for (seed, ref) in refs.enumerated() where identical(try await cluster.get(ref), pattern(seed, 100 << 20)) { exact += 1 }
+                    let task = try await cluster.get(cluster.submit(VerifyPattern.self, .init(ref: refs[3], seed: 3, size: 100 << 20)))
+                    refs.removeAll()
+                    let after = try await settledStore(cluster) { $0.used == 0 && $0.objects.isEmpty && spillFiles($0) == 0 }
+                    result = "exact \(exact) | task \(task) | spilled \(spilled) | after \(after.used) \(after.objects.count) \(spillFiles(after))"
+                case "refcount":
+                    // Store memory returns to its baseline once every ref is dropped (puts, and
+                    // task results stored by workers), measured by the node.
+                    let baseline = try await cluster.memory().nodes[0].used
+                    var puts: [ObjectRef<[UInt8]>] = []
+                    for seed in 0..<5 { puts.append(try await cluster.put(pattern(seed, 20 << 20))) }
+                    var results: [ObjectRef<[UInt8]>] = []
+                    for seed in 0..<3 { results.append(try await cluster.submit(MakePattern.self, .init(seed: seed, size: 10 << 20))) }
+                    var exact = 0
+                    for (seed, ref) in results.enumerated() where identical(try await cluster.get(ref), pattern(seed, 10 << 20)) { exact += 1 }
+                    // A result nobody holds a ref to is freed as soon as it arrives.
+                    _ = try await cluster.submit(MakePattern.self, .init(seed: 9, size: 10 << 20))
+                    let held = try await cluster.memory().nodes[0]
+                    let heldObjects = held.objects.filter { $0.reference == "local ref" }.count
+                    puts.removeAll()
+                    results.removeAll()
+                    let after = try await settledStore(cluster) { $0.used == baseline }
+                    result = "exact \(exact) | baseline \(baseline) | held \(held.used >= 130 << 20) \(heldObjects) | after \(after.used) \(after.objects.count)"
+                case "concurrent-store":
+                    // Eight tasks at once, each putting and reading back its own values.
+                    let runs = try await (0..<8).asyncMap { seed in
+                        try await cluster.submit(PutAndGet.self, .init(seed: seed, count: 6, size: 2 << 20), options: .init(resources: ["CPU": 0.25]))
+                    }
+                    let exact = try await cluster.get(runs)
+                    result = exact.map(String.init).joined(separator: " ")
+                case "cross-node":
+                    // 200 MB made on another node and read here; 200 MB put here and read there.
+                    let other = CommandLine.arguments[2]
+                    let made = try await cluster.submit(MakePattern.self, .init(seed: 5, size: 200 << 20), options: .init(scheduling: .node(other)))
+                    let here = identical(try await cluster.get(made), pattern(5, 200 << 20))
+                    let put = try await cluster.put(pattern(6, 200 << 20))
+                    let there = try await cluster.get(cluster.submit(VerifyPattern.self, .init(ref: put, seed: 6, size: 200 << 20),
+                                                                     options: .init(scheduling: .node(other))))
+                    let copies = try await cluster.memory().nodes.flatMap(\.objects).filter { $0.copy == "copy" }.count
+                    result = "\(here) \(there) copies \(copies)"
+                case "lineage":
+                    // Results stored on a node that then dies: one is rebuilt by running its task
+                    // again, one whose task may not run again fails saying so.
+                    let (victim, marker) = (CommandLine.arguments[2], CommandLine.arguments[3])
+                    let rebuilt = try await cluster.submit(MakePattern.self, .init(seed: 7, size: 20 << 20),
+                                                           options: .init(maxRetries: 2, scheduling: .node(victim, soft: true)))
+                    let lost = try await cluster.submit(MakePattern.self, .init(seed: 8, size: 20 << 20),
+                                                        options: .init(maxRetries: 0, scheduling: .node(victim, soft: true)))
+                    _ = await cluster.wait([rebuilt, lost], numReady: 2)
+                    FileManager.default.createFile(atPath: marker, contents: nil)
+                    // The test kills the node; wait until the head declared it dead.
+                    for _ in 0..<200 where try await cluster.nodes().contains(where: { $0.id == victim }) {
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    let exact = identical(try await cluster.get(rebuilt), pattern(7, 20 << 20))
+                    var outcome = "no error"
+                    do { _ = try await cluster.get(lost) } catch { outcome = "\(error)" }
+                    result = "\(exact) | \(outcome)"
                 case "borrowed-refs":
                     // Refs inside a task's input and in actor calls are resolved by asking their
                     // owner; an actor's own refs come back to the driver the same way.

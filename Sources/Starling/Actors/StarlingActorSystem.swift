@@ -448,7 +448,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         if let stored = reply.result, !stored.isInline {
             // A large result in the actor's node store: read it through this process's node.
             let cluster = try Cluster.current()
-            return try await cluster.fromStore(UniqueID(bytes: stored.objectId), node: stored.nodeId)
+            return try await cluster.takeFromStore(UniqueID(bytes: stored.objectId), holder: stored.nodeId)
         }
         return reply.inlineResult
     }
@@ -614,7 +614,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
             if bytes.count > TaskExecutor.inlineLimit {
                 // Too big to travel inline: into this node's store, where the caller reads it.
                 do {
-                    reply.result = try await StoredObjects.storeResult(bytes, id: UniqueID.random())
+                    reply.result = try await StoredObjects.storeResult(bytes, id: UniqueID.random(), owner: "")
                 } catch {
                     reply.status = Status(code: .tooLarge, message: "")
                     reply.error = RemoteErrorCoding.remoteError(code: .tooLarge, typeName: "ObjectTooLarge", message: "\(bytes.count)",

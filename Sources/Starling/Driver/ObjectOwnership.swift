@@ -4,8 +4,8 @@ import StarlingWire
 
 /// Refs that cross processes: the owner of an object (the process that submitted its task or
 /// put it) answers `GetObjectStatus` for it; any other process holding the ref (a borrower: a
-/// task or actor it was passed to) asks the owner. Values travel inline (the object store of
-/// issue 5 will carry large ones).
+/// task or actor it was passed to) asks the owner. Small values travel inline; for large ones
+/// the owner names the nodes holding them and the borrower reads them through its own node.
 enum ObjectOwnership {
     /// Serves this process's objects to borrowers.
     static func addRoutes(to routes: inout RouteTable, objects: ObjectTable, stored: StoredObjects, nodeID: UniqueID) {
@@ -82,9 +82,8 @@ enum ObjectOwnership {
             case .ready where reply.isInline:
                 return reply.inlineValue
             case .ready:
-                // In a node's store: this node's, or (until transfers between nodes exist) none.
-                if let bytes = try await StoredObjects.get(id, node: node) { return bytes }
-                throw StarlingError.cluster("object \(id.short) (\(reply.size) bytes) is in the store of node \(reply.nodeIds.first.map { UniqueID(bytes: $0).short } ?? "?"); reading it from another node comes with cross-node transfers")
+                // In a node's store: read through this process's node, which pulls it there.
+                return try await StoredObjects.get(id, holders: reply.nodeIds, node: node)
             case .failed:
                 if let remote = reply.error, let rebuilt = RemoteErrorCoding.decode(remote.encodedError) { throw rebuilt }
                 throw StarlingError.cluster(reply.error?.message ?? "object \(id.short) failed at its owner")

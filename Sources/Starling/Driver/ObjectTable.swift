@@ -16,6 +16,10 @@ final class ObjectTable: Sendable {
         var nextWaiter = 0
         /// Waiters whose task was cancelled before they registered.
         var cancelledWaiters: Set<Int> = []
+        /// Pending objects whose refs are all gone: dropped as soon as they complete.
+        var unreferenced: Set<UniqueID> = []
+        /// Objects whose refs were lent to other processes: kept until the job ends.
+        var lent: Set<UniqueID> = []
     }
 
     private let table = Mutex(Table())
@@ -28,10 +32,57 @@ final class ObjectTable: Sendable {
         complete(id, .ready(bytes)) { $0.resume(returning: bytes) }
     }
 
-    /// The task's result is in `node`'s object store.
-    func fulfillStored(_ id: UniqueID, node: [UInt8]) {
-        table.withLock { $0.inStore[id] = node }
+    /// The task's result is in `node`'s object store; false when no ref wants it any more
+    /// (the caller frees it there).
+    func fulfillStored(_ id: UniqueID, node: [UInt8]) -> Bool {
+        let wanted = table.withLock { table in
+            guard !table.unreferenced.contains(id) else { return false }
+            table.inStore[id] = node
+            return true
+        }
         fulfill(id, [])
+        return wanted
+    }
+
+    /// A ref to `id` went to another process for good: keep the value for the job.
+    func lend(_ ids: some Sequence<UniqueID>) {
+        table.withLock { table in for id in ids { table.lent.insert(id) } }
+    }
+
+    func isLent(_ id: UniqueID) -> Bool { table.withLock { $0.lent.contains(id) } }
+
+    /// The last ref to `id` is gone: forget its value (a pending one once it completes).
+    /// True when the value was in a node's store (the caller frees it there).
+    func release(_ id: UniqueID) -> Bool {
+        table.withLock { table in
+            switch table.entries[id] {
+            case nil: return false
+            case .pending?:
+                table.unreferenced.insert(id)
+                return false
+            default:
+                table.entries[id] = nil
+                return table.inStore.removeValue(forKey: id) != nil
+            }
+        }
+    }
+
+    /// The stored value was lost: pending again while its task runs once more.
+    func reset(_ id: UniqueID) {
+        table.withLock { table in
+            table.inStore[id] = nil
+            if case .pending? = table.entries[id] { return }
+            table.entries[id] = .pending([:])
+        }
+    }
+
+    /// Values held (live ones; pending ones are not counted), for `memory`.
+    func summary() -> (count: Int, bytes: Int, inStore: Int) {
+        table.withLock { table in
+            var bytes = 0, count = 0
+            for case let .ready(value) in table.entries.values { bytes += value.count; count += 1 }
+            return (count, bytes, table.inStore.count)
+        }
     }
 
     /// The node whose store holds `id`, when its value is there and not here.
@@ -46,7 +97,12 @@ final class ObjectTable: Sendable {
     private func complete(_ id: UniqueID, _ entry: Entry, _ resume: (CheckedContinuation<[UInt8], Error>) -> Void) {
         let waiters = table.withLock { table -> [CheckedContinuation<[UInt8], Error>] in
             guard case let .pending(waiters)? = table.entries[id] else { return [] }
-            table.entries[id] = entry
+            if table.unreferenced.remove(id) != nil {
+                table.entries[id] = nil
+                table.inStore[id] = nil
+            } else {
+                table.entries[id] = entry
+            }
             return Array(waiters.values)
         }
         for waiter in waiters { resume(waiter) }

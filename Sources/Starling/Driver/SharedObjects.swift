@@ -1,7 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import StarlingCore
+import StarlingNode
 import StarlingWire
 import Synchronization
 
@@ -11,42 +9,28 @@ enum SharedMemory {
     /// Copies `bytes` into a segment the node created for them.
     static func write(_ bytes: [UInt8], to location: ShmLocation) throws {
         let region = try map(location, writable: true)
-        defer { munmap(region, Int(location.segmentSize)) }
+        defer { SharedSegment.unmap(region, size: Int(location.segmentSize)) }
         bytes.withUnsafeBytes { source in
             (region + Int(location.offset)).copyMemory(from: source.baseAddress!, byteCount: source.count)
         }
     }
 
-    /// Runs `body` on a sealed object's bytes in place (valid only during the call).
+    /// Runs `body` on a sealed object's bytes in place (valid only during the call). Throws
+    /// `SharedSegment.Failure.gone` when the node spilled or freed it meanwhile.
     static func withMapped<R>(_ location: ShmLocation, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let region = try map(location, writable: false)
-        defer { munmap(region, Int(location.segmentSize)) }
+        defer { SharedSegment.unmap(region, size: Int(location.segmentSize)) }
         return try body(UnsafeRawBufferPointer(start: region + Int(location.offset), count: Int(location.dataSize)))
     }
 
     /// The bytes of a sealed object.
     static func read(_ location: ShmLocation) throws -> [UInt8] {
-        let region = try map(location, writable: false)
-        defer { munmap(region, Int(location.segmentSize)) }
-        let count = Int(location.dataSize)
-        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: region + Int(location.offset), byteCount: count)
-            initialized = count
-        }
+        try withMapped(location) { [UInt8]($0) }
     }
 
     private static func map(_ location: ShmLocation, writable: Bool) throws -> UnsafeMutableRawPointer {
-        let fd = shm_open(location.segment, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0)
-        guard fd >= 0 else {
-            throw StarlingError.ownerDied(object: location.segment, detail: "its shared-memory segment is gone (\(String(cString: strerror(errno))))")
-        }
-        defer { close(fd) }
         // MAP_POPULATE: the kernel maps every page at once, instead of a fault per page.
-        let region = mmap(nil, Int(location.segmentSize), writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0)
-        guard let region, region != MAP_FAILED else {
-            throw StarlingError.cluster("cannot map \(location.segment): \(String(cString: strerror(errno)))")
-        }
-        return region
+        try SharedSegment.map(location.segment, size: Int(location.segmentSize), writable: writable, populate: true)
     }
 }
 
@@ -59,16 +43,19 @@ final class StoredObjects: Sendable {
 
     func add(_ id: UniqueID, _ location: ShmLocation) { locations.withLock { $0[id] = location } }
     func location(_ id: UniqueID) -> ShmLocation? { locations.withLock { $0[id] } }
+    func remove(_ id: UniqueID) -> ShmLocation? { locations.withLock { $0.removeValue(forKey: id) } }
+    var count: Int { locations.withLock { $0.count } }
 
     /// Puts `bytes` into the store of the node behind `node`.
-    static func put(_ bytes: [UInt8], id: UniqueID, node: RPCClient) async throws -> ShmLocation {
+    static func put(_ bytes: [UInt8], id: UniqueID, owner: String, node: RPCClient) async throws -> ShmLocation {
         var create = CreateObjectRequest()
         create.objectId = id.bytes
         create.dataSize = UInt64(bytes.count)
         create.primary = true
+        create.owner = ProcessAddress(url: owner, nodeId: [])
         let location: ShmLocation
         do {
-            guard let created = try await node.call(ObjectStoreRPC.createObject, create).location else {
+            guard let created = try await node.call(ObjectStoreRPC.createObject, create, timeout: .seconds(300)).location else {
                 throw StarlingError.cluster("the node created no segment for object \(id.short)")
             }
             location = created
@@ -90,9 +77,9 @@ final class StoredObjects: Sendable {
 
     /// Puts a result too big to travel inline into the node of the code running now, and
     /// describes it for the reply (the reader finds it through its own node).
-    static func storeResult(_ bytes: [UInt8], id: UniqueID) async throws -> ReturnObject {
+    static func storeResult(_ bytes: [UInt8], id: UniqueID, owner: String) async throws -> ReturnObject {
         let cluster = try Cluster.current()
-        _ = try await put(bytes, id: id, node: cluster.node)
+        _ = try await put(bytes, id: id, owner: owner, node: cluster.node)
         var stored = ReturnObject()
         stored.objectId = id.bytes
         stored.isInline = false
@@ -101,12 +88,36 @@ final class StoredObjects: Sendable {
         return stored
     }
 
-    /// A stored object's bytes, found through the node of this process.
-    static func get(_ id: UniqueID, node: RPCClient) async throws -> [UInt8]? {
+    /// Where a stored object lies in this process's node: there already, restored from its
+    /// spill file, or pulled from `holders` (other nodes) first. Throws
+    /// `StarlingError.objectLost` when no live node holds it.
+    static func locate(_ id: UniqueID, holders: [[UInt8]], node: RPCClient) async throws -> ShmLocation {
         var request = GetStoredObjectsRequest()
         request.objectIds = [id.bytes]
-        guard let object = try await node.call(ObjectStoreRPC.getStoredObjects, request).objects.first, object.found,
-              let location = object.location else { return nil }
-        return try SharedMemory.read(location)
+        request.holderNodeIds = holders
+        // Pulling a large object between nodes takes a while.
+        guard let object = try await node.call(ObjectStoreRPC.getStoredObjects, request, timeout: .seconds(600)).objects.first else {
+            throw StarlingError.cluster("the node answered nothing for object \(id.short)")
+        }
+        if object.found, let location = object.location { return location }
+        let detail = object.status?.message ?? "not found"
+        switch object.status?.code {
+        case .objectStoreFull?: throw StarlingError.objectStoreFull(bytes: 0, detail: detail)
+        default: throw StarlingError.objectLost(object: id.short, detail: detail)
+        }
+    }
+
+    /// A stored object's bytes, read through this process's node (see `locate`).
+    static func get(_ id: UniqueID, holders: [[UInt8]], node: RPCClient) async throws -> [UInt8] {
+        // A segment can be spilled between the answer and the mapping: ask again then.
+        for _ in 0..<3 {
+            let location = try await locate(id, holders: holders, node: node)
+            do {
+                return try SharedMemory.read(location)
+            } catch SharedSegment.Failure.gone {
+                continue
+            }
+        }
+        throw StarlingError.objectLost(object: id.short, detail: "its segment kept disappearing while being read")
     }
 }

@@ -15,6 +15,8 @@ actor TaskSubmitter {
         let returnID: UniqueID
         let maxRetries: Int
         let retryUserErrors: Bool
+        /// Refs of this process in the input: kept alive until the task finished.
+        var heldRefs: [LocalReference] = []
     }
 
     /// Tasks share leases when they ask for the same resources under the same strategy.
@@ -50,6 +52,8 @@ actor TaskSubmitter {
     private var shuttingDown = false
     /// Tasks pushed and not yet answered: return id -> (worker url, task id).
     private var pushed: [UniqueID: (url: String, taskID: [UInt8])] = [:]
+    /// How to make again each result that lives only in a node's store: its task and key.
+    private var lineage: [UniqueID: (task: PendingTask, key: Key)] = [:]
     private let log = Logger(label: "submitter")
 
     /// Most tasks pushed in one message to one worker.
@@ -347,10 +351,18 @@ actor TaskSubmitter {
             let average = keys[key]!.averageRunMicros.map { $0 * 0.8 + run * 0.2 } ?? run
             keys[key]!.averageRunMicros = average
             let name = task.spec.displayName
+            if !result.borrowedIds.isEmpty {
+                // The task kept refs from its input: their values stay for the job.
+                objects.lend(result.borrowedIds.filter { $0.count == 16 }.map { UniqueID(bytes: $0) })
+            }
             switch result.status?.code ?? .ok {
             case .ok:
                 if let stored = result.returns.first, !stored.isInline {
-                    objects.fulfillStored(task.returnID, node: stored.nodeId)
+                    if objects.fulfillStored(task.returnID, node: stored.nodeId) {
+                        lineage[task.returnID] = (task, key)
+                    } else {
+                        ReferenceCounter.free([task.returnID], via: node)
+                    }
                 } else {
                     objects.fulfill(task.returnID, result.returns.first?.inlineValue ?? [])
                 }
@@ -378,6 +390,28 @@ actor TaskSubmitter {
                                                         message: result.error?.message ?? result.status?.message ?? ""))
             }
         }
+    }
+
+    enum Reconstruction { case resubmitted, retriesUsed(task: String, attempts: Int), unknown }
+
+    /// Runs again the task whose stored result was lost (its node died), when its retries allow.
+    func reconstruct(_ returnID: UniqueID) -> Reconstruction {
+        guard let (task, key) = lineage[returnID] else { return .unknown }
+        guard task.maxRetries < 0 || Int(task.spec.attempt) < task.maxRetries else {
+            return .retriesUsed(task: task.spec.displayName, attempts: Int(task.spec.attempt) + 1)
+        }
+        lineage[returnID] = nil
+        var again = task
+        again.spec.attempt += 1
+        log.info("object \(returnID.short) was lost with its node; running \(task.spec.displayName) again (attempt \(again.spec.attempt + 1))")
+        objects.reset(returnID)
+        submit(again, key: key)
+        return .resubmitted
+    }
+
+    /// The result's refs are all gone: it will not be rebuilt.
+    func forgetLineage(_ returnID: UniqueID) {
+        lineage[returnID] = nil
     }
 
     private func retryOrFail(_ batch: [PendingTask], key: Key, detail: String) {

@@ -26,7 +26,9 @@ enum TaskExecutor {
             return result
         }
         do {
-            let output = try await invoke(type, spec)
+            let borrowed = BorrowScope()
+            let output = try await invoke(type, spec, borrowed: borrowed)
+            result.borrowedIds = borrowed.stillHeld.map(\.bytes)
             if output.count > inlineLimit {
                 // Too big to travel inline: into this node's store, where the owner reads it.
                 return await storeResult(output, spec: spec, into: result)
@@ -53,7 +55,7 @@ enum TaskExecutor {
     private static func storeResult(_ output: [UInt8], spec: TaskSpec, into partial: TaskResult) async -> TaskResult {
         var result = partial
         do {
-            result.returns = [try await StoredObjects.storeResult(output, id: UniqueID(bytes: spec.returnIds.first ?? []))]
+            result.returns = [try await StoredObjects.storeResult(output, id: UniqueID(bytes: spec.returnIds.first ?? []), owner: spec.owner?.url ?? "")]
             result.status = Status(code: .ok, message: "")
         } catch let StarlingError.objectStoreFull(bytes, detail) {
             result.status = Status(code: .objectStoreFull, message: "")
@@ -65,12 +67,15 @@ enum TaskExecutor {
         return result
     }
 
-    private static func invoke<F: RemoteFunction>(_ type: F.Type, _ spec: TaskSpec) async throws -> [UInt8] {
+    /// Decodes the input (tracking its refs in `borrowed`), runs, encodes the output. The input
+    /// is gone when this returns: refs of it still alive are held elsewhere in the worker.
+    private static func invoke<F: RemoteFunction>(_ type: F.Type, _ spec: TaskSpec, borrowed: BorrowScope) async throws -> [UInt8] {
         let input: F.Input
         do {
             var decoder = BinaryDecoder()
             // Actor handles in the input resolve against this process's actor system.
             decoder.userInfo[.actorSystemKey] = StarlingActorSystem.forCoding
+            decoder.userInfo[.borrowScope] = borrowed
             input = try decoder.decode(F.Input.self, from: spec.encodedArgs)
         } catch {
             throw DecodeFailure(description: "the argument does not decode as \(F.Input.self): \(error)")

@@ -85,10 +85,18 @@ struct  Starling__ObjectInfo
    * Processes of this node currently reading it (store-level pins).
    */
   uint32_t local_readers;
+  /*
+   * The job whose process made it.
+   */
+  ProtobufCBinaryData job_id;
+  /*
+   * Milliseconds since it was last read or written (least recently used spill first).
+   */
+  int64_t idle_ms;
 };
 #define STARLING__OBJECT_INFO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__object_info__descriptor) \
-    , {0,NULL}, 0, 0, {0,NULL}, NULL, {0,NULL}, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
+    , {0,NULL}, 0, 0, {0,NULL}, NULL, {0,NULL}, 0, 0, (char *)protobuf_c_empty_string, 0, 0, {0,NULL}, 0 }
 
 
 struct  Starling__SpillInfo
@@ -404,10 +412,16 @@ struct  Starling__GetStoredObjectsRequest
    * The reader (its reads pin the objects until ReleaseObjects).
    */
   ProtobufCBinaryData worker_id;
+  /*
+   * Nodes known to hold the objects (from their owner): pulled from there first, then from
+   * the holders the object directory names.
+   */
+  size_t n_holder_node_ids;
+  ProtobufCBinaryData *holder_node_ids;
 };
 #define STARLING__GET_STORED_OBJECTS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__get_stored_objects_request__descriptor) \
-    , 0,NULL, 0, {0,NULL} }
+    , 0,NULL, 0, {0,NULL}, 0,NULL }
 
 
 struct  Starling__StoredObject
@@ -419,10 +433,15 @@ struct  Starling__StoredObject
    */
   protobuf_c_boolean found;
   Starling__ShmLocation *location;
+  /*
+   * Why it was not found: NOT_FOUND (no live node holds it: OBJECT_LOST), OBJECT_STORE_FULL
+   * (no room to pull or restore it), with the detail.
+   */
+  Starling__Status *status;
 };
 #define STARLING__STORED_OBJECT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__stored_object__descriptor) \
-    , {0,NULL}, 0, NULL }
+    , {0,NULL}, 0, NULL, NULL }
 
 
 struct  Starling__GetStoredObjectsReply

@@ -246,10 +246,16 @@ struct  Starling__TaskResult
   Starling__ReturnObject **returns;
   Starling__RemoteError *error;
   uint64_t run_micros;
+  /*
+   * Refs from the task's input the worker still holds after the run (kept by a nested task,
+   * an actor, a result): their owner then keeps the values until the job ends.
+   */
+  size_t n_borrowed_ids;
+  ProtobufCBinaryData *borrowed_ids;
 };
 #define STARLING__TASK_RESULT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__task_result__descriptor) \
-    , {0,NULL}, NULL, 0,NULL, NULL, 0 }
+    , {0,NULL}, NULL, 0,NULL, NULL, 0, 0,NULL }
 
 
 struct  Starling__PushTaskBatchReply

@@ -1596,6 +1596,8 @@ extension ObjectInfo {
         m.spillUrl = rString(&rng)
         m.createTimeUnixMs = rInt(&rng)
         m.localReaders = rInt(&rng)
+        m.jobId = rBytes(&rng)
+        m.idleMs = rInt(&rng)
         return m
     }
 }
@@ -1797,6 +1799,7 @@ extension GetStoredObjectsRequest {
         m.objectIds = rList(&rng) { rBytes(&$0) }
         m.waitMs = rInt(&rng)
         m.workerId = rBytes(&rng)
+        m.holderNodeIds = rList(&rng) { rBytes(&$0) }
         return m
     }
 }
@@ -1807,6 +1810,7 @@ extension StoredObject {
         m.objectId = rBytes(&rng)
         m.found = rBool(&rng)
         m.location = rMessage(&rng) { ShmLocation.random(using: &$0) }
+        m.status = rMessage(&rng) { Status.random(using: &$0) }
         return m
     }
 }
@@ -1987,6 +1991,7 @@ extension TaskResult {
         m.returns = rList(&rng) { ReturnObject.random(using: &$0) }
         m.error = rMessage(&rng) { RemoteError.random(using: &$0) }
         m.runMicros = rInt(&rng)
+        m.borrowedIds = rList(&rng) { rBytes(&$0) }
         return m
     }
 }

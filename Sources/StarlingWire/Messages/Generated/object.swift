@@ -23,10 +23,14 @@ public struct ObjectInfo: ProtoMessage {
     public var createTimeUnixMs: Int64 = 0
     /// Processes of this node currently reading it (store-level pins).
     public var localReaders: UInt32 = 0
+    /// The job whose process made it.
+    public var jobId: [UInt8] = []
+    /// Milliseconds since it was last read or written (least recently used spill first).
+    public var idleMs: Int64 = 0
 
     public init() {}
 
-    public init(objectId: [UInt8] = [], dataSize: UInt64 = 0, metadataSize: UInt64 = 0, metadata: [UInt8] = [], owner: ProcessAddress? = nil, nodeId: [UInt8] = [], isPrimary: Bool = false, spilled: Bool = false, spillUrl: String = "", createTimeUnixMs: Int64 = 0, localReaders: UInt32 = 0) {
+    public init(objectId: [UInt8] = [], dataSize: UInt64 = 0, metadataSize: UInt64 = 0, metadata: [UInt8] = [], owner: ProcessAddress? = nil, nodeId: [UInt8] = [], isPrimary: Bool = false, spilled: Bool = false, spillUrl: String = "", createTimeUnixMs: Int64 = 0, localReaders: UInt32 = 0, jobId: [UInt8] = [], idleMs: Int64 = 0) {
         self.objectId = objectId
         self.dataSize = dataSize
         self.metadataSize = metadataSize
@@ -38,6 +42,8 @@ public struct ObjectInfo: ProtoMessage {
         self.spillUrl = spillUrl
         self.createTimeUnixMs = createTimeUnixMs
         self.localReaders = localReaders
+        self.jobId = jobId
+        self.idleMs = idleMs
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -63,6 +69,8 @@ extension ObjectInfo: ProtoCBacked {
         self.spillUrl = protoString(c.spill_url)
         self.createTimeUnixMs = c.create_time_unix_ms
         self.localReaders = c.local_readers
+        self.jobId = protoBytes(c.job_id)
+        self.idleMs = c.idle_ms
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__ObjectInfo>, _ a: ProtoArena) {
@@ -78,6 +86,8 @@ extension ObjectInfo: ProtoCBacked {
         c.pointee.spill_url = a.string(self.spillUrl)
         c.pointee.create_time_unix_ms = self.createTimeUnixMs
         c.pointee.local_readers = self.localReaders
+        c.pointee.job_id = a.bytes(self.jobId)
+        c.pointee.idle_ms = self.idleMs
     }
 }
 
@@ -880,13 +890,17 @@ public struct GetStoredObjectsRequest: ProtoMessage {
     public var waitMs: UInt32 = 0
     /// The reader (its reads pin the objects until ReleaseObjects).
     public var workerId: [UInt8] = []
+    /// Nodes known to hold the objects (from their owner): pulled from there first, then from
+    /// the holders the object directory names.
+    public var holderNodeIds: [[UInt8]] = []
 
     public init() {}
 
-    public init(objectIds: [[UInt8]] = [], waitMs: UInt32 = 0, workerId: [UInt8] = []) {
+    public init(objectIds: [[UInt8]] = [], waitMs: UInt32 = 0, workerId: [UInt8] = [], holderNodeIds: [[UInt8]] = []) {
         self.objectIds = objectIds
         self.waitMs = waitMs
         self.workerId = workerId
+        self.holderNodeIds = holderNodeIds
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -904,6 +918,7 @@ extension GetStoredObjectsRequest: ProtoCBacked {
         self.objectIds = protoArray(c.n_object_ids, c.object_ids) { protoBytes($0) }
         self.waitMs = c.wait_ms
         self.workerId = protoBytes(c.worker_id)
+        self.holderNodeIds = protoArray(c.n_holder_node_ids, c.holder_node_ids) { protoBytes($0) }
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__GetStoredObjectsRequest>, _ a: ProtoArena) {
@@ -912,6 +927,8 @@ extension GetStoredObjectsRequest: ProtoCBacked {
         c.pointee.object_ids = a.array(self.objectIds) { a.bytes($0) }
         c.pointee.wait_ms = self.waitMs
         c.pointee.worker_id = a.bytes(self.workerId)
+        c.pointee.n_holder_node_ids = self.holderNodeIds.count
+        c.pointee.holder_node_ids = a.array(self.holderNodeIds) { a.bytes($0) }
     }
 }
 
@@ -922,13 +939,17 @@ public struct StoredObject: ProtoMessage {
     /// False: not available within wait_ms (location is then empty).
     public var found: Bool = false
     public var location: ShmLocation? = nil
+    /// Why it was not found: NOT_FOUND (no live node holds it: OBJECT_LOST), OBJECT_STORE_FULL
+    /// (no room to pull or restore it), with the detail.
+    public var status: Status? = nil
 
     public init() {}
 
-    public init(objectId: [UInt8] = [], found: Bool = false, location: ShmLocation? = nil) {
+    public init(objectId: [UInt8] = [], found: Bool = false, location: ShmLocation? = nil, status: Status? = nil) {
         self.objectId = objectId
         self.found = found
         self.location = location
+        self.status = status
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -946,6 +967,7 @@ extension StoredObject: ProtoCBacked {
         self.objectId = protoBytes(c.object_id)
         self.found = c.found != 0
         self.location = protoMessage(c.location)
+        self.status = protoMessage(c.status)
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__StoredObject>, _ a: ProtoArena) {
@@ -953,6 +975,7 @@ extension StoredObject: ProtoCBacked {
         c.pointee.object_id = a.bytes(self.objectId)
         c.pointee.found = self.found ? 1 : 0
         c.pointee.location = a.message(self.location)
+        c.pointee.status = a.message(self.status)
     }
 }
 

@@ -331,15 +331,19 @@ public struct TaskResult: ProtoMessage {
     public var returns: [ReturnObject] = []
     public var error: RemoteError? = nil
     public var runMicros: UInt64 = 0
+    /// Refs from the task's input the worker still holds after the run (kept by a nested task,
+    /// an actor, a result): their owner then keeps the values until the job ends.
+    public var borrowedIds: [[UInt8]] = []
 
     public init() {}
 
-    public init(taskId: [UInt8] = [], status: Status? = nil, returns: [ReturnObject] = [], error: RemoteError? = nil, runMicros: UInt64 = 0) {
+    public init(taskId: [UInt8] = [], status: Status? = nil, returns: [ReturnObject] = [], error: RemoteError? = nil, runMicros: UInt64 = 0, borrowedIds: [[UInt8]] = []) {
         self.taskId = taskId
         self.status = status
         self.returns = returns
         self.error = error
         self.runMicros = runMicros
+        self.borrowedIds = borrowedIds
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -359,6 +363,7 @@ extension TaskResult: ProtoCBacked {
         self.returns = protoMessages(c.n_returns, c.returns)
         self.error = protoMessage(c.error)
         self.runMicros = c.run_micros
+        self.borrowedIds = protoArray(c.n_borrowed_ids, c.borrowed_ids) { protoBytes($0) }
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__TaskResult>, _ a: ProtoArena) {
@@ -369,6 +374,8 @@ extension TaskResult: ProtoCBacked {
         c.pointee.returns = a.messages(self.returns)
         c.pointee.error = a.message(self.error)
         c.pointee.run_micros = self.runMicros
+        c.pointee.n_borrowed_ids = self.borrowedIds.count
+        c.pointee.borrowed_ids = a.array(self.borrowedIds) { a.bytes($0) }
     }
 }
 

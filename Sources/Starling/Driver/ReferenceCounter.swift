@@ -1,0 +1,49 @@
+import StarlingCore
+import StarlingWire
+import Synchronization
+
+/// The owner's reference counting: a value is freed (in this process, and in the object
+/// stores holding it) once the last local ref to it is gone, unless a ref to it was lent to
+/// another process. Refs in a task's input are held by the pending task until it finished;
+/// refs a task kept after its run, or passed to actors or in results, are lent: their values
+/// stay until the job ends, when their nodes free them (a borrower may hold a lent ref as long
+/// as it likes).
+final class ReferenceCounter: Sendable {
+    private let objects: ObjectTable
+    private let stored: StoredObjects
+    private let node: RPCClient
+    /// Called with a task result's id when its lineage can go.
+    private let forget: @Sendable (UniqueID) -> Void
+
+    init(objects: ObjectTable, stored: StoredObjects, node: RPCClient, forgetLineage: @escaping @Sendable (UniqueID) -> Void) {
+        self.objects = objects
+        self.stored = stored
+        self.node = node
+        forget = forgetLineage
+    }
+
+    /// A ref for a new object of this process.
+    func reference(_ id: UniqueID) -> LocalReference { LocalReference(id, counter: self) }
+
+    func lend(_ id: UniqueID) { objects.lend([id]) }
+
+    func isLent(_ id: UniqueID) -> Bool { objects.isLent(id) }
+
+    /// The last local ref to `id` is gone.
+    func release(_ id: UniqueID) {
+        guard !isLent(id) else { return }
+        var inStore = stored.remove(id) != nil
+        if objects.release(id) { inStore = true }
+        forget(id)
+        if inStore { free([id], via: node) }
+    }
+
+    /// Frees objects in the store of `node` and every other store holding copies.
+    static func free(_ ids: [UniqueID], via node: RPCClient) {
+        var request = FreeObjectsRequest()
+        request.objectIds = ids.map(\.bytes)
+        Task { _ = try? await node.call(ObjectManagerRPC.freeObjects, request, timeout: .seconds(10)) }
+    }
+
+    private func free(_ ids: [UniqueID], via node: RPCClient) { Self.free(ids, via: node) }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import StarlingCore
+import StarlingWire
+
+/// What the cluster's object stores hold (`Cluster.memory()`, `starling memory`).
+public struct MemoryReport: Sendable, CustomStringConvertible {
+    /// One object in one node's store.
+    public struct Object: Sendable {
+        public let id: String
+        public let bytes: UInt64
+        public let node: String
+        /// The address of the process that owns it.
+        public let owner: String
+        public let job: String
+        /// "primary" (its owner's copy, kept while referenced) or "copy" (pulled from another
+        /// node; dropped first when room is short).
+        public let copy: String
+        /// How it is referenced, as far as the asking process knows: "local ref" or "lent"
+        /// for its own objects, "owned by <address>" for others'.
+        public let reference: String
+        public let spilled: Bool
+        /// The spill file, when spilled.
+        public let spillPath: String?
+        public let idleSeconds: Double
+    }
+
+    /// One node's store.
+    public struct Node: Sendable {
+        public let id: String
+        public let capacity: UInt64
+        public let used: UInt64
+        public let spilledBytes: UInt64
+        public let spilledObjects: Int
+        public let restoredBytes: UInt64
+        public let failedPuts: UInt64
+        public let spillDirectory: String
+        public let objects: [Object]
+    }
+
+    public let nodes: [Node]
+
+    public var description: String {
+        var lines: [String] = []
+        for node in nodes {
+            lines.append("node \(node.id.prefix(8)): \(Self.size(node.used)) of \(Self.size(node.capacity)) in shared memory, "
+                         + "\(node.spilledObjects) object(s) spilled (\(Self.size(node.spilledBytes))) to \(node.spillDirectory), "
+                         + "\(Self.size(node.restoredBytes)) restored, \(node.failedPuts) put(s) refused")
+            for object in node.objects {
+                lines.append("  \(object.id.prefix(16))  \(Self.size(object.bytes).padding(toLength: 10, withPad: " ", startingAt: 0)) "
+                             + "\(object.copy.padding(toLength: 8, withPad: " ", startingAt: 0)) \(object.spilled ? "spilled" : "memory ") "
+                             + "\(object.reference)  owner \(object.owner)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func size(_ bytes: UInt64) -> String {
+        let value = Double(bytes)
+        if bytes >= 1 << 30 { return String(format: "%.2f GiB", value / 1_073_741_824) }
+        if bytes >= 1 << 20 { return String(format: "%.1f MiB", value / 1_048_576) }
+        if bytes >= 1 << 10 { return String(format: "%.1f KiB", value / 1024) }
+        return "\(bytes) B"
+    }
+}
+
+extension Cluster {
+    /// Every node's object store: its use, what it spilled, and its objects by size.
+    public func memory() async throws -> MemoryReport {
+        var nodes: [MemoryReport.Node] = []
+        for node in try await self.nodes() {
+            let reply: ListStoredObjectsReply
+            do {
+                reply = try await owners.client(node.address).call(ObjectManagerRPC.listStoredObjects, ListStoredObjectsRequest(), timeout: .seconds(10))
+            } catch {
+                throw StarlingError.cluster("cannot list the objects of node \(node.id.prefix(8)) at \(node.address): \(error)")
+            }
+            let stats = reply.stats ?? StoreStats()
+            let objects = reply.objects.map { info -> MemoryReport.Object in
+                let id = UniqueID(bytes: info.objectId)
+                let owner = info.owner?.url ?? ""
+                let reference = owner == ownerURL ? (references.isLent(id) ? "lent" : "local ref") : "owned by \(owner)"
+                return MemoryReport.Object(id: id.hex, bytes: info.dataSize, node: node.id, owner: owner,
+                                           job: info.jobId.isEmpty ? "" : UniqueID(bytes: info.jobId).hex,
+                                           copy: info.isPrimary ? "primary" : "copy", reference: reference, spilled: info.spilled,
+                                           spillPath: info.spilled ? String(info.spillUrl.dropFirst("file://".count)) : nil,
+                                           idleSeconds: Double(info.idleMs) / 1000)
+            }
+            nodes.append(MemoryReport.Node(id: node.id, capacity: stats.capacity, used: stats.used, spilledBytes: stats.spilledBytes,
+                                           spilledObjects: Int(stats.numSpilled), restoredBytes: stats.restoredBytes,
+                                           failedPuts: stats.failedPuts, spillDirectory: stats.spillDirectory, objects: objects))
+        }
+        return MemoryReport(nodes: nodes)
+    }
+}

@@ -1,0 +1,305 @@
+import Foundation
+import StarlingCore
+import StarlingWire
+
+/// The node's object store as its processes and the other nodes see it: create and seal
+/// (local processes), get (pulling from other nodes when the object is not here), chunks for
+/// other nodes' pulls, frees from owners, listings; and the reports that keep the head's object
+/// directory current.
+extension NodeManager {
+    /// Bytes per pulled chunk, and chunks in flight per pull.
+    static let pullChunkSize: UInt32 = 8 << 20
+    static let pullWindow = 4
+
+    func addObjectRoutes(to routes: inout RouteTable) {
+        routes.add(ObjectStoreRPC.createObject) { [self] request, context in try await createObject(request, owner: context.connectionID) }
+        routes.add(ObjectStoreRPC.sealObject) { [self] request, _ in try await sealObject(request) }
+        routes.add(ObjectStoreRPC.getStoredObjects) { [self] request, _ in await storedObjects(request) }
+        routes.add(ObjectStoreRPC.releaseObjects) { _, _ in ReleaseObjectsReply() }
+        routes.add(ObjectManagerRPC.freeObjects) { [self] request, _ in await freeObjects(request) }
+        routes.add(ObjectManagerRPC.getObjectInfo) { [self] request, _ in try await objectInfo(request) }
+        routes.add(ObjectManagerRPC.pullObjectChunk) { [self] request, _ in try await objectChunk(request) }
+        routes.add(ObjectManagerRPC.listStoredObjects) { [self] request, _ in await listStoredObjects(request) }
+    }
+
+    /// Bytes of the object store in use (tests, metrics).
+    public var objectStoreUsed: UInt64 { store.used }
+
+    // MARK: - Local processes
+
+    private func createObject(_ request: CreateObjectRequest, owner: UInt32) throws -> CreateObjectReply {
+        guard request.objectId.count == 16 else { throw RPCFailure(.invalidArgument, "object_id must be 16 bytes") }
+        let job = workerConnections[owner]
+        var reply = CreateObjectReply()
+        reply.location = try store.create(UniqueID(bytes: request.objectId), size: request.dataSize,
+                                          .init(owner: owner, job: job, ownerURL: request.owner?.url ?? "", jobID: job ?? []))
+        reportDropped()
+        return reply
+    }
+
+    private func sealObject(_ request: SealObjectRequest) throws -> SealObjectReply {
+        let id = UniqueID(bytes: request.objectId)
+        try store.seal(id, abort: request.abort)
+        if !request.abort, let entry = store.entries[id] { reportHeld(id, size: entry.size, ownerURL: entry.ownerURL) }
+        return SealObjectReply()
+    }
+
+    /// Where the objects lie here; one not here is pulled from a node holding it first.
+    private func storedObjects(_ request: GetStoredObjectsRequest) async -> GetStoredObjectsReply {
+        var reply = GetStoredObjectsReply()
+        let hints = request.holderNodeIds.filter { $0.count == 16 }.map { UniqueID(bytes: $0) }
+        for bytes in request.objectIds {
+            var object = StoredObject()
+            object.objectId = bytes
+            guard bytes.count == 16 else {
+                object.status = Status(code: .invalidArgument, message: "object_id must be 16 bytes")
+                reply.objects.append(object)
+                continue
+            }
+            let id = UniqueID(bytes: bytes)
+            do {
+                if let location = try store.location(id) {
+                    object.location = location
+                } else {
+                    object.location = try await pull(id, hints: hints)
+                }
+                object.found = true
+            } catch let failure as RPCFailure {
+                object.status = Status(code: failure.code, message: failure.message)
+            } catch {
+                object.status = Status(code: .objectLost, message: "\(error)")
+            }
+            reportDropped()
+            reply.objects.append(object)
+        }
+        return reply
+    }
+
+    /// Frees objects here; unless `local_only`, also on every other node the directory names.
+    private func freeObjects(_ request: FreeObjectsRequest) async -> FreeObjectsReply {
+        var reply = FreeObjectsReply()
+        let ids = request.objectIds.filter { $0.count == 16 }.map { UniqueID(bytes: $0) }
+        reply.freed = UInt32(ids.filter { store.free($0) }.count)
+        reportDropped()
+        if !request.localOnly, !ids.isEmpty, let head {
+            let (peers, view, me) = (self.peers, clusterView, nodeID)
+            Task {
+                var lookup = GetObjectLocationsRequest()
+                lookup.objectIds = ids.map(\.bytes)
+                guard let found = try? await head.call(ObjectDirectoryRPC.getObjectLocations, lookup, timeout: .seconds(5)) else { return }
+                var byNode: [UniqueID: [[UInt8]]] = [:]
+                for object in found.objects {
+                    for node in object.nodeIds where node.count == 16 && UniqueID(bytes: node) != me {
+                        byNode[UniqueID(bytes: node), default: []].append(object.objectId)
+                    }
+                }
+                for (node, objects) in byNode {
+                    guard let url = view[node]?.address?.url, let client = try? await peers.client(url) else { continue }
+                    var free = FreeObjectsRequest()
+                    free.objectIds = objects
+                    free.localOnly = true
+                    _ = try? await client.call(ObjectManagerRPC.freeObjects, free, timeout: .seconds(5))
+                }
+            }
+        }
+        return reply
+    }
+
+    // MARK: - Pulls between nodes
+
+    /// Copies an object from a node that holds it into this store (one pull per object at a
+    /// time; concurrent asks wait for the same pull). Holders named by the owner are tried
+    /// first, then those the head's directory names.
+    func pull(_ id: UniqueID, hints: [UniqueID]) async throws -> ShmLocation {
+        if let running = pulls[id] { return try await running.value }
+        let task = Task { try await self.pullFromHolders(id, hints: hints) }
+        pulls[id] = task
+        defer { pulls[id] = nil }
+        return try await task.value
+    }
+
+    private func pullFromHolders(_ id: UniqueID, hints: [UniqueID]) async throws -> ShmLocation {
+        var tried: Set<UniqueID> = [nodeID]
+        var failures: [String] = []
+        var candidates = hints
+        var askedDirectory = false
+        while true {
+            for holder in candidates where !tried.contains(holder) {
+                tried.insert(holder)
+                guard let url = clusterView[holder]?.address?.url else {
+                    failures.append("node \(holder.short) is not alive")
+                    continue
+                }
+                do {
+                    return try await pull(id, from: url)
+                } catch let failure as RPCFailure where failure.code == .objectStoreFull {
+                    throw failure
+                } catch {
+                    failures.append("node \(holder.short): \(error)")
+                }
+            }
+            guard !askedDirectory, let head else { break }
+            askedDirectory = true
+            var lookup = GetObjectLocationsRequest()
+            lookup.objectIds = [id.bytes]
+            let found = try? await head.call(ObjectDirectoryRPC.getObjectLocations, lookup, timeout: .seconds(5))
+            candidates = (found?.objects.first?.nodeIds ?? []).filter { $0.count == 16 }.map { UniqueID(bytes: $0) }
+        }
+        throw RPCFailure(.objectLost, "no live node holds it"
+                         + (failures.isEmpty ? "" : " (\(failures.joined(separator: "; ")))"))
+    }
+
+    private func pull(_ id: UniqueID, from url: String) async throws -> ShmLocation {
+        let holder = try await peers.client(url)
+        var ask = GetObjectInfoRequest()
+        ask.objectId = id.bytes
+        let described = try await holder.call(ObjectManagerRPC.getObjectInfo, ask, timeout: .seconds(10))
+        guard let info = described.info else { throw RPCFailure(.objectLost, "the holder described nothing") }
+        let size = info.dataSize
+        let location = try store.create(id, size: size, .init(owner: UInt32.max, job: nil, ownerURL: info.owner?.url ?? "",
+                                                               jobID: info.jobId, primary: false))
+        reportDropped()
+        do {
+            try await Self.copyChunks(of: id, size: size, chunk: max(described.chunkSize, 1 << 16), from: holder, into: location)
+        } catch {
+            _ = try? store.seal(id, abort: true)
+            throw error
+        }
+        try store.seal(id, abort: false)
+        reportHeld(id, size: size, ownerURL: info.owner?.url ?? "")
+        return location
+    }
+
+    /// Fetches the chunks with `pullWindow` of them in flight, each written straight into the
+    /// new segment.
+    private nonisolated static func copyChunks(of id: UniqueID, size: UInt64, chunk: UInt32, from holder: RPCClient,
+                                               into location: ShmLocation) async throws {
+        let region = try SharedSegment.map(location.segment, size: Int(location.segmentSize), writable: true, populate: false)
+        defer { SharedSegment.unmap(region, size: Int(location.segmentSize)) }
+        // The address crosses into the child tasks as an integer: each writes its own range.
+        let base = UInt(bitPattern: region)
+        let offsets = Array(stride(from: UInt64(0), to: size, by: Int(chunk)))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func fetch(_ offset: UInt64) {
+                group.addTask {
+                    var request = PullObjectChunkRequest()
+                    request.objectId = id.bytes
+                    request.offset = offset
+                    request.length = UInt32(min(UInt64(chunk), size - offset))
+                    let reply = try await holder.call(ObjectManagerRPC.pullObjectChunk, request, timeout: .seconds(60))
+                    guard reply.data.count == Int(request.length) else {
+                        throw RPCFailure(.objectLost, "chunk at \(offset) came back with \(reply.data.count) of \(request.length) bytes")
+                    }
+                    reply.data.withUnsafeBytes { bytes in
+                        UnsafeMutableRawPointer(bitPattern: base)!.advanced(by: Int(offset))
+                            .copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                    }
+                }
+            }
+            while next < min(pullWindow, offsets.count) { fetch(offsets[next]); next += 1 }
+            while try await group.next() != nil {
+                if next < offsets.count { fetch(offsets[next]); next += 1 }
+            }
+        }
+    }
+
+    private func objectInfo(_ request: GetObjectInfoRequest) throws -> GetObjectInfoReply {
+        let id = UniqueID(bytes: request.objectId)
+        guard let entry = store.entries[id], entry.sealed else {
+            throw RPCFailure(.notFound, "object \(id.short) is not in node \(nodeID.short)'s store")
+        }
+        var reply = GetObjectInfoReply()
+        reply.info = store.info(id, entry: entry, node: nodeID, now: .now)
+        reply.chunkSize = Self.pullChunkSize
+        return reply
+    }
+
+    private func objectChunk(_ request: PullObjectChunkRequest) throws -> PullObjectChunkReply {
+        let id = UniqueID(bytes: request.objectId)
+        var reply = PullObjectChunkReply()
+        reply.data = try store.chunk(id, offset: request.offset, length: min(request.length, 64 << 20))
+        reply.totalSize = store.entries[id]?.size ?? 0
+        return reply
+    }
+
+    private func listStoredObjects(_ request: ListStoredObjectsRequest) -> ListStoredObjectsReply {
+        var reply = ListStoredObjectsReply()
+        reply.stats = store.stats(node: nodeID)
+        let now = ContinuousClock.now
+        var objects = store.entries.filter { $0.value.sealed }
+            .filter { request.jobId.isEmpty || ($0.value.job ?? $0.value.jobID) == request.jobId }
+            .map { store.info($0.key, entry: $0.value, node: nodeID, now: now) }
+            .sorted { $0.dataSize > $1.dataSize }
+        if request.limit > 0, objects.count > Int(request.limit) {
+            objects = Array(objects.prefix(Int(request.limit)))
+            reply.truncated = true
+        }
+        reply.objects = objects
+        return reply
+    }
+
+    // MARK: - The head's object directory
+
+    private func reportHeld(_ id: UniqueID, size: UInt64, ownerURL: String) {
+        var location = ObjectLocation()
+        location.objectId = id.bytes
+        location.nodeId = nodeID.bytes
+        location.size = size
+        if !ownerURL.isEmpty { location.owner = ProcessAddress(url: ownerURL, nodeId: []) }
+        unreportedLocations.append((location, held: true))
+        scheduleDirectoryReport()
+    }
+
+    /// Copies the store dropped (freed, evicted, aborted) leave the directory.
+    func reportDropped() {
+        let dropped = store.takeDropped()
+        guard !dropped.isEmpty else { return }
+        for id in dropped {
+            var location = ObjectLocation()
+            location.objectId = id.bytes
+            location.nodeId = nodeID.bytes
+            unreportedLocations.append((location, held: false))
+        }
+        scheduleDirectoryReport()
+    }
+
+    /// Reports travel in batches, a few milliseconds after the first (puts are not slowed by
+    /// a round trip to the head).
+    private func scheduleDirectoryReport() {
+        guard directoryReport == nil, head != nil else {
+            if head == nil { unreportedLocations.removeAll() }
+            return
+        }
+        directoryReport = Task {
+            try? await Task.sleep(for: .milliseconds(10))
+            await self.sendDirectoryReport()
+        }
+    }
+
+    private func sendDirectoryReport() async {
+        directoryReport = nil
+        let batch = unreportedLocations
+        unreportedLocations.removeAll()
+        guard let head, !batch.isEmpty else { return }
+        // In order: an add and a later removal of the same copy must arrive in that order.
+        var index = 0
+        while index < batch.count {
+            let held = batch[index].held
+            var run: [ObjectLocation] = []
+            while index < batch.count, batch[index].held == held {
+                run.append(batch[index].location)
+                index += 1
+            }
+            if !held {
+                var request = RemoveObjectLocationsRequest()
+                request.locations = run
+                _ = try? await head.call(ObjectDirectoryRPC.removeObjectLocations, request, timeout: .seconds(5))
+            } else {
+                var request = AddObjectLocationsRequest()
+                request.locations = run
+                _ = try? await head.call(ObjectDirectoryRPC.addObjectLocations, request, timeout: .seconds(5))
+            }
+        }
+    }
+}
