@@ -329,6 +329,10 @@ public struct Cluster: Sendable {
     /// of 100 KiB and more in the node's shared-memory object store (readable by every
     /// process on the node). Throws `StarlingError.objectStoreFull` when the store cannot hold it.
     public func put<T: Codable & Sendable>(_ value: T) async throws -> ObjectRef<T> {
+        try await putEncoded(value)
+    }
+
+    func putEncoded<T: Codable & Sendable>(_ value: T) async throws -> ObjectRef<T> {
         let bytes = try BinaryEncoder().encode(value)
         let id = UniqueID.random()
         if bytes.count >= StoredObjects.threshold {

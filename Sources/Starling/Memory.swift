@@ -22,6 +22,8 @@ public struct MemoryReport: Sendable, CustomStringConvertible {
         /// The spill file, when spilled.
         public let spillPath: String?
         public let idleSeconds: Double
+        /// Views of it open on the node (it stays in shared memory while any is).
+        public let pins: Int
     }
 
     /// One node's store.
@@ -83,7 +85,7 @@ extension Cluster {
                                            job: info.jobId.isEmpty ? "" : UniqueID(bytes: info.jobId).hex,
                                            copy: info.isPrimary ? "primary" : "copy", reference: reference, spilled: info.spilled,
                                            spillPath: info.spilled ? String(info.spillUrl.dropFirst("file://".count)) : nil,
-                                           idleSeconds: Double(info.idleMs) / 1000)
+                                           idleSeconds: Double(info.idleMs) / 1000, pins: Int(info.pins))
             }
             nodes.append(MemoryReport.Node(id: node.id, capacity: stats.capacity, used: stats.used, spilledBytes: stats.spilledBytes,
                                            spilledObjects: Int(stats.numSpilled), restoredBytes: stats.restoredBytes,

@@ -14,8 +14,8 @@ extension NodeManager {
     func addObjectRoutes(to routes: inout RouteTable) {
         routes.add(ObjectStoreRPC.createObject) { [self] request, context in try await createObject(request, owner: context.connectionID) }
         routes.add(ObjectStoreRPC.sealObject) { [self] request, _ in try await sealObject(request) }
-        routes.add(ObjectStoreRPC.getStoredObjects) { [self] request, _ in await storedObjects(request) }
-        routes.add(ObjectStoreRPC.releaseObjects) { _, _ in ReleaseObjectsReply() }
+        routes.add(ObjectStoreRPC.getStoredObjects) { [self] request, context in await storedObjects(request, reader: context.connectionID) }
+        routes.add(ObjectStoreRPC.releaseObjects) { [self] request, context in await releaseObjects(request, reader: context.connectionID) }
         routes.add(ObjectManagerRPC.freeObjects) { [self] request, _ in await freeObjects(request) }
         routes.add(ObjectManagerRPC.getObjectInfo) { [self] request, _ in try await objectInfo(request) }
         routes.add(ObjectManagerRPC.pullObjectChunk) { [self] request, _ in try await objectChunk(request) }
@@ -32,7 +32,8 @@ extension NodeManager {
         let job = workerConnections[owner]
         var reply = CreateObjectReply()
         reply.location = try store.create(UniqueID(bytes: request.objectId), size: request.dataSize,
-                                          .init(owner: owner, job: job, ownerURL: request.owner?.url ?? "", jobID: job ?? []))
+                                          .init(owner: owner, job: job, ownerURL: request.owner?.url ?? "", jobID: job ?? [],
+                                                offset: UInt64(request.dataOffset)))
         reportDropped()
         return reply
     }
@@ -45,7 +46,7 @@ extension NodeManager {
     }
 
     /// Where the objects lie here; one not here is pulled from a node holding it first.
-    private func storedObjects(_ request: GetStoredObjectsRequest) async -> GetStoredObjectsReply {
+    private func storedObjects(_ request: GetStoredObjectsRequest, reader: UInt32) async -> GetStoredObjectsReply {
         var reply = GetStoredObjectsReply()
         let hints = request.holderNodeIds.filter { $0.count == 16 }.map { UniqueID(bytes: $0) }
         for bytes in request.objectIds {
@@ -64,6 +65,7 @@ extension NodeManager {
                     object.location = try await pull(id, hints: hints)
                 }
                 object.found = true
+                if request.pin { store.pin(id, for: reader) }
             } catch let failure as RPCFailure {
                 object.status = Status(code: failure.code, message: failure.message)
             } catch {
@@ -73,6 +75,12 @@ extension NodeManager {
             reply.objects.append(object)
         }
         return reply
+    }
+
+    /// Drops reader pins taken by GetStoredObjects.
+    private func releaseObjects(_ request: ReleaseObjectsRequest, reader: UInt32) -> ReleaseObjectsReply {
+        for id in request.objectIds where id.count == 16 { store.unpin(UniqueID(bytes: id), for: reader) }
+        return ReleaseObjectsReply()
     }
 
     /// Frees objects here; unless `local_only`, also on every other node the directory names.
@@ -157,7 +165,7 @@ extension NodeManager {
         guard let info = described.info else { throw RPCFailure(.objectLost, "the holder described nothing") }
         let size = info.dataSize
         let location = try store.create(id, size: size, .init(owner: UInt32.max, job: nil, ownerURL: info.owner?.url ?? "",
-                                                               jobID: info.jobId, primary: false))
+                                                               jobID: info.jobId, primary: false, offset: UInt64(info.dataOffset)))
         reportDropped()
         do {
             try await Self.copyChunks(of: id, size: size, chunk: max(described.chunkSize, 1 << 16), from: holder, into: location)
@@ -192,7 +200,7 @@ extension NodeManager {
                         throw RPCFailure(.objectLost, "chunk at \(offset) came back with \(reply.data.count) of \(request.length) bytes")
                     }
                     reply.data.withUnsafeBytes { bytes in
-                        UnsafeMutableRawPointer(bitPattern: base)!.advanced(by: Int(offset))
+                        UnsafeMutableRawPointer(bitPattern: base)!.advanced(by: Int(location.offset + offset))
                             .copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
                     }
                 }

@@ -299,6 +299,7 @@ public actor NodeManager {
     private func ownerGone(_ connection: UInt32) {
         goneOwners.insert(connection)
         store.freeAll(ownedBy: connection)
+        store.unpinAll(for: connection)
         workerConnections[connection] = nil
         for (leaseID, lease) in leases where lease.owner == connection {
             leases[leaseID] = nil

@@ -16,7 +16,9 @@ import StarlingWire
 struct ObjectStore {
     struct Entry {
         let segment: String
+        /// Bytes of the value, and of padding before it in the segment.
         let size: UInt64
+        let offset: UInt64
         var sealed: Bool
         /// The connection of the process that created it (its objects go when it goes),
         /// unless a worker made it for its task's owner: then it belongs to the job.
@@ -32,6 +34,13 @@ struct ObjectStore {
         var spillPath: String?
         var lastAccess: ContinuousClock.Instant
         let createdUnixMs: Int64
+        /// Reader pins by connection: a pinned object stays in shared memory.
+        var pins: [UInt32: Int] = [:]
+
+        var segmentSize: UInt64 { offset + size }
+        var location: ShmLocation {
+            ShmLocation(segment: segment, offset: offset, dataSize: size, metadataSize: 0, segmentSize: offset + size)
+        }
     }
 
     let capacity: UInt64
@@ -61,23 +70,28 @@ struct ObjectStore {
         var ownerURL = ""
         var jobID: [UInt8] = []
         var primary = true
+        /// Padding before the value in its segment.
+        var offset: UInt64 = 0
     }
 
     mutating func create(_ id: UniqueID, size: UInt64, _ object: NewObject) throws -> ShmLocation {
         guard entries[id] == nil else { throw RPCFailure(.alreadyExists, "object \(id.short) is already in the store") }
         guard size > 0 else { throw RPCFailure(.invalidArgument, "an object of 0 bytes belongs inline, not in the store") }
-        guard size <= capacity else {
+        guard object.offset <= 4096 else { throw RPCFailure(.invalidArgument, "data_offset \(object.offset) is over 4096") }
+        let segmentSize = size + object.offset
+        guard segmentSize <= capacity else {
             failedPuts += 1
             throw RPCFailure(.objectStoreFull, "it is larger than the whole object store (\(capacity) bytes)")
         }
-        try makeRoom(for: size)
+        try makeRoom(for: segmentSize)
         let segment = prefix + id.hex
-        try Self.createSegment(segment, size: size)
-        entries[id] = Entry(segment: segment, size: size, sealed: false, owner: object.owner, job: object.job,
-                            ownerURL: object.ownerURL, jobID: object.jobID, primary: object.primary, spillPath: nil,
-                            lastAccess: .now, createdUnixMs: Int64(Date().timeIntervalSince1970 * 1000))
-        used += size
-        return Self.location(segment, size: size)
+        try Self.createSegment(segment, size: segmentSize)
+        let entry = Entry(segment: segment, size: size, offset: object.offset, sealed: false, owner: object.owner, job: object.job,
+                          ownerURL: object.ownerURL, jobID: object.jobID, primary: object.primary, spillPath: nil,
+                          lastAccess: .now, createdUnixMs: Int64(Date().timeIntervalSince1970 * 1000))
+        entries[id] = entry
+        used += segmentSize
+        return entry.location
     }
 
     /// Frees cached copies, then spills least recently used primaries, until `size` more
@@ -85,14 +99,16 @@ struct ObjectStore {
     private mutating func makeRoom(for size: UInt64) throws {
         var spillFailure: String?
         while used + size > capacity {
-            let candidates = entries.filter { $0.value.sealed && $0.value.spillPath == nil }
+            let candidates = entries.filter { $0.value.sealed && $0.value.spillPath == nil && $0.value.pins.isEmpty }
             let victim = candidates.filter { !$0.value.primary }.min { $0.value.lastAccess < $1.value.lastAccess }
                 ?? (spillFailure == nil ? candidates.min { $0.value.lastAccess < $1.value.lastAccess } : nil)
             guard let (id, entry) = victim else {
                 failedPuts += 1
-                let unsealed = entries.values.filter { !$0.sealed }.reduce(0) { $0 + $1.size }
+                let unsealed = entries.values.filter { !$0.sealed }.reduce(0) { $0 + $1.segmentSize }
+                let pinned = entries.values.filter { !$0.pins.isEmpty && $0.spillPath == nil }.reduce(0) { $0 + $1.segmentSize }
                 throw RPCFailure(.objectStoreFull, "the object store cannot fit \(size) bytes: \(used) of its \(capacity) bytes are in use"
                                  + (unsealed > 0 ? " (\(unsealed) by objects still being written)" : "")
+                                 + (pinned > 0 ? " (\(pinned) by objects readers hold views of)" : "")
                                  + (spillFailure.map { "; spilling to \(spillDirectory) failed: \($0)" } ?? "; nothing more can be spilled"))
             }
             if !entry.primary {
@@ -112,13 +128,14 @@ struct ObjectStore {
         guard let entry = entries[id], entry.sealed, entry.spillPath == nil else { return }
         try FileManager.default.createDirectory(atPath: spillDirectory, withIntermediateDirectories: true)
         let path = spillDirectory + "/" + id.hex
-        let region = try SharedSegment.map(entry.segment, size: Int(entry.size), writable: false, populate: false)
-        defer { SharedSegment.unmap(region, size: Int(entry.size)) }
+        let total = Int(entry.segmentSize)
+        let region = try SharedSegment.map(entry.segment, size: total, writable: false, populate: false)
+        defer { SharedSegment.unmap(region, size: total) }
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw RPCFailure(.internal, "open \(path): \(String(cString: strerror(errno)))") }
         var written = 0
-        while written < Int(entry.size) {
-            let n = write(fd, region + written, min(Int(entry.size) - written, 8 << 20))
+        while written < total {
+            let n = write(fd, region + written, min(total - written, 8 << 20))
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
                 let reason = String(cString: strerror(errno))
@@ -129,31 +146,31 @@ struct ObjectStore {
             written += n
         }
         close(fd)
-        unmapServed(id, size: entry.size)
+        unmapServed(id, size: entry.segmentSize)
         shm_unlink(entry.segment)
-        used -= entry.size
-        spilledBytes += entry.size
+        used -= entry.segmentSize
+        spilledBytes += entry.segmentSize
         entries[id]?.spillPath = path
     }
 
     /// Brings a spilled object back into shared memory (making room as a create would).
     private mutating func restore(_ id: UniqueID) throws {
         guard let entry = entries[id], let path = entry.spillPath else { return }
-        try makeRoom(for: entry.size)
-        try Self.createSegment(entry.segment, size: entry.size)
+        try makeRoom(for: entry.segmentSize)
+        try Self.createSegment(entry.segment, size: entry.segmentSize)
         do {
-            let region = try SharedSegment.map(entry.segment, size: Int(entry.size), writable: true, populate: false)
-            defer { SharedSegment.unmap(region, size: Int(entry.size)) }
-            try Self.readFile(path, into: region, count: Int(entry.size))
+            let region = try SharedSegment.map(entry.segment, size: Int(entry.segmentSize), writable: true, populate: false)
+            defer { SharedSegment.unmap(region, size: Int(entry.segmentSize)) }
+            try Self.readFile(path, into: region, count: Int(entry.segmentSize))
         } catch {
             shm_unlink(entry.segment)
             throw RPCFailure(.objectLost, "restoring object \(id.short) from \(path) failed: \(error)")
         }
         unlink(path)
         entries[id]?.spillPath = nil
-        used += entry.size
-        spilledBytes -= entry.size
-        restoredBytes += entry.size
+        used += entry.segmentSize
+        spilledBytes -= entry.segmentSize
+        restoredBytes += entry.segmentSize
     }
 
     mutating func seal(_ id: UniqueID, abort: Bool) throws {
@@ -169,7 +186,22 @@ struct ObjectStore {
         guard let entry = entries[id], entry.sealed else { return nil }
         if entry.spillPath != nil { try restore(id) }
         entries[id]?.lastAccess = .now
-        return Self.location(entry.segment, size: entry.size)
+        return entry.location
+    }
+
+    /// Keeps a sealed object in shared memory for a reader's view until `unpin`.
+    mutating func pin(_ id: UniqueID, for connection: UInt32) {
+        entries[id]?.pins[connection, default: 0] += 1
+    }
+
+    mutating func unpin(_ id: UniqueID, for connection: UInt32) {
+        guard let count = entries[id]?.pins[connection] else { return }
+        entries[id]?.pins[connection] = count > 1 ? count - 1 : nil
+    }
+
+    /// A reader's connection closed: its views are gone.
+    mutating func unpinAll(for connection: UInt32) {
+        for (id, entry) in entries where entry.pins[connection] != nil { entries[id]?.pins[connection] = nil }
     }
 
     /// Bytes `offset..<offset+length` of a sealed object, for a node pulling it (read from its
@@ -186,7 +218,7 @@ struct ObjectStore {
             return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
                 var done = 0
                 while done < count {
-                    let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                    let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(entry.offset + offset) + off_t(done))
                     guard n > 0 else { throw RPCFailure(.objectLost, "reading spill file \(path): \(String(cString: strerror(errno)))") }
                     done += n
                 }
@@ -197,22 +229,22 @@ struct ObjectStore {
         if let mapped = served[id], let pointer = UnsafeMutableRawPointer(bitPattern: mapped) {
             base = pointer
         } else {
-            base = try SharedSegment.map(entry.segment, size: Int(entry.size), writable: false, populate: false)
+            base = try SharedSegment.map(entry.segment, size: Int(entry.segmentSize), writable: false, populate: false)
             served[id] = UInt(bitPattern: base)
         }
-        return [UInt8](UnsafeRawBufferPointer(start: base + Int(offset), count: count))
+        return [UInt8](UnsafeRawBufferPointer(start: base + Int(entry.offset + offset), count: count))
     }
 
     @discardableResult
     mutating func free(_ id: UniqueID) -> Bool {
         guard let entry = entries.removeValue(forKey: id) else { return false }
-        unmapServed(id, size: entry.size)
+        unmapServed(id, size: entry.segmentSize)
         if let path = entry.spillPath {
             unlink(path)
-            spilledBytes -= entry.size
+            spilledBytes -= entry.segmentSize
         } else {
             shm_unlink(entry.segment)
-            used -= entry.size
+            used -= entry.segmentSize
         }
         if entry.sealed { dropped.append(id) }
         return true
@@ -250,6 +282,8 @@ struct ObjectStore {
         info.spillUrl = entry.spillPath.map { "file://\($0)" } ?? ""
         info.createTimeUnixMs = entry.createdUnixMs
         info.jobId = entry.job ?? entry.jobID
+        info.dataOffset = UInt32(entry.offset)
+        info.pins = UInt32(entry.pins.values.reduce(0, +))
         let idle = now - entry.lastAccess
         info.idleMs = idle.components.seconds * 1000 + idle.components.attoseconds / 1_000_000_000_000_000
         return info
@@ -261,7 +295,7 @@ struct ObjectStore {
         stats.capacity = capacity
         stats.used = used
         stats.numObjects = UInt32(entries.count)
-        stats.pinnedBytes = entries.values.filter { $0.primary && $0.spillPath == nil }.reduce(0) { $0 + $1.size }
+        stats.pinnedBytes = entries.values.filter { !$0.pins.isEmpty && $0.spillPath == nil }.reduce(0) { $0 + $1.segmentSize }
         stats.spilledBytes = spilledBytes
         stats.numSpilled = UInt32(entries.values.filter { $0.spillPath != nil }.count)
         stats.restoredBytes = restoredBytes
@@ -273,10 +307,6 @@ struct ObjectStore {
     private mutating func unmapServed(_ id: UniqueID, size: UInt64) {
         guard let mapped = served.removeValue(forKey: id), let pointer = UnsafeMutableRawPointer(bitPattern: mapped) else { return }
         SharedSegment.unmap(pointer, size: Int(size))
-    }
-
-    private static func location(_ segment: String, size: UInt64) -> ShmLocation {
-        ShmLocation(segment: segment, offset: 0, dataSize: size, metadataSize: 0, segmentSize: size)
     }
 
     private static func createSegment(_ segment: String, size: UInt64) throws {

@@ -1492,7 +1492,7 @@ void   starling__get_object_locations_reply__free_unpacked
   assert(message->base.descriptor == &starling__get_object_locations_reply__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor starling__object_info__field_descriptors[13] =
+static const ProtobufCFieldDescriptor starling__object_info__field_descriptors[15] =
 {
   {
     "object_id",
@@ -1650,9 +1650,34 @@ static const ProtobufCFieldDescriptor starling__object_info__field_descriptors[1
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "data_offset",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ObjectInfo, data_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pins",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ObjectInfo, pins),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__object_info__field_indices_by_name[] = {
   9,   /* field[9] = create_time_unix_ms */
+  13,   /* field[13] = data_offset */
   1,   /* field[1] = data_size */
   12,   /* field[12] = idle_ms */
   6,   /* field[6] = is_primary */
@@ -1663,13 +1688,14 @@ static const unsigned starling__object_info__field_indices_by_name[] = {
   5,   /* field[5] = node_id */
   0,   /* field[0] = object_id */
   4,   /* field[4] = owner */
+  14,   /* field[14] = pins */
   8,   /* field[8] = spill_url */
   7,   /* field[7] = spilled */
 };
 static const ProtobufCIntRange starling__object_info__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor starling__object_info__descriptor =
 {
@@ -1679,7 +1705,7 @@ const ProtobufCMessageDescriptor starling__object_info__descriptor =
   "Starling__ObjectInfo",
   "starling",
   sizeof(Starling__ObjectInfo),
-  13,
+  15,
   starling__object_info__field_descriptors,
   starling__object_info__field_indices_by_name,
   1,  starling__object_info__number_ranges,
@@ -2685,7 +2711,7 @@ const ProtobufCMessageDescriptor starling__shm_location__descriptor =
   (ProtobufCMessageInit) starling__shm_location__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__create_object_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor starling__create_object_request__field_descriptors[6] =
 {
   {
     "object_id",
@@ -2747,8 +2773,21 @@ static const ProtobufCFieldDescriptor starling__create_object_request__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "data_offset",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Starling__CreateObjectRequest, data_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__create_object_request__field_indices_by_name[] = {
+  5,   /* field[5] = data_offset */
   1,   /* field[1] = data_size */
   2,   /* field[2] = metadata_size */
   0,   /* field[0] = object_id */
@@ -2758,7 +2797,7 @@ static const unsigned starling__create_object_request__field_indices_by_name[] =
 static const ProtobufCIntRange starling__create_object_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor starling__create_object_request__descriptor =
 {
@@ -2768,7 +2807,7 @@ const ProtobufCMessageDescriptor starling__create_object_request__descriptor =
   "Starling__CreateObjectRequest",
   "starling",
   sizeof(Starling__CreateObjectRequest),
-  5,
+  6,
   starling__create_object_request__field_descriptors,
   starling__create_object_request__field_indices_by_name,
   1,  starling__create_object_request__number_ranges,
@@ -2915,7 +2954,7 @@ const ProtobufCMessageDescriptor starling__seal_object_reply__descriptor =
   (ProtobufCMessageInit) starling__seal_object_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__get_stored_objects_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor starling__get_stored_objects_request__field_descriptors[5] =
 {
   {
     "object_ids",
@@ -2965,17 +3004,30 @@ static const ProtobufCFieldDescriptor starling__get_stored_objects_request__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "pin",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Starling__GetStoredObjectsRequest, pin),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__get_stored_objects_request__field_indices_by_name[] = {
   3,   /* field[3] = holder_node_ids */
   0,   /* field[0] = object_ids */
+  4,   /* field[4] = pin */
   1,   /* field[1] = wait_ms */
   2,   /* field[2] = worker_id */
 };
 static const ProtobufCIntRange starling__get_stored_objects_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor starling__get_stored_objects_request__descriptor =
 {
@@ -2985,7 +3037,7 @@ const ProtobufCMessageDescriptor starling__get_stored_objects_request__descripto
   "Starling__GetStoredObjectsRequest",
   "starling",
   sizeof(Starling__GetStoredObjectsRequest),
-  4,
+  5,
   starling__get_stored_objects_request__field_descriptors,
   starling__get_stored_objects_request__field_indices_by_name,
   1,  starling__get_stored_objects_request__number_ranges,

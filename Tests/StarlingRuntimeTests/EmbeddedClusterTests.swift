@@ -68,6 +68,10 @@ func expectNoLeftovers(of pid: Int32, allowSession: Bool = false) async throws {
     let sessions = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp"))?.filter { $0.hasPrefix("starling-\(pid)-") } ?? []
     #expect(allowSession || sessions.isEmpty, "session directory left behind: \(sessions)")
     for session in sessions { try? FileManager.default.removeItem(atPath: "/tmp/" + session) }
+    // Likewise the object-store segments of a node killed with SIGKILL.
+    let segments = ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []).filter { $0.hasPrefix("starling-\(pid)-") }
+    #expect(allowSession || segments.isEmpty, "shared-memory segments left behind: \(segments)")
+    for segment in segments { shm_unlink("/" + segment) }
 }
 
 /// Pids of the worker processes of driver (or node) `pid`, found by the session directory in
@@ -242,6 +246,12 @@ struct ObjectStoreTests {
         #expect(parts[1] == "baseline 0")
         #expect(parts[2] == "held true 8", "5 puts and 3 held results are the driver's local refs: \(parts[2])")
         #expect(parts[3] == "after 0 0")
+    }
+
+    @Test("views read arrays in place (a put, a stored result, a borrowed ref in a task); small ones are copied; views pin their objects until dropped")
+    func views() async throws {
+        let result = try await runScenario(["view"])
+        #expect(result == "put true 1048576 12345.0 true | result true 3145728 3145727.0 | task true | small false 20.0 | pinned 2 | left 1", "\(result)")
     }
 
     @Test("8 tasks put and get their own objects at the same time, all bit-exact")

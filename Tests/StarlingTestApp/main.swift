@@ -257,6 +257,19 @@ struct PutAndGet: RemoteFunction {
     }
 }
 
+/// Sums a borrowed array through a view of it (read in place from the node's store).
+struct SumView: RemoteFunction {
+    static func run(_ ref: ObjectRef<[Float]>) async throws -> Double {
+        let view = try await Cluster.current().view(ref)
+        return view.isInPlace ? view.reduce(0) { $0 + Double($1) } : -1
+    }
+}
+
+/// `n` floats 0, 1, 2, … (stored in the node's store when large).
+struct Floats: RemoteFunction {
+    static func run(_ n: Int) async throws -> [Float] { (0..<n).map(Float.init) }
+}
+
 /// Store use and spill files of the embedded cluster's node, once its frees have landed.
 func settledStore(_ cluster: Cluster, until done: (MemoryReport.Node) -> Bool) async throws -> MemoryReport.Node {
     var node = try await cluster.memory().nodes[0]
@@ -519,6 +532,30 @@ struct TestApp {
                     var outcome = "no error"
                     do { _ = try await cluster.get(lost) } catch { outcome = "\(error)" }
                     result = "\(exact) | \(outcome)"
+                case "view":
+                    // Views read arrays in place: a put, a stored task result, a borrowed ref in
+                    // a task; a small array is copied; dropping views and refs frees the store.
+                    let n = 1 << 20
+                    let expected = Double(n) * Double(n - 1) / 2
+                    var parts: [String] = []
+                    var weights: ObjectRef<[Float]>? = try await cluster.put((0..<n).map(Float.init))
+                    var view: ArrayView<Float>? = try await cluster.view(weights!)
+                    parts.append("put \(view!.isInPlace) \(view!.count) \(view![12345]) \(view!.reduce(0) { $0 + Double($1) } == expected)")
+                    let made = try await cluster.submit(Floats.self, 3 << 20)
+                    let madeView = try await cluster.view(made)
+                    parts.append("result \(madeView.isInPlace) \(madeView.count) \(madeView[(3 << 20) - 1])")
+                    parts.append("task \(try await cluster.get(cluster.submit(SumView.self, weights!)) == expected)")
+                    let small = try await cluster.view(cluster.put([Float](repeating: 2, count: 10)))
+                    parts.append("small \(small.isInPlace) \(small.reduce(0, +))")
+                    // The task's view was dropped when it returned (its unpin may still travel).
+                    let pinned = try await settledStore(cluster) { $0.objects.filter { $0.pins > 0 }.count == 2 }.objects.filter { $0.pins > 0 }.count
+                    parts.append("pinned \(pinned)")
+                    view = nil
+                    weights = nil
+                    _ = (view, weights)
+                    let after = try await settledStore(cluster) { $0.objects.count == 1 }
+                    parts.append("left \(after.objects.count)")
+                    result = parts.joined(separator: " | ")
                 case "borrowed-refs":
                     // Refs inside a task's input and in actor calls are resolved by asking their
                     // owner; an actor's own refs come back to the driver the same way.

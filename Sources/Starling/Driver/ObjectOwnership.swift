@@ -55,6 +55,21 @@ enum ObjectOwnership {
     /// The value of an object another process owns, asked of its owner (long polls until it is
     /// ready, failed, or `timeout` passes).
     static func borrow(_ id: UniqueID, from owner: String, pool: ConnectionPool, node: RPCClient, timeout: Duration?) async throws -> [UInt8] {
+        switch try await whereIs(id, owner: owner, pool: pool, timeout: timeout) {
+        case let .inline(bytes): return bytes
+        case let .stored(holders): return try await StoredObjects.get(id, holders: holders, node: node)
+        }
+    }
+
+    enum Whereabouts {
+        case inline([UInt8])
+        /// In the stores of these nodes.
+        case stored([[UInt8]])
+    }
+
+    /// Where the value of an object another process owns is: asked of its owner, waiting until
+    /// it is ready (or failed, or `timeout` passes).
+    static func whereIs(_ id: UniqueID, owner: String, pool: ConnectionPool, timeout: Duration?) async throws -> Whereabouts {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         let client: RPCClient
         do {
@@ -80,10 +95,10 @@ enum ObjectOwnership {
             }
             switch reply.state {
             case .ready where reply.isInline:
-                return reply.inlineValue
+                return .inline(reply.inlineValue)
             case .ready:
                 // In a node's store: read through this process's node, which pulls it there.
-                return try await StoredObjects.get(id, holders: reply.nodeIds, node: node)
+                return .stored(reply.nodeIds)
             case .failed:
                 if let remote = reply.error, let rebuilt = RemoteErrorCoding.decode(remote.encodedError) { throw rebuilt }
                 throw StarlingError.cluster(reply.error?.message ?? "object \(id.short) failed at its owner")

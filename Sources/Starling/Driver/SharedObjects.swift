@@ -1,3 +1,4 @@
+import StarlingCodec
 import StarlingCore
 import StarlingNode
 import StarlingWire
@@ -6,15 +7,6 @@ import Synchronization
 /// Large objects in the node's shared-memory store: written once by their owner (the node
 /// creates the segment), read by mapping from any process on the node.
 enum SharedMemory {
-    /// Copies `bytes` into a segment the node created for them.
-    static func write(_ bytes: [UInt8], to location: ShmLocation) throws {
-        let region = try map(location, writable: true)
-        defer { SharedSegment.unmap(region, size: Int(location.segmentSize)) }
-        bytes.withUnsafeBytes { source in
-            (region + Int(location.offset)).copyMemory(from: source.baseAddress!, byteCount: source.count)
-        }
-    }
-
     /// Runs `body` on a sealed object's bytes in place (valid only during the call). Throws
     /// `SharedSegment.Failure.gone` when the node spilled or freed it meanwhile.
     static func withMapped<R>(_ location: ShmLocation, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
@@ -46,11 +38,22 @@ final class StoredObjects: Sendable {
     func remove(_ id: UniqueID) -> ShmLocation? { locations.withLock { $0.removeValue(forKey: id) } }
     var count: Int { locations.withLock { $0.count } }
 
-    /// Puts `bytes` into the store of the node behind `node`.
+    /// Puts `bytes` (an encoded value) into the store of the node behind `node`.
     static func put(_ bytes: [UInt8], id: UniqueID, owner: String, node: RPCClient) async throws -> ShmLocation {
+        let padding = bytes.withUnsafeBytes { PackedLayout.alignmentPadding(for: $0) }
+        return try await put(size: bytes.count, padding: padding, id: id, owner: owner, node: node) { region in
+            bytes.withUnsafeBytes { region.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+    }
+
+    /// Creates an object of `size` bytes (after `padding`) in the node's store, lets `write`
+    /// fill it in place (given the start of the value in the mapped segment), and seals it.
+    static func put(size: Int, padding: Int, id: UniqueID, owner: String, node: RPCClient,
+                    write: (UnsafeMutableRawPointer) throws -> Void) async throws -> ShmLocation {
         var create = CreateObjectRequest()
         create.objectId = id.bytes
-        create.dataSize = UInt64(bytes.count)
+        create.dataSize = UInt64(size)
+        create.dataOffset = UInt32(padding)
         create.primary = true
         create.owner = ProcessAddress(url: owner, nodeId: [])
         let location: ShmLocation
@@ -60,12 +63,14 @@ final class StoredObjects: Sendable {
             }
             location = created
         } catch let WireError.remote(_, _, code, message) where code == .objectStoreFull {
-            throw StarlingError.objectStoreFull(bytes: bytes.count, detail: message)
+            throw StarlingError.objectStoreFull(bytes: size, detail: message)
         }
         var seal = SealObjectRequest()
         seal.objectId = id.bytes
         do {
-            try SharedMemory.write(bytes, to: location)
+            let region = try SharedSegment.map(location.segment, size: Int(location.segmentSize), writable: true, populate: true)
+            defer { SharedSegment.unmap(region, size: Int(location.segmentSize)) }
+            try write(region + Int(location.offset))
         } catch {
             seal.abort = true
             _ = try? await node.call(ObjectStoreRPC.sealObject, seal)
@@ -91,10 +96,11 @@ final class StoredObjects: Sendable {
     /// Where a stored object lies in this process's node: there already, restored from its
     /// spill file, or pulled from `holders` (other nodes) first. Throws
     /// `StarlingError.objectLost` when no live node holds it.
-    static func locate(_ id: UniqueID, holders: [[UInt8]], node: RPCClient) async throws -> ShmLocation {
+    static func locate(_ id: UniqueID, holders: [[UInt8]], node: RPCClient, pin: Bool = false) async throws -> ShmLocation {
         var request = GetStoredObjectsRequest()
         request.objectIds = [id.bytes]
         request.holderNodeIds = holders
+        request.pin = pin
         // Pulling a large object between nodes takes a while.
         guard let object = try await node.call(ObjectStoreRPC.getStoredObjects, request, timeout: .seconds(600)).objects.first else {
             throw StarlingError.cluster("the node answered nothing for object \(id.short)")

@@ -93,10 +93,18 @@ struct  Starling__ObjectInfo
    * Milliseconds since it was last read or written (least recently used spill first).
    */
   int64_t idle_ms;
+  /*
+   * Padding before the data in its segment (packed arrays start 64-byte aligned).
+   */
+  uint32_t data_offset;
+  /*
+   * Reader pins (views) holding it in shared memory.
+   */
+  uint32_t pins;
 };
 #define STARLING__OBJECT_INFO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__object_info__descriptor) \
-    , {0,NULL}, 0, 0, {0,NULL}, NULL, {0,NULL}, 0, 0, (char *)protobuf_c_empty_string, 0, 0, {0,NULL}, 0 }
+    , {0,NULL}, 0, 0, {0,NULL}, NULL, {0,NULL}, 0, 0, (char *)protobuf_c_empty_string, 0, 0, {0,NULL}, 0, 0, 0 }
 
 
 struct  Starling__SpillInfo
@@ -351,10 +359,14 @@ struct  Starling__CreateObjectRequest
    * Keep it pinned as the primary copy until freed by its owner.
    */
   protobuf_c_boolean primary;
+  /*
+   * Padding before the data in the segment (the writer aligns packed arrays).
+   */
+  uint32_t data_offset;
 };
 #define STARLING__CREATE_OBJECT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__create_object_request__descriptor) \
-    , {0,NULL}, 0, 0, NULL, 0 }
+    , {0,NULL}, 0, 0, NULL, 0, 0 }
 
 
 struct  Starling__CreateObjectReply
@@ -418,10 +430,15 @@ struct  Starling__GetStoredObjectsRequest
    */
   size_t n_holder_node_ids;
   ProtobufCBinaryData *holder_node_ids;
+  /*
+   * Pin each found object in shared memory for this connection (never spilled) until
+   * ReleaseObjects or the connection closes: for readers that keep a view of it.
+   */
+  protobuf_c_boolean pin;
 };
 #define STARLING__GET_STORED_OBJECTS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__get_stored_objects_request__descriptor) \
-    , 0,NULL, 0, {0,NULL}, 0,NULL }
+    , 0,NULL, 0, {0,NULL}, 0,NULL, 0 }
 
 
 struct  Starling__StoredObject

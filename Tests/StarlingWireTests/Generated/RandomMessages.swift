@@ -1598,6 +1598,8 @@ extension ObjectInfo {
         m.localReaders = rInt(&rng)
         m.jobId = rBytes(&rng)
         m.idleMs = rInt(&rng)
+        m.dataOffset = rInt(&rng)
+        m.pins = rInt(&rng)
         return m
     }
 }
@@ -1763,6 +1765,7 @@ extension CreateObjectRequest {
         m.metadataSize = rInt(&rng)
         m.owner = rMessage(&rng) { ProcessAddress.random(using: &$0) }
         m.primary = rBool(&rng)
+        m.dataOffset = rInt(&rng)
         return m
     }
 }
@@ -1800,6 +1803,7 @@ extension GetStoredObjectsRequest {
         m.waitMs = rInt(&rng)
         m.workerId = rBytes(&rng)
         m.holderNodeIds = rList(&rng) { rBytes(&$0) }
+        m.pin = rBool(&rng)
         return m
     }
 }

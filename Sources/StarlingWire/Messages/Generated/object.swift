@@ -27,10 +27,14 @@ public struct ObjectInfo: ProtoMessage {
     public var jobId: [UInt8] = []
     /// Milliseconds since it was last read or written (least recently used spill first).
     public var idleMs: Int64 = 0
+    /// Padding before the data in its segment (packed arrays start 64-byte aligned).
+    public var dataOffset: UInt32 = 0
+    /// Reader pins (views) holding it in shared memory.
+    public var pins: UInt32 = 0
 
     public init() {}
 
-    public init(objectId: [UInt8] = [], dataSize: UInt64 = 0, metadataSize: UInt64 = 0, metadata: [UInt8] = [], owner: ProcessAddress? = nil, nodeId: [UInt8] = [], isPrimary: Bool = false, spilled: Bool = false, spillUrl: String = "", createTimeUnixMs: Int64 = 0, localReaders: UInt32 = 0, jobId: [UInt8] = [], idleMs: Int64 = 0) {
+    public init(objectId: [UInt8] = [], dataSize: UInt64 = 0, metadataSize: UInt64 = 0, metadata: [UInt8] = [], owner: ProcessAddress? = nil, nodeId: [UInt8] = [], isPrimary: Bool = false, spilled: Bool = false, spillUrl: String = "", createTimeUnixMs: Int64 = 0, localReaders: UInt32 = 0, jobId: [UInt8] = [], idleMs: Int64 = 0, dataOffset: UInt32 = 0, pins: UInt32 = 0) {
         self.objectId = objectId
         self.dataSize = dataSize
         self.metadataSize = metadataSize
@@ -44,6 +48,8 @@ public struct ObjectInfo: ProtoMessage {
         self.localReaders = localReaders
         self.jobId = jobId
         self.idleMs = idleMs
+        self.dataOffset = dataOffset
+        self.pins = pins
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -71,6 +77,8 @@ extension ObjectInfo: ProtoCBacked {
         self.localReaders = c.local_readers
         self.jobId = protoBytes(c.job_id)
         self.idleMs = c.idle_ms
+        self.dataOffset = c.data_offset
+        self.pins = c.pins
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__ObjectInfo>, _ a: ProtoArena) {
@@ -88,6 +96,8 @@ extension ObjectInfo: ProtoCBacked {
         c.pointee.local_readers = self.localReaders
         c.pointee.job_id = a.bytes(self.jobId)
         c.pointee.idle_ms = self.idleMs
+        c.pointee.data_offset = self.dataOffset
+        c.pointee.pins = self.pins
     }
 }
 
@@ -734,15 +744,18 @@ public struct CreateObjectRequest: ProtoMessage {
     public var owner: ProcessAddress? = nil
     /// Keep it pinned as the primary copy until freed by its owner.
     public var primary: Bool = false
+    /// Padding before the data in the segment (the writer aligns packed arrays).
+    public var dataOffset: UInt32 = 0
 
     public init() {}
 
-    public init(objectId: [UInt8] = [], dataSize: UInt64 = 0, metadataSize: UInt64 = 0, owner: ProcessAddress? = nil, primary: Bool = false) {
+    public init(objectId: [UInt8] = [], dataSize: UInt64 = 0, metadataSize: UInt64 = 0, owner: ProcessAddress? = nil, primary: Bool = false, dataOffset: UInt32 = 0) {
         self.objectId = objectId
         self.dataSize = dataSize
         self.metadataSize = metadataSize
         self.owner = owner
         self.primary = primary
+        self.dataOffset = dataOffset
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -762,6 +775,7 @@ extension CreateObjectRequest: ProtoCBacked {
         self.metadataSize = c.metadata_size
         self.owner = protoMessage(c.owner)
         self.primary = c.primary != 0
+        self.dataOffset = c.data_offset
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__CreateObjectRequest>, _ a: ProtoArena) {
@@ -771,6 +785,7 @@ extension CreateObjectRequest: ProtoCBacked {
         c.pointee.metadata_size = self.metadataSize
         c.pointee.owner = a.message(self.owner)
         c.pointee.primary = self.primary ? 1 : 0
+        c.pointee.data_offset = self.dataOffset
     }
 }
 
@@ -893,14 +908,18 @@ public struct GetStoredObjectsRequest: ProtoMessage {
     /// Nodes known to hold the objects (from their owner): pulled from there first, then from
     /// the holders the object directory names.
     public var holderNodeIds: [[UInt8]] = []
+    /// Pin each found object in shared memory for this connection (never spilled) until
+    /// ReleaseObjects or the connection closes: for readers that keep a view of it.
+    public var pin: Bool = false
 
     public init() {}
 
-    public init(objectIds: [[UInt8]] = [], waitMs: UInt32 = 0, workerId: [UInt8] = [], holderNodeIds: [[UInt8]] = []) {
+    public init(objectIds: [[UInt8]] = [], waitMs: UInt32 = 0, workerId: [UInt8] = [], holderNodeIds: [[UInt8]] = [], pin: Bool = false) {
         self.objectIds = objectIds
         self.waitMs = waitMs
         self.workerId = workerId
         self.holderNodeIds = holderNodeIds
+        self.pin = pin
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -919,6 +938,7 @@ extension GetStoredObjectsRequest: ProtoCBacked {
         self.waitMs = c.wait_ms
         self.workerId = protoBytes(c.worker_id)
         self.holderNodeIds = protoArray(c.n_holder_node_ids, c.holder_node_ids) { protoBytes($0) }
+        self.pin = c.pin != 0
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__GetStoredObjectsRequest>, _ a: ProtoArena) {
@@ -929,6 +949,7 @@ extension GetStoredObjectsRequest: ProtoCBacked {
         c.pointee.worker_id = a.bytes(self.workerId)
         c.pointee.n_holder_node_ids = self.holderNodeIds.count
         c.pointee.holder_node_ids = a.array(self.holderNodeIds) { a.bytes($0) }
+        c.pointee.pin = self.pin ? 1 : 0
     }
 }
 
