@@ -57,6 +57,7 @@ let package = Package(
         ),
         .executableTarget(name: "Pi", dependencies: ["Starling"], path: "Examples/Pi"),
         .executableTarget(name: "ParameterServer", dependencies: ["Starling"], path: "Examples/ParameterServer"),
+        .executableTarget(name: "SharedArrays", dependencies: ["Starling"], path: "Examples/SharedArrays"),
         // A driver program the runtime tests start as real processes (driver and workers).
         .executableTarget(name: "StarlingTestApp", dependencies: ["Starling", "StarlingNode"], path: "Tests/StarlingTestApp"),
         .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp", "StarlingCLI", "StarlingNode"]),

@@ -86,7 +86,9 @@ final class ClusterMember {
             if let line = String(decoding: buffer, as: UTF8.self).split(separator: "\n").first(where: { $0.contains(text) }) {
                 return String(line)
             }
-            guard let chunk = try output.fileHandleForReading.read(upToCount: 256), !chunk.isEmpty else {
+            // availableData returns what the pipe holds (read(upToCount:) waits for all of it).
+            let chunk = output.fileHandleForReading.availableData
+            guard !chunk.isEmpty else {
                 throw BenchError.peerFailed("\(process.arguments?.joined(separator: " ") ?? "") exited before printing \"\(text)\"")
             }
             buffer.append(chunk)
