@@ -44,7 +44,7 @@ let package = Package(
         // The public API: remote functions, refs, the driver and worker runtimes, Starling.run.
         .target(name: "Starling", dependencies: ["StarlingCore", "StarlingWire", "StarlingCodec", "StarlingNode", "StarlingHead", "StarlingLog"]),
         // The `starling` command: runs heads and nodes.
-        .executableTarget(name: "StarlingCLI", dependencies: ["StarlingCore", "StarlingHead", "StarlingNode", "StarlingWire"]),
+        .executableTarget(name: "StarlingCLI", dependencies: ["Starling", "StarlingCore", "StarlingHead", "StarlingNode", "StarlingWire"]),
         .executableTarget(
             name: "StarlingBench",
             dependencies: ["Starling", "StarlingNode", "StarlingWire", "StarlingCodec"],

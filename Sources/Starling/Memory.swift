@@ -3,9 +3,9 @@ import StarlingCore
 import StarlingWire
 
 /// What the cluster's object stores hold (`Cluster.memory()`, `starling memory`).
-public struct MemoryReport: Sendable, CustomStringConvertible {
+public struct MemoryReport: Sendable, Codable, CustomStringConvertible {
     /// One object in one node's store.
-    public struct Object: Sendable {
+    public struct Object: Sendable, Codable {
         public let id: String
         public let bytes: UInt64
         public let node: String
@@ -27,7 +27,7 @@ public struct MemoryReport: Sendable, CustomStringConvertible {
     }
 
     /// One node's store.
-    public struct Node: Sendable {
+    public struct Node: Sendable, Codable {
         public let id: String
         public let capacity: UInt64
         public let used: UInt64
@@ -65,32 +65,71 @@ public struct MemoryReport: Sendable, CustomStringConvertible {
     }
 }
 
-extension Cluster {
-    /// Every node's object store: its use, what it spilled, and its objects by size.
-    public func memory() async throws -> MemoryReport {
+extension MemoryReport {
+    /// Asks every live node of the cluster behind `head` for its store; `reference` describes
+    /// how an object (id, owner address) is referenced, as far as the asker knows.
+    static func collect(head: RPCClient, pool: ConnectionPool,
+                        reference: (UniqueID, String) -> String) async throws -> MemoryReport {
+        let listed: [NodeInfo]
+        do {
+            listed = try await head.call(HeadRPC.listNodes, ListNodesRequest()).nodes.filter { $0.state == .alive }
+        } catch {
+            throw StarlingError.cluster("cannot list nodes: \(error)")
+        }
         var nodes: [MemoryReport.Node] = []
-        for node in try await self.nodes() {
+        for node in listed {
+            let id = UniqueID(bytes: node.nodeId).hex, address = node.address?.url ?? ""
             let reply: ListStoredObjectsReply
             do {
-                reply = try await owners.client(node.address).call(ObjectManagerRPC.listStoredObjects, ListStoredObjectsRequest(), timeout: .seconds(10))
+                reply = try await pool.client(address).call(ObjectManagerRPC.listStoredObjects, ListStoredObjectsRequest(), timeout: .seconds(10))
             } catch {
-                throw StarlingError.cluster("cannot list the objects of node \(node.id.prefix(8)) at \(node.address): \(error)")
+                throw StarlingError.cluster("cannot list the objects of node \(id.prefix(8)) at \(address): \(error)")
             }
             let stats = reply.stats ?? StoreStats()
             let objects = reply.objects.map { info -> MemoryReport.Object in
-                let id = UniqueID(bytes: info.objectId)
+                let object = UniqueID(bytes: info.objectId)
                 let owner = info.owner?.url ?? ""
-                let reference = owner == ownerURL ? (references.isLent(id) ? "lent" : "local ref") : "owned by \(owner)"
-                return MemoryReport.Object(id: id.hex, bytes: info.dataSize, node: node.id, owner: owner,
+                return MemoryReport.Object(id: object.hex, bytes: info.dataSize, node: id, owner: owner,
                                            job: info.jobId.isEmpty ? "" : UniqueID(bytes: info.jobId).hex,
-                                           copy: info.isPrimary ? "primary" : "copy", reference: reference, spilled: info.spilled,
+                                           copy: info.isPrimary ? "primary" : "copy", reference: reference(object, owner),
+                                           spilled: info.spilled,
                                            spillPath: info.spilled ? String(info.spillUrl.dropFirst("file://".count)) : nil,
                                            idleSeconds: Double(info.idleMs) / 1000, pins: Int(info.pins))
             }
-            nodes.append(MemoryReport.Node(id: node.id, capacity: stats.capacity, used: stats.used, spilledBytes: stats.spilledBytes,
+            nodes.append(MemoryReport.Node(id: id, capacity: stats.capacity, used: stats.used, spilledBytes: stats.spilledBytes,
                                            spilledObjects: Int(stats.numSpilled), restoredBytes: stats.restoredBytes,
                                            failedPuts: stats.failedPuts, spillDirectory: stats.spillDirectory, objects: objects))
         }
         return MemoryReport(nodes: nodes)
+    }
+
+    /// The object stores of the cluster whose head is at `address` (`HOST:PORT`), asked with
+    /// the token in `tokenFile` (`starling memory`).
+    public static func collect(address: String, tokenFile: String) async throws -> MemoryReport {
+        let token: ClusterToken
+        do {
+            token = try ClusterToken.load(from: tokenFile)
+        } catch {
+            throw StarlingError.cluster("cannot read the cluster token \(tokenFile): \(error)")
+        }
+        let head: RPCClient
+        do {
+            head = try await RPCClient.connect(to: Address(address.contains("://") ? address : "tcp://\(address)"), token: token, name: "memory")
+        } catch {
+            throw StarlingError.cluster("cannot reach the head at \(address): \(error)")
+        }
+        let pool = ConnectionPool(token: token, name: "memory")
+        defer { head.close(); pool.closeAll() }
+        return try await collect(head: head, pool: pool) { _, owner in "owned by \(owner)" }
+    }
+}
+
+extension Cluster {
+    /// Every node's object store: its use, what it spilled, and its objects by size.
+    public func memory() async throws -> MemoryReport {
+        let references = self.references, ownerURL = self.ownerURL
+        return try await MemoryReport.collect(head: actorSystem.head(), pool: owners) { id, owner in
+            owner == ownerURL ? (references.isLent(id) ? "lent" : "local ref") : "owned by \(owner)"
+        }
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Dispatch
 import Foundation
+import Starling
 import StarlingCore
 import StarlingHead
 import StarlingNode
@@ -15,12 +16,16 @@ let usage = """
 usage:
   starling start --head [--port 6379] [--host 127.0.0.1] [--resources CPU=4,GPU=1] [--token-file PATH]
   starling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--token-file PATH]
+  starling memory [--address HOST:PORT] [--token-file PATH] [--json]
 
   --resources   what this node offers (default: CPU = the number of cores)
   --labels      node labels, k=v,k2=v2
   --object-store-memory BYTES
                 shared memory for large objects (default 30% of RAM)
   --token-file  the cluster token (default ~/.starling/token; the head creates it, mode 0600)
+
+  memory        every node's object store: use, spilled objects, objects by size, owner, copy
+                kind; --address defaults to $STARLING_ADDRESS
 """
 
 struct CLIError: Error, CustomStringConvertible {
@@ -36,7 +41,8 @@ struct StartOptions {
     var resources: ResourceSet?
     var labels: [String: String] = [:]
     var objectStoreMemory: UInt64?
-    var tokenFile = (ProcessInfo.processInfo.environment["HOME"] ?? "/tmp") + "/.starling/token"
+    static let defaultTokenFile = (ProcessInfo.processInfo.environment["HOME"] ?? "/tmp") + "/.starling/token"
+    var tokenFile = StartOptions.defaultTokenFile
 
     init(_ arguments: [String]) throws {
         var rest = arguments[...]
@@ -167,6 +173,28 @@ do {
     switch command {
     case "start":
         exit(try await start(try StartOptions(arguments)))
+    case "memory":
+        var address = ProcessInfo.processInfo.environment["STARLING_ADDRESS"]
+        var tokenFile = ProcessInfo.processInfo.environment["STARLING_TOKEN_FILE"] ?? StartOptions.defaultTokenFile
+        var json = false
+        var rest = arguments[...]
+        while let flag = rest.popFirst() {
+            switch flag {
+            case "--address": address = rest.popFirst()
+            case "--token-file": tokenFile = rest.popFirst() ?? tokenFile
+            case "--json": json = true
+            default: throw CLIError("memory: unknown option \(flag) (expected --address HOST:PORT, --token-file PATH, --json)")
+            }
+        }
+        guard let address, !address.isEmpty else { throw CLIError("memory: give --address HOST:PORT (or set STARLING_ADDRESS)") }
+        let report = try await MemoryReport.collect(address: address, tokenFile: tokenFile)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report)
+        }
     case "help", "--help", "-h":
         print(usage)
     default:

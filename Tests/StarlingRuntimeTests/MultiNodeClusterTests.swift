@@ -271,4 +271,45 @@ struct MultiNodeClusterTests {
             #expect(parts.last?.contains("is lost: ") == true && parts.last?.contains("no live node holds it") == true && parts.last?.contains("its task MakePattern cannot run again: all 1 attempt(s)") == true, "\(result)")
         }
     }
+
+    @Test("starling memory lists every node's store (text and JSON); a wrong token is refused")
+    func memoryCommand() async throws {
+        try await withCluster { cluster in
+            let cli = try builtProduct("starling").path
+            let text = try ChildProcessOutput.run(cli, ["memory", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            for member in cluster.members {
+                #expect(text.output.contains("node \(member.nodeID.prefix(8)): 0 B of "), "\(text.output)")
+            }
+            let json = try ChildProcessOutput.run(cli, ["memory", "--address", cluster.headAddress, "--token-file", cluster.tokenFile, "--json"])
+            let decoded = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
+            #expect((decoded?["nodes"] as? [Any])?.count == 3, "\(json.output)")
+            let wrongToken = cluster.directory + "/wrong-token"
+            _ = FileManager.default.createFile(atPath: wrongToken, contents: Data(String(repeating: "ab", count: 32).utf8), attributes: [.posixPermissions: 0o600])
+            let refused = try ChildProcessOutput.run(cli, ["memory", "--address", cluster.headAddress, "--token-file", wrongToken])
+            #expect(refused.status != 0 && refused.error.contains("cannot reach the head"), "\(refused)")
+        }
+    }
+}
+
+/// A command run to completion: its exit status, stdout and stderr.
+struct ChildProcessOutput: CustomStringConvertible {
+    let status: Int32
+    let output: String
+    let error: String
+    var description: String { "exit \(status): \(output) \(error)" }
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> ChildProcessOutput {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let (out, err) = (Pipe(), Pipe())
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let error = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return ChildProcessOutput(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
+                                  error: String(decoding: error, as: UTF8.self))
+    }
 }
