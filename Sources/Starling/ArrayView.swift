@@ -121,6 +121,9 @@ extension Cluster {
             } catch SharedSegment.Failure.gone {
                 unpin()
                 continue
+            } catch {
+                unpin()
+                throw StarlingError.cluster("cannot map object \(ref.id.short): \(error)")
             }
             let start = UnsafeRawPointer(region) + Int(location.offset)
             let value = UnsafeRawBufferPointer(start: start, count: Int(location.dataSize))

@@ -306,7 +306,7 @@ public struct Cluster: Sendable {
     /// A value in a node's store (an actor's large result), read through this process's node;
     /// freed everywhere once read, as nothing else refers to it.
     func takeFromStore(_ id: UniqueID, holder: [UInt8]) async throws -> [UInt8] {
-        defer { ReferenceCounter.free([id], via: node) }
+        defer { ReferenceCounter.free([id], holder: holder, via: node) }
         return try await StoredObjects.get(id, holders: [holder], node: node)
     }
 

@@ -56,13 +56,19 @@ public struct ObjectRef<Value: Codable & Sendable>: Sendable, Hashable, Codable,
 final class LocalReference: Sendable {
     let id: UniqueID
     let counter: ReferenceCounter?
+    /// For a borrowed ref: the task run that decoded it (told when the ref is passed on).
+    private let borrowedBy: BorrowScope?
 
-    init(_ id: UniqueID, counter: ReferenceCounter?) {
+    init(_ id: UniqueID, counter: ReferenceCounter?, borrowedBy: BorrowScope? = nil) {
         self.id = id
         self.counter = counter
+        self.borrowedBy = borrowedBy
     }
 
-    func lend() { counter?.lend(id) }
+    /// The ref leaves this process (in a result, an actor call, a nested task's input).
+    func lend() {
+        if let counter { counter.lend(id) } else { borrowedBy?.forwarded(id) }
+    }
 
     deinit { counter?.release(id) }
 }
@@ -82,16 +88,23 @@ final class SubmitScope: Sendable {
 }
 
 /// The refs a worker decoded from a task's input; after the run, those still alive somewhere
-/// in the worker are reported to their owner, which then keeps them.
+/// in the worker, or passed on (in the result, to an actor, to another task), are reported to
+/// the submitter, which then keeps their values for the job.
 final class BorrowScope: Sendable {
     private struct Weak { weak var reference: LocalReference? }
-    private let tracked = Mutex<[Weak]>([])
+    private let tracked = Mutex<(alive: [Weak], forwarded: Set<UniqueID>)>(([], []))
 
     func track(_ id: UniqueID) -> LocalReference {
-        let reference = LocalReference(id, counter: nil)
-        tracked.withLock { $0.append(Weak(reference: reference)) }
+        let reference = LocalReference(id, counter: nil, borrowedBy: self)
+        tracked.withLock { $0.alive.append(Weak(reference: reference)) }
         return reference
     }
 
-    var stillHeld: [UniqueID] { tracked.withLock { $0.compactMap { $0.reference?.id } } }
+    func forwarded(_ id: UniqueID) {
+        tracked.withLock { _ = $0.forwarded.insert(id) }
+    }
+
+    var stillHeld: [UniqueID] {
+        tracked.withLock { state in Array(Set(state.alive.compactMap { $0.reference?.id }).union(state.forwarded)) }
+    }
 }

@@ -20,6 +20,7 @@ extension Head {
         }
         let id = try actors.register(spec, nowUnixMs: Head.unixMs())
         log.info("actor \(id.short) (\(spec.displayName)) registered")
+        record(.actorCreated, .info, "actor \(id.short) (\(spec.displayName)) created", job: spec.jobId, actor: id.bytes)
         await place(id)
         let info = actors[id]?.info ?? ActorInfo()
         reply.actor = info
@@ -66,6 +67,7 @@ extension Head {
             await restart(id, cause: reason)
         } else {
             log.info("actor \(id.short) is dead: \(reason)")
+            record(.actorDied, .info, "actor \(id.short) ended: \(reason)", actor: id.bytes)
             actors.markDead(id, reason: reason, error: nil, nowUnixMs: Head.unixMs())
         }
         return KillActorReply()
@@ -114,6 +116,7 @@ extension Head {
             let node = UniqueID(bytes: actors[id]?.info.lastNodeId ?? []).short
             let reason = "\(cause) on node \(node); restarts used: \(restarts) of \(actors[id]?.info.spec?.maxRestarts ?? 0)"
             log.warning("actor \(id.short) (\(actors[id]?.info.spec?.displayName ?? "?")) is dead: \(reason)")
+            record(.actorDied, .error, "actor \(id.short) (\(actors[id]?.info.spec?.displayName ?? "?")) died: \(reason)", actor: id.bytes)
             actors.markDead(id, reason: reason, error: nil, nowUnixMs: Head.unixMs())
         }
     }
@@ -128,6 +131,7 @@ extension Head {
         actors[id]?.info.state = .restarting
         actors[id]?.info.reason = "restarting: \(cause)"
         log.info("restarting actor \(id.short) (\(cause))")
+        record(.actorRestarted, .warning, "actor \(id.short) (\(actors[id]?.info.spec?.displayName ?? "?")) restarting: \(cause)", actor: id.bytes)
         await place(id)
     }
 

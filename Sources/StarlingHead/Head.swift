@@ -15,6 +15,12 @@ public struct HeadSettings: Sendable {
     /// How often nodes must send a heartbeat, and the silence after which a node is dead.
     public var heartbeatInterval: Duration = .milliseconds(200)
     public var nodeTimeout: Duration = .seconds(5)
+    /// Where the HTTP endpoint (metrics, health, JSON API, dashboard) listens; nil: none.
+    /// Port 0 picks a free port (`Head.dashboardURL` tells which).
+    public var httpHost = "127.0.0.1"
+    public var httpPort: Int?
+    /// Where events are published (PUB/SUB, signed frames); nil: not published.
+    public var eventsAddress: Address?
 
     public init(listenAddress: Address, sessionDir: String) {
         self.listenAddress = listenAddress
@@ -34,19 +40,25 @@ public actor Head {
     public nonisolated let clusterID = UniqueID.random()
     public let settings: HeadSettings
     let token: ClusterToken
-    private var server: RPCServer?
+    var server: RPCServer?
     var nodes = NodeDirectory()
-    private var jobs = JobDirectory()
+    var jobs = JobDirectory()
     var actors = ActorDirectory()
     var groups = PlacementGroupDirectory()
     var objectDirectory = ObjectDirectory()
+    var events = EventLog()
+    var eventWaiters: [CheckedContinuation<Void, Never>] = []
+    var userMetrics = MetricsAggregator()
+    var nodeStats = NodeStatsHistory()
+    var publisher: EventPublisher?
+    var http: HTTPServer?
     private var executables: ExecutableStore
     private var failures: [WorkerFailure] = []
     /// Connections to nodes and to actors' workers.
     let peers: ConnectionPool
     var actorRoundRobin = 0
     private var monitor: Task<Void, Never>?
-    private let startTime = Head.unixMs()
+    let startTime = Head.unixMs()
     let log = Logger(label: "head")
 
     /// The head's RPC address (valid after `start`).
@@ -81,6 +93,7 @@ public actor Head {
         routes.add(HeadRPC.createPlacementGroup) { [self] request, _ in try await createPlacementGroup(request) }
         routes.add(HeadRPC.getPlacementGroup) { [self] request, _ in try await getPlacementGroup(request) }
         routes.add(HeadRPC.removePlacementGroup) { [self] request, _ in await removePlacementGroup(request) }
+        addHealthRoutes(to: &routes)
         routes.add(ObjectDirectoryRPC.addObjectLocations) { [self] request, _ in await addObjectLocations(request) }
         routes.add(ObjectDirectoryRPC.removeObjectLocations) { [self] request, _ in await removeObjectLocations(request) }
         routes.add(ObjectDirectoryRPC.getObjectLocations) { [self] request, _ in await objectLocations(request) }
@@ -88,6 +101,13 @@ public actor Head {
                                onConnectionClosed: { [weak self] connection in
                                    Task { await self?.connectionClosed(connection) }
                                })
+        if let address = settings.eventsAddress { publisher = try EventPublisher(listeningOn: address, token: token) }
+        if let port = settings.httpPort {
+            http = try HTTPServer(host: settings.httpHost, port: port) { [weak self] request in
+                guard let self else { return HTTPResponse(status: 503, text: "the head is stopping\n") }
+                return await self.serveHTTP(request)
+            }
+        }
         let period = settings.heartbeatInterval
         monitor = Task { [weak self] in
             while !Task.isCancelled {
@@ -97,8 +117,16 @@ public actor Head {
         }
     }
 
+    /// The HTTP endpoint's URL (dashboard, `/metrics`), when it runs.
+    public var dashboardURL: String? { http?.url }
+
     public func stop() async {
         monitor?.cancel()
+        http?.close()
+        http = nil
+        publisher?.close()
+        publisher = nil
+        wakeAllEventWaiters()
         peers.closeAll()
         await server?.close()
         server = nil
@@ -110,6 +138,8 @@ public actor Head {
         guard let info = request.node else { throw RPCFailure(.invalidArgument, "RegisterNode without a node") }
         try nodes.register(info, connection: connection, now: .now)
         log.info("node \(UniqueID(bytes: info.nodeId).short) joined at \(info.address?.url ?? "?") with \(ResourceSet(info.totalResources))")
+        record(.nodeAdded, .info, "node \(UniqueID(bytes: info.nodeId).short) joined at \(info.address?.url ?? "?") with \(ResourceSet(info.totalResources))",
+               node: UniqueID(bytes: info.nodeId))
         var reply = RegisterNodeReply()
         reply.clusterId = clusterID.bytes
         reply.heartbeatIntervalMs = UInt32(settings.heartbeatInterval.milliseconds)
@@ -123,6 +153,7 @@ public actor Head {
         let id = UniqueID(bytes: request.nodeId)
         if nodes.markDead(id, reason: request.reason.isEmpty ? "left the cluster" : request.reason, nowUnixMs: Self.unixMs()) {
             log.info("node \(id.short) left: \(request.reason)")
+            record(.nodeRemoved, .info, "node \(id.short) left: \(request.reason.isEmpty ? "stopped" : request.reason)", node: id)
         }
         return UnregisterNodeReply()
     }
@@ -154,12 +185,15 @@ public actor Head {
         reply.protocolVersion = starlingProtocolVersion
         reply.startTimeUnixMs = startTime
         reply.headNodeId = nodes.entries.values.first { $0.info.isHead && $0.info.state != .dead }?.info.nodeId ?? []
+        reply.dashboardUrl = http?.url ?? ""
+        reply.pubsubUrl = publisher?.address.description ?? ""
         return reply
     }
 
     private func heartbeat(_ request: HeartbeatRequest) -> HeartbeatReply {
         var reply = HeartbeatReply()
         let id = UniqueID(bytes: request.nodeId)
+        if let stats = request.stats { recordStats(stats) }
         if !nodes.heartbeat(id, sequence: request.sequence, resources: request.resources, now: .now) {
             let reason = nodes.info(id)?.deathReason ?? "it is not registered"
             reply.status = Status(code: .nodeDied, message: "node \(id.short) is not alive in this cluster (\(reason)); register again with a new id")
@@ -178,6 +212,7 @@ public actor Head {
         let url = nodes.info(id)?.address?.url ?? ""
         guard nodes.markDead(id, reason: reason, nowUnixMs: Self.unixMs()) else { return }
         log.warning("node \(id.short) is dead: \(reason)")
+        record(.nodeDied, .error, "node \(id.short) died: \(reason)", node: id)
         peers.drop(url)
         objectDirectory.removeNode(id)
         await actorsLost(onNode: id, reason: reason)
@@ -278,6 +313,14 @@ public actor Head {
 
     private func reportWorkerFailure(_ request: ReportWorkerFailureRequest) async -> ReportWorkerFailureReply {
         if let failure = request.failure {
+            if !failure.intentional {
+                let how = failure.signal != 0 ? "killed by signal \(failure.signal)" : "exited with code \(failure.exitCode)"
+                var labels = ["log_path": failure.logPath, "log_tail": failure.logTail, "pid": String(failure.pid)]
+                if failure.signal != 0 { labels["signal"] = String(failure.signal) } else { labels["exit_code"] = String(failure.exitCode) }
+                record(.workerDied, .warning, "worker \(UniqueID(bytes: failure.workerId).short) (pid \(failure.pid)) on node \(UniqueID(bytes: failure.nodeId).short) \(how)"
+                       + (failure.reason.isEmpty ? "" : ": \(failure.reason)") + " (log: \(failure.logPath))",
+                       node: UniqueID(bytes: failure.nodeId), job: failure.jobId, labels: labels)
+            }
             failures.append(failure)
             if failures.count > 1000 { failures.removeFirst(failures.count - 1000) }
             await actorWorkerDied(failure)

@@ -55,6 +55,8 @@ extension NodeManager {
         request.nodeId = nodeID.bytes
         request.sequence = sequence
         request.resources = resourceReport()
+        // Statistics travel every fifth heartbeat (about once a second).
+        if sequence % 5 == 1 { request.stats = statistics() }
         do {
             let reply = try await head.call(HealthMetricsRPC.heartbeat, request, timeout: .seconds(2))
             if reply.status?.code == .nodeDied { return .dead(reply.status?.message ?? "declared dead by the head") }
@@ -84,6 +86,34 @@ extension NodeManager {
         report.objectStoreCapacity = store.capacity
         report.draining = stopping
         return report
+    }
+
+    /// This node's statistics for the head's health service.
+    func statistics() -> NodeStats {
+        let host = hostStats.sample()
+        var stats = NodeStats()
+        stats.nodeId = nodeID.bytes
+        stats.timeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
+        stats.cpuPercent = host.cpuPercent
+        stats.cpuCount = UInt32(ProcessInfo.processInfo.activeProcessorCount)
+        stats.loadAverage1m = host.loadAverage
+        stats.memoryTotalBytes = host.memoryTotal
+        stats.memoryUsedBytes = host.memoryUsed
+        stats.nodeRssBytes = ProcessTable.residentBytes(getpid())
+        stats.workersRssBytes = workers.values.reduce(0) { $0 + ProcessTable.residentBytes($1.pid) }
+        let storeStats = store.stats(node: nodeID)
+        stats.objectStoreCapacity = storeStats.capacity
+        stats.objectStoreUsed = storeStats.used
+        stats.objectStoreSpilled = storeStats.spilledBytes
+        stats.numObjects = storeStats.numObjects
+        stats.workersTotal = UInt32(workers.count)
+        stats.workersIdle = UInt32(idle.count)
+        stats.numActors = UInt32(leases.values.filter { !$0.actor.isEmpty }.count)
+        stats.tasksRunning = UInt32(leases.values.filter { $0.actor.isEmpty }.count)
+        stats.tasksQueued = UInt32(max(0, queuedLeases))
+        stats.resourcesTotal = settings.resources.quantities
+        stats.resourcesUsed = (settings.resources - available).quantities
+        return stats
     }
 
     func updateView(_ nodes: [NodeResources], version: UInt64) {

@@ -59,11 +59,14 @@ extension NodeManager {
             }
             let id = UniqueID(bytes: bytes)
             do {
-                if let location = try store.location(id) {
-                    object.location = location
-                } else {
-                    object.location = try await pull(id, hints: hints)
+                // A copy pulled here can be evicted again before this resumes: look once more.
+                var location = try store.location(id)
+                for _ in 0..<3 where location == nil {
+                    _ = try await pull(id, hints: hints)
+                    location = try store.location(id)
                 }
+                guard let location else { throw RPCFailure(.objectStoreFull, "object \(id.short) was evicted as soon as it was pulled: the store is too full") }
+                object.location = location
                 object.found = true
                 if request.pin { store.pin(id, for: reader) }
             } catch let failure as RPCFailure {
@@ -91,13 +94,17 @@ extension NodeManager {
         reportDropped()
         if !request.localOnly, !ids.isEmpty, let head {
             let (peers, view, me) = (self.peers, clusterView, nodeID)
+            // Holders the owner named (the directory may not have heard of them yet), and
+            // those the directory knows.
+            let named = request.holderNodeIds.filter { $0.count == 16 }.map { UniqueID(bytes: $0) }.filter { $0 != me }
             Task {
+                var byNode: [UniqueID: [[UInt8]]] = [:]
+                for node in named { byNode[node] = ids.map(\.bytes) }
                 var lookup = GetObjectLocationsRequest()
                 lookup.objectIds = ids.map(\.bytes)
-                guard let found = try? await head.call(ObjectDirectoryRPC.getObjectLocations, lookup, timeout: .seconds(5)) else { return }
-                var byNode: [UniqueID: [[UInt8]]] = [:]
-                for object in found.objects {
-                    for node in object.nodeIds where node.count == 16 && UniqueID(bytes: node) != me {
+                let found = try? await head.call(ObjectDirectoryRPC.getObjectLocations, lookup, timeout: .seconds(5))
+                for object in found?.objects ?? [] {
+                    for node in object.nodeIds where node.count == 16 && UniqueID(bytes: node) != me && !named.contains(UniqueID(bytes: node)) {
                         byNode[UniqueID(bytes: node), default: []].append(object.objectId)
                     }
                 }
@@ -259,8 +266,25 @@ extension NodeManager {
         scheduleDirectoryReport()
     }
 
-    /// Copies the store dropped (freed, evicted, aborted) leave the directory.
+    /// Copies the store dropped (freed, evicted, aborted) leave the directory; spills become
+    /// events on the head.
     func reportDropped() {
+        let spills = store.takeSpills()
+        if !spills.isEmpty, let head {
+            var request = ReportEventsRequest()
+            request.events = spills.map { spill in
+                var event = Event()
+                event.kind = .objectSpilled
+                event.severity = .info
+                event.message = "object \(spill.id.short) (\(spill.size) bytes) spilled to \(spill.path): the object store of node \(nodeID.short) was full"
+                event.source = "node \(nodeID.short)"
+                event.nodeId = nodeID.bytes
+                event.objectId = spill.id.bytes
+                event.labels = ["size": String(spill.size), "spill_url": "file://" + spill.path]
+                return event
+            }
+            Task { _ = try? await head.call(HealthMetricsRPC.reportEvents, request, timeout: .seconds(5)) }
+        }
         let dropped = store.takeDropped()
         guard !dropped.isEmpty else { return }
         for id in dropped {
@@ -286,9 +310,17 @@ extension NodeManager {
     }
 
     private func sendDirectoryReport() async {
-        directoryReport = nil
-        let batch = unreportedLocations
-        unreportedLocations.removeAll()
+        // One report task at a time (directoryReport stays set), so an add and a later
+        // removal of the same copy reach the head in order.
+        defer { directoryReport = nil }
+        while !unreportedLocations.isEmpty {
+            let batch = unreportedLocations
+            unreportedLocations.removeAll()
+            await sendDirectoryBatch(batch)
+        }
+    }
+
+    private func sendDirectoryBatch(_ batch: [(location: ObjectLocation, held: Bool)]) async {
         guard let head, !batch.isEmpty else { return }
         // In order: an add and a later removal of the same copy must arrive in that order.
         var index = 0

@@ -151,7 +151,10 @@ extension NodeManager {
             }
         }
         if stopped > 0 { log.info("stopped \(stopped) workers: \(request.reason)") }
-        if named.isEmpty && !request.jobId.isEmpty { store.freeAll(job: request.jobId) }
+        if named.isEmpty && !request.jobId.isEmpty {
+            store.freeAll(job: request.jobId)
+            reportDropped()
+        }
         var reply = StopWorkersReply()
         reply.stopped = stopped
         return reply

@@ -52,6 +52,7 @@ public actor NodeManager {
     var viewVersion: UInt64 = 0
     var heartbeats: Task<Void, Never>?
     var roundRobin = 0
+    var hostStats = HostStats()
     let log = Logger(label: "node")
 
     struct WorkerRecord {
@@ -300,6 +301,7 @@ public actor NodeManager {
         goneOwners.insert(connection)
         store.freeAll(ownedBy: connection)
         store.unpinAll(for: connection)
+        reportDropped()
         workerConnections[connection] = nil
         for (leaseID, lease) in leases where lease.owner == connection {
             leases[leaseID] = nil

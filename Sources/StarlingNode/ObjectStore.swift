@@ -55,10 +55,13 @@ struct ObjectStore {
     private var served: [UniqueID: UInt] = [:]
     /// Copies dropped since the last `takeDropped` (the object directory is told).
     private var dropped: [UniqueID] = []
+    /// Objects spilled since the last `takeSpills` (reported as events): id, bytes, file.
+    private var spills: [(id: UniqueID, size: UInt64, path: String)] = []
 
     init(capacity: UInt64, nodeID: UniqueID, spillDirectory: String) {
         self.capacity = capacity
-        self.spillDirectory = spillDirectory
+        // Its own directory: a spill directory given by the user may be shared, or hold other files.
+        self.spillDirectory = spillDirectory + "/node-\(nodeID.short)"
         // The pid lets the next Starling process remove the segments of a node killed with
         // SIGKILL (SessionDirectory.removeStale).
         prefix = "/starling-\(getpid())-\(nodeID.short)-"
@@ -78,11 +81,11 @@ struct ObjectStore {
         guard entries[id] == nil else { throw RPCFailure(.alreadyExists, "object \(id.short) is already in the store") }
         guard size > 0 else { throw RPCFailure(.invalidArgument, "an object of 0 bytes belongs inline, not in the store") }
         guard object.offset <= 4096 else { throw RPCFailure(.invalidArgument, "data_offset \(object.offset) is over 4096") }
-        let segmentSize = size + object.offset
-        guard segmentSize <= capacity else {
+        guard size <= capacity, object.offset <= capacity - size else {
             failedPuts += 1
             throw RPCFailure(.objectStoreFull, "it is larger than the whole object store (\(capacity) bytes)")
         }
+        let segmentSize = size + object.offset
         try makeRoom(for: segmentSize)
         let segment = prefix + id.hex
         try Self.createSegment(segment, size: segmentSize)
@@ -151,6 +154,7 @@ struct ObjectStore {
         used -= entry.segmentSize
         spilledBytes += entry.segmentSize
         entries[id]?.spillPath = path
+        spills.append((id, entry.segmentSize, path))
     }
 
     /// Brings a spilled object back into shared memory (making room as a create would).
@@ -164,7 +168,7 @@ struct ObjectStore {
             try Self.readFile(path, into: region, count: Int(entry.segmentSize))
         } catch {
             shm_unlink(entry.segment)
-            throw RPCFailure(.objectLost, "restoring object \(id.short) from \(path) failed: \(error)")
+            throw RPCFailure(.internal, "restoring object \(id.short) from \(path) failed: \(error)")
         }
         unlink(path)
         entries[id]?.spillPath = nil
@@ -263,6 +267,12 @@ struct ObjectStore {
         for id in Array(entries.keys) { free(id) }
         dropped.removeAll()
         try? FileManager.default.removeItem(atPath: spillDirectory)
+    }
+
+    /// Objects spilled since the last call (for events).
+    mutating func takeSpills() -> [(id: UniqueID, size: UInt64, path: String)] {
+        defer { spills.removeAll() }
+        return spills
     }
 
     /// Objects dropped since the last call (for the object directory).

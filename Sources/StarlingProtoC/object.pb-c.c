@@ -2032,7 +2032,7 @@ const ProtobufCMessageDescriptor starling__pull_object_chunk_reply__descriptor =
   (ProtobufCMessageInit) starling__pull_object_chunk_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__free_objects_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor starling__free_objects_request__field_descriptors[3] =
 {
   {
     "object_ids",
@@ -2058,15 +2058,28 @@ static const ProtobufCFieldDescriptor starling__free_objects_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "holder_node_ids",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Starling__FreeObjectsRequest, n_holder_node_ids),
+    offsetof(Starling__FreeObjectsRequest, holder_node_ids),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__free_objects_request__field_indices_by_name[] = {
+  2,   /* field[2] = holder_node_ids */
   1,   /* field[1] = local_only */
   0,   /* field[0] = object_ids */
 };
 static const ProtobufCIntRange starling__free_objects_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor starling__free_objects_request__descriptor =
 {
@@ -2076,7 +2089,7 @@ const ProtobufCMessageDescriptor starling__free_objects_request__descriptor =
   "Starling__FreeObjectsRequest",
   "starling",
   sizeof(Starling__FreeObjectsRequest),
-  2,
+  3,
   starling__free_objects_request__field_descriptors,
   starling__free_objects_request__field_indices_by_name,
   1,  starling__free_objects_request__number_ranges,

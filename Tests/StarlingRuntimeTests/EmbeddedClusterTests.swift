@@ -254,6 +254,11 @@ struct ObjectStoreTests {
         #expect(result == "put true 1048576 12345.0 true | result true 3145728 3145727.0 | task true | small false 20.0 | pinned 2 | left 1", "\(result)")
     }
 
+    @Test("a ref a task returns keeps its value alive after the driver dropped its own copy")
+    func returnedRef() async throws {
+        #expect(try await runScenario(["returned-ref"]) == "kept")
+    }
+
     @Test("8 tasks put and get their own objects at the same time, all bit-exact")
     func concurrentPutGet() async throws {
         #expect(try await runScenario(["concurrent-store"]) == Array(repeating: "6", count: 8).joined(separator: " "))

@@ -270,6 +270,11 @@ struct Floats: RemoteFunction {
     static func run(_ n: Int) async throws -> [Float] { (0..<n).map(Float.init) }
 }
 
+/// Returns the ref it was given (the owner must keep the value: the ref lives on in the result).
+struct EchoRef: RemoteFunction {
+    static func run(_ ref: ObjectRef<[UInt8]>) async throws -> [ObjectRef<[UInt8]>] { [ref] }
+}
+
 /// Store use and spill files of the embedded cluster's node, once its frees have landed.
 func settledStore(_ cluster: Cluster, until done: (MemoryReport.Node) -> Bool) async throws -> MemoryReport.Node {
     var node = try await cluster.memory().nodes[0]
@@ -556,6 +561,15 @@ struct TestApp {
                     let after = try await settledStore(cluster) { $0.objects.count == 1 }
                     parts.append("left \(after.objects.count)")
                     result = parts.joined(separator: " | ")
+                case "returned-ref":
+                    // A task hands back the ref it was given; the driver drops its own copy and
+                    // still reads the value through the returned one.
+                    var original: ObjectRef<[UInt8]>? = try await cluster.put(pattern(4, 1 << 20))
+                    let echoed = try await cluster.get(cluster.submit(EchoRef.self, original!))
+                    original = nil
+                    _ = original
+                    try await Task.sleep(for: .milliseconds(300))
+                    result = identical(try await cluster.get(echoed[0]), pattern(4, 1 << 20)) ? "kept" : "differs"
                 case "borrowed-refs":
                     // Refs inside a task's input and in actor calls are resolved by asking their
                     // owner; an actor's own refs come back to the driver the same way.

@@ -35,12 +35,17 @@ final class ObjectTable: Sendable {
     /// The task's result is in `node`'s object store; false when no ref wants it any more
     /// (the caller frees it there).
     func fulfillStored(_ id: UniqueID, node: [UInt8]) -> Bool {
-        let wanted = table.withLock { table in
-            guard !table.unreferenced.contains(id) else { return false }
+        let (wanted, waiters) = table.withLock { table -> (Bool, [CheckedContinuation<[UInt8], Error>]) in
+            guard case let .pending(waiters)? = table.entries[id] else { return (false, []) }
+            if table.unreferenced.remove(id) != nil {
+                table.entries[id] = nil
+                return (false, Array(waiters.values))
+            }
             table.inStore[id] = node
-            return true
+            table.entries[id] = .ready([])
+            return (true, Array(waiters.values))
         }
-        fulfill(id, [])
+        for waiter in waiters { waiter.resume(returning: []) }
         return wanted
     }
 
@@ -52,17 +57,17 @@ final class ObjectTable: Sendable {
     func isLent(_ id: UniqueID) -> Bool { table.withLock { $0.lent.contains(id) } }
 
     /// The last ref to `id` is gone: forget its value (a pending one once it completes).
-    /// True when the value was in a node's store (the caller frees it there).
-    func release(_ id: UniqueID) -> Bool {
+    /// Returns the node holding it when the value was in a node's store (the caller frees it).
+    func release(_ id: UniqueID) -> [UInt8]? {
         table.withLock { table in
             switch table.entries[id] {
-            case nil: return false
+            case nil: return nil
             case .pending?:
                 table.unreferenced.insert(id)
-                return false
+                return nil
             default:
                 table.entries[id] = nil
-                return table.inStore.removeValue(forKey: id) != nil
+                return table.inStore.removeValue(forKey: id)
             }
         }
     }

@@ -32,18 +32,18 @@ final class ReferenceCounter: Sendable {
     /// The last local ref to `id` is gone.
     func release(_ id: UniqueID) {
         guard !isLent(id) else { return }
-        var inStore = stored.remove(id) != nil
-        if objects.release(id) { inStore = true }
+        let put = stored.remove(id) != nil
+        let holder = objects.release(id)
         forget(id)
-        if inStore { free([id], via: node) }
+        if put || holder != nil { Self.free([id], holder: holder, via: node) }
     }
 
-    /// Frees objects in the store of `node` and every other store holding copies.
-    static func free(_ ids: [UniqueID], via node: RPCClient) {
+    /// Frees objects in the store of `node`, of `holder` (the node a worker stored a result
+    /// in), and of every other node the directory knows holds copies.
+    static func free(_ ids: [UniqueID], holder: [UInt8]? = nil, via node: RPCClient) {
         var request = FreeObjectsRequest()
         request.objectIds = ids.map(\.bytes)
+        if let holder { request.holderNodeIds = [holder] }
         Task { _ = try? await node.call(ObjectManagerRPC.freeObjects, request, timeout: .seconds(10)) }
     }
-
-    private func free(_ ids: [UniqueID], via node: RPCClient) { Self.free(ids, via: node) }
 }

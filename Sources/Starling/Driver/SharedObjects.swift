@@ -109,7 +109,8 @@ final class StoredObjects: Sendable {
         let detail = object.status?.message ?? "not found"
         switch object.status?.code {
         case .objectStoreFull?: throw StarlingError.objectStoreFull(bytes: 0, detail: detail)
-        default: throw StarlingError.objectLost(object: id.short, detail: detail)
+        case .objectLost?, .notFound?: throw StarlingError.objectLost(object: id.short, detail: detail)
+        default: throw StarlingError.cluster("reading object \(id.short) through this node failed: \(detail)")
         }
     }
 

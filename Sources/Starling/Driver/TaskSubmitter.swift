@@ -54,6 +54,8 @@ actor TaskSubmitter {
     private var pushed: [UniqueID: (url: String, taskID: [UInt8])] = [:]
     /// How to make again each result that lives only in a node's store: its task and key.
     private var lineage: [UniqueID: (task: PendingTask, key: Key)] = [:]
+    /// Results being made again after their loss (a second get waits for the same rerun).
+    private var rebuilding: Set<UniqueID> = []
     private let log = Logger(label: "submitter")
 
     /// Most tasks pushed in one message to one worker.
@@ -358,10 +360,11 @@ actor TaskSubmitter {
             switch result.status?.code ?? .ok {
             case .ok:
                 if let stored = result.returns.first, !stored.isInline {
+                    rebuilding.remove(task.returnID)
                     if objects.fulfillStored(task.returnID, node: stored.nodeId) {
                         lineage[task.returnID] = (task, key)
                     } else {
-                        ReferenceCounter.free([task.returnID], via: node)
+                        ReferenceCounter.free([task.returnID], holder: stored.nodeId, via: node)
                     }
                 } else {
                     objects.fulfill(task.returnID, result.returns.first?.inlineValue ?? [])
@@ -396,11 +399,13 @@ actor TaskSubmitter {
 
     /// Runs again the task whose stored result was lost (its node died), when its retries allow.
     func reconstruct(_ returnID: UniqueID) -> Reconstruction {
+        if rebuilding.contains(returnID) { return .resubmitted }
         guard let (task, key) = lineage[returnID] else { return .unknown }
         guard task.maxRetries < 0 || Int(task.spec.attempt) < task.maxRetries else {
             return .retriesUsed(task: task.spec.displayName, attempts: Int(task.spec.attempt) + 1)
         }
         lineage[returnID] = nil
+        rebuilding.insert(returnID)
         var again = task
         again.spec.attempt += 1
         log.info("object \(returnID.short) was lost with its node; running \(task.spec.displayName) again (attempt \(again.spec.attempt + 1))")
@@ -412,6 +417,7 @@ actor TaskSubmitter {
     /// The result's refs are all gone: it will not be rebuilt.
     func forgetLineage(_ returnID: UniqueID) {
         lineage[returnID] = nil
+        rebuilding.remove(returnID)
     }
 
     private func retryOrFail(_ batch: [PendingTask], key: Key, detail: String) {

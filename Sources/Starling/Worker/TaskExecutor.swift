@@ -17,6 +17,14 @@ enum TaskExecutor {
     }
 
     private static func execute(_ spec: TaskSpec) async -> TaskResult {
+        let borrowed = BorrowScope()
+        var result = await execute(spec, borrowed: borrowed)
+        // However the run ended, the refs it kept or passed on go back to the submitter.
+        result.borrowedIds = borrowed.stillHeld.map(\.bytes)
+        return result
+    }
+
+    private static func execute(_ spec: TaskSpec, borrowed: BorrowScope) async -> TaskResult {
         var result = TaskResult()
         result.taskId = spec.taskId
         guard let type = FunctionRegistry.resolve(spec.functionName) else {
@@ -26,9 +34,7 @@ enum TaskExecutor {
             return result
         }
         do {
-            let borrowed = BorrowScope()
             let output = try await invoke(type, spec, borrowed: borrowed)
-            result.borrowedIds = borrowed.stillHeld.map(\.bytes)
             if output.count > inlineLimit {
                 // Too big to travel inline: into this node's store, where the owner reads it.
                 return await storeResult(output, spec: spec, into: result)

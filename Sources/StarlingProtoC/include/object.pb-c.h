@@ -197,10 +197,15 @@ struct  Starling__FreeObjectsRequest
    * Only this node (else the node also asks the directory's other holders to free).
    */
   protobuf_c_boolean local_only;
+  /*
+   * Nodes known to hold them (the owner's knowledge, ahead of the directory's).
+   */
+  size_t n_holder_node_ids;
+  ProtobufCBinaryData *holder_node_ids;
 };
 #define STARLING__FREE_OBJECTS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__free_objects_request__descriptor) \
-    , 0,NULL, 0 }
+    , 0,NULL, 0, 0,NULL }
 
 
 struct  Starling__FreeObjectsReply

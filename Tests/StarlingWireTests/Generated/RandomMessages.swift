@@ -1659,6 +1659,7 @@ extension FreeObjectsRequest {
         var m = FreeObjectsRequest()
         m.objectIds = rList(&rng) { rBytes(&$0) }
         m.localOnly = rBool(&rng)
+        m.holderNodeIds = rList(&rng) { rBytes(&$0) }
         return m
     }
 }

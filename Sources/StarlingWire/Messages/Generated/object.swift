@@ -314,12 +314,15 @@ public struct FreeObjectsRequest: ProtoMessage {
     public var objectIds: [[UInt8]] = []
     /// Only this node (else the node also asks the directory's other holders to free).
     public var localOnly: Bool = false
+    /// Nodes known to hold them (the owner's knowledge, ahead of the directory's).
+    public var holderNodeIds: [[UInt8]] = []
 
     public init() {}
 
-    public init(objectIds: [[UInt8]] = [], localOnly: Bool = false) {
+    public init(objectIds: [[UInt8]] = [], localOnly: Bool = false, holderNodeIds: [[UInt8]] = []) {
         self.objectIds = objectIds
         self.localOnly = localOnly
+        self.holderNodeIds = holderNodeIds
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -336,6 +339,7 @@ extension FreeObjectsRequest: ProtoCBacked {
         let c = p.pointee
         self.objectIds = protoArray(c.n_object_ids, c.object_ids) { protoBytes($0) }
         self.localOnly = c.local_only != 0
+        self.holderNodeIds = protoArray(c.n_holder_node_ids, c.holder_node_ids) { protoBytes($0) }
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__FreeObjectsRequest>, _ a: ProtoArena) {
@@ -343,6 +347,8 @@ extension FreeObjectsRequest: ProtoCBacked {
         c.pointee.n_object_ids = self.objectIds.count
         c.pointee.object_ids = a.array(self.objectIds) { a.bytes($0) }
         c.pointee.local_only = self.localOnly ? 1 : 0
+        c.pointee.n_holder_node_ids = self.holderNodeIds.count
+        c.pointee.holder_node_ids = a.array(self.holderNodeIds) { a.bytes($0) }
     }
 }
 
