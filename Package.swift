@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(name: "SharedArrays", dependencies: ["Starling"], path: "Examples/SharedArrays"),
         // A driver program the runtime tests start as real processes (driver and workers).
         .executableTarget(name: "StarlingTestApp", dependencies: ["Starling", "StarlingNode"], path: "Tests/StarlingTestApp"),
-        .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp", "StarlingCLI", "StarlingNode"]),
+        .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp", "StarlingCLI", "StarlingNode", "StarlingWire"]),
         .testTarget(name: "StarlingCodecTests", dependencies: ["StarlingCodec"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
         .testTarget(name: "StarlingWireTests", dependencies: ["StarlingWire", "StarlingCodec"]),

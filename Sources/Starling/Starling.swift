@@ -32,10 +32,15 @@ public enum Starling {
         public var idleWorkerTimeout: Duration?
         /// Bytes of the node's shared-memory object store (default 30% of memory).
         public var objectStoreCapacity: UInt64?
-        public init(resources: [String: Double]? = nil, idleWorkerTimeout: Duration? = nil, objectStoreCapacity: UInt64? = nil) {
+        /// Port of the head's HTTP endpoint (dashboard, `/metrics`, `/api/`) on 127.0.0.1; 0
+        /// picks a free one (printed on stderr); nil (the default) runs none.
+        public var dashboardPort: Int?
+        public init(resources: [String: Double]? = nil, idleWorkerTimeout: Duration? = nil, objectStoreCapacity: UInt64? = nil,
+                    dashboardPort: Int? = nil) {
             self.resources = resources
             self.idleWorkerTimeout = idleWorkerTimeout
             self.objectStoreCapacity = objectStoreCapacity
+            self.dashboardPort = dashboardPort
         }
     }
 

@@ -15,8 +15,10 @@ import StarlingWire
 let usage = """
 usage:
   starling start --head [--port 6379] [--host 127.0.0.1] [--resources CPU=4,GPU=1] [--token-file PATH]
+                 [--dashboard-host 127.0.0.1] [--dashboard-port 8265] [--node-timeout SECONDS]
   starling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--token-file PATH]
   starling memory [--address HOST:PORT] [--token-file PATH] [--json]
+  starling status [--address HOST:PORT] [--token-file PATH] [--json]
 
   --resources   what this node offers (default: CPU = the number of cores)
   --labels      node labels, k=v,k2=v2
@@ -24,6 +26,12 @@ usage:
                 shared memory for large objects (default 30% of RAM)
   --token-file  the cluster token (default ~/.starling/token; the head creates it, mode 0600)
 
+  --dashboard-host, --dashboard-port
+                where the head serves HTTP: the dashboard, /metrics, /healthz, /api/
+                (default 127.0.0.1:8265; port 0 picks a free one; --dashboard-port none: off)
+  --node-timeout  seconds of silence after which the head declares a node dead (default 5)
+
+  status        nodes, resources used/total, workers, actors, pending tasks, recent failures
   memory        every node's object store: use, spilled objects, objects by size, owner, copy
                 kind; --address defaults to $STARLING_ADDRESS
 """
@@ -41,6 +49,9 @@ struct StartOptions {
     var resources: ResourceSet?
     var labels: [String: String] = [:]
     var objectStoreMemory: UInt64?
+    var dashboardHost = "127.0.0.1"
+    var dashboardPort: Int? = 8265
+    var nodeTimeout: Duration?
     static let defaultTokenFile = (ProcessInfo.processInfo.environment["HOME"] ?? "/tmp") + "/.starling/token"
     var tokenFile = StartOptions.defaultTokenFile
 
@@ -62,6 +73,16 @@ struct StartOptions {
             case "--resources": resources = try Self.resources(try value(flag))
             case "--labels": labels = try Self.pairs(try value(flag), flag: flag)
             case "--token-file": tokenFile = try value(flag)
+            case "--dashboard-host": dashboardHost = try value(flag)
+            case "--dashboard-port":
+                let text = try value(flag)
+                if text == "none" { dashboardPort = nil; continue }
+                guard let number = Int(text), (0...65535).contains(number) else { throw CLIError("--dashboard-port \(text) is not a port number (or none)") }
+                dashboardPort = number
+            case "--node-timeout":
+                let text = try value(flag)
+                guard let seconds = Double(text), seconds >= 0.5, seconds <= 3600 else { throw CLIError("--node-timeout \(text) is not a number of seconds between 0.5 and 3600") }
+                nodeTimeout = .milliseconds(Int(seconds * 1000))
             case "--object-store-memory":
                 let text = try value(flag)
                 guard let bytes = UInt64(text), bytes > 0 else { throw CLIError("--object-store-memory \(text) is not a positive number of bytes") }
@@ -108,12 +129,17 @@ func start(_ options: StartOptions) async throws -> Int32 {
     var head: Head?
     var headAddress: Address
     if options.head {
-        let started = Head(settings: HeadSettings(listenAddress: try Address("tcp://\(options.host):\(options.port ?? 6379)"),
-                                                  sessionDir: directory.path), token: token)
+        var settings = HeadSettings(listenAddress: try Address("tcp://\(options.host):\(options.port ?? 6379)"), sessionDir: directory.path)
+        settings.httpHost = options.dashboardHost
+        settings.httpPort = options.dashboardPort
+        settings.eventsAddress = try Address("tcp://\(options.host):0")
+        if let timeout = options.nodeTimeout { settings.nodeTimeout = timeout }
+        let started = Head(settings: settings, token: token)
         try await started.start()
         head = started
         headAddress = await started.address!
         print("starling head listening at \(headAddress) (token \(options.tokenFile), session \(directory.path))")
+        if let url = await started.dashboardURL { print("starling dashboard at \(url)") }
     } else {
         let text = options.address!
         headAddress = try Address(text.contains("://") ? text : "tcp://\(text)")
@@ -157,6 +183,29 @@ func start(_ options: StartOptions) async throws -> Int32 {
     return outcome.0
 }
 
+/// `--address` (default $STARLING_ADDRESS), `--token-file` (default $STARLING_TOKEN_FILE or
+/// ~/.starling/token) and `--json` of the commands that ask a running cluster.
+func clientOptions(_ arguments: [String], command: String) throws -> (address: String, tokenFile: String, json: Bool) {
+    var address = ProcessInfo.processInfo.environment["STARLING_ADDRESS"]
+    var tokenFile = ProcessInfo.processInfo.environment["STARLING_TOKEN_FILE"] ?? StartOptions.defaultTokenFile
+    var json = false
+    var rest = arguments[...]
+    while let flag = rest.popFirst() {
+        switch flag {
+        case "--address":
+            guard let value = rest.popFirst() else { throw CLIError("\(command): --address needs HOST:PORT") }
+            address = value
+        case "--token-file":
+            guard let value = rest.popFirst() else { throw CLIError("\(command): --token-file needs a path") }
+            tokenFile = value
+        case "--json": json = true
+        default: throw CLIError("\(command): unknown option \(flag) (expected --address HOST:PORT, --token-file PATH, --json)")
+        }
+    }
+    guard let address, !address.isEmpty else { throw CLIError("\(command): give --address HOST:PORT (or set STARLING_ADDRESS)") }
+    return (address, tokenFile, json)
+}
+
 // A parent that started us from async code (Foundation.Process) may have left signals blocked
 // (PITFALLS.md): unblock them so SIGTERM and SIGINT reach the Dispatch sources below.
 var unblocked = sigset_t()
@@ -173,20 +222,12 @@ do {
     switch command {
     case "start":
         exit(try await start(try StartOptions(arguments)))
+    case "status":
+        let (address, tokenFile, json) = try clientOptions(arguments, command: "status")
+        let status = try await ClusterStatus.collect(address: address, tokenFile: tokenFile)
+        print(json ? status.json : status.description)
     case "memory":
-        var address = ProcessInfo.processInfo.environment["STARLING_ADDRESS"]
-        var tokenFile = ProcessInfo.processInfo.environment["STARLING_TOKEN_FILE"] ?? StartOptions.defaultTokenFile
-        var json = false
-        var rest = arguments[...]
-        while let flag = rest.popFirst() {
-            switch flag {
-            case "--address": address = rest.popFirst()
-            case "--token-file": tokenFile = rest.popFirst() ?? tokenFile
-            case "--json": json = true
-            default: throw CLIError("memory: unknown option \(flag) (expected --address HOST:PORT, --token-file PATH, --json)")
-            }
-        }
-        guard let address, !address.isEmpty else { throw CLIError("memory: give --address HOST:PORT (or set STARLING_ADDRESS)") }
+        let (address, tokenFile, json) = try clientOptions(arguments, command: "memory")
         let report = try await MemoryReport.collect(address: address, tokenFile: tokenFile)
         if json {
             let encoder = JSONEncoder()

@@ -230,6 +230,7 @@ public actor Head {
     }
 
     private func jobEnded(_ id: UniqueID, reason: String) async {
+        record(.jobFinished, .info, "\(reason) (\(jobs.info(id).map { "\($0.state)" } ?? "ended"))", job: id.bytes)
         await endActors(ofJob: id)
         await endGroups(ofJob: id)
         await stopWorkers(of: id, reason: reason)
@@ -241,6 +242,7 @@ public actor Head {
         guard let job = request.job else { throw RPCFailure(.invalidArgument, "RegisterJob without a job") }
         let id = try jobs.register(job, connection: connection, nowUnixMs: Self.unixMs())
         log.info("job \(id.short) (\(job.name)) registered")
+        record(.jobStarted, .info, "job \(id.short) (\(job.name)) started", job: id.bytes)
         var reply = RegisterJobReply()
         reply.jobId = id.bytes
         reply.executableNeeded = !job.executableHash.isEmpty && !executables.has(job.executableHash)

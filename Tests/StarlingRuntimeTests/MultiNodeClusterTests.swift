@@ -19,18 +19,22 @@ final class LocalCluster {
     let tokenFile: String
     private(set) var members: [Member] = []
     private(set) var headAddress = ""
+    /// The head's HTTP endpoint (dashboard, /metrics).
+    private(set) var dashboardURL = ""
 
     var environment: [String: String] { ["STARLING_ADDRESS": headAddress, "STARLING_TOKEN_FILE": tokenFile] }
 
     /// Starts a head with `headResources` and one node per entry of `nodeResources`.
-    init(headResources: String, nodeResources: [String]) async throws {
+    init(headResources: String, nodeResources: [String], headArguments: [String] = []) async throws {
         directory = NSTemporaryDirectory() + "starling-test-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         tokenFile = directory + "/token"
         do {
-            let head = try launch(["start", "--head", "--port", "0", "--resources", headResources, "--token-file", tokenFile], name: "head")
+            let head = try launch(["start", "--head", "--port", "0", "--resources", headResources, "--token-file", tokenFile,
+                                   "--dashboard-port", "0"] + headArguments, name: "head")
             let headLine = try await waitForLine(head, prefix: "starling head listening at ")
             headAddress = String(headLine.split(separator: " ")[4])
+            dashboardURL = String(try await waitForLine(head, prefix: "starling dashboard at ").split(separator: " ")[3])
             members.append(head)
             try await describe(0)
             for (index, resources) in nodeResources.enumerated() {

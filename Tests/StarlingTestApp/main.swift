@@ -2,6 +2,9 @@
 import Glibc
 #endif
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Starling
 import StarlingNode
 
@@ -275,6 +278,18 @@ struct EchoRef: RemoteFunction {
     static func run(_ ref: ObjectRef<[UInt8]>) async throws -> [ObjectRef<[UInt8]>] { [ref] }
 }
 
+/// Records user metrics: a counter by `n`, a gauge, two histogram observations.
+struct RecordMetrics: RemoteFunction {
+    static func run(_ n: Int) async throws -> Int {
+        Metrics.Counter("test_items", description: "Items processed by the test's tasks", tags: ["stage": "train \"a\""]).increment(by: Double(n))
+        Metrics.Gauge("test_last_task", tags: ["stage": "train"]).set(Double(n))
+        let latency = Metrics.Histogram("test_latency_seconds", boundaries: [0.1, 0.5, 1])
+        latency.observe(0.05 * Double(n))
+        latency.observe(2)
+        return n
+    }
+}
+
 /// Store use and spill files of the embedded cluster's node, once its frees have landed.
 func settledStore(_ cluster: Cluster, until done: (MemoryReport.Node) -> Bool) async throws -> MemoryReport.Node {
     var node = try await cluster.memory().nodes[0]
@@ -302,7 +317,8 @@ struct TestApp {
         do {
             let idleTimeout: Duration? = scenario == "idle-stop" ? .milliseconds(500) : nil
             let storeCapacity: UInt64? = ["store", "spill"].contains(scenario) ? 256 << 20 : nil
-            try await Starling.run(embedded: .init(resources: ["CPU": 2], idleWorkerTimeout: idleTimeout, objectStoreCapacity: storeCapacity)) { cluster in
+            try await Starling.run(embedded: .init(resources: ["CPU": 2], idleWorkerTimeout: idleTimeout, objectStoreCapacity: storeCapacity,
+                                                   dashboardPort: scenario == "metrics" ? 0 : nil)) { cluster in
                 let result: String
                 switch scenario {
                 case "squares":
@@ -561,6 +577,18 @@ struct TestApp {
                     let after = try await settledStore(cluster) { $0.objects.count == 1 }
                     parts.append("left \(after.objects.count)")
                     result = parts.joined(separator: " | ")
+                case "metrics":
+                    // Four tasks record metrics; the head sums them; /metrics is saved for the
+                    // test to parse.
+                    _ = try await cluster.get(try await (1...4).asyncMap { try await cluster.submit(RecordMetrics.self, $0) })
+                    let samples = try await cluster.metrics(prefix: "test_")
+                    let items = samples.first { $0.name == "test_items" }?.value ?? -1
+                    let observations = samples.first { $0.name == "test_latency_seconds" }?.count ?? 0
+                    guard let url = try await cluster.dashboardURL() else { throw StarlingError.cluster("no dashboard") }
+                    let text = String(decoding: try await URLSession.shared.data(from: URL(string: url + "/metrics")!).0, as: UTF8.self)
+                    try text.write(toFile: CommandLine.arguments[2], atomically: true, encoding: .utf8)
+                    let healthz = String(decoding: try await URLSession.shared.data(from: URL(string: url + "/healthz")!).0, as: UTF8.self)
+                    result = "\(items) \(observations) \(healthz.trimmingCharacters(in: .whitespacesAndNewlines))"
                 case "returned-ref":
                     // A task hands back the ref it was given; the driver drops its own copy and
                     // still reads the value through the returned one.

@@ -34,11 +34,14 @@ struct DriverSession: Sendable {
         var node: NodeManager?
         do {
             let token = try ClusterToken.loadOrCreate(at: directory.tokenFile)
-            let started = Head(settings: HeadSettings(listenAddress: try Address("ipc://\(directory.path)/head.sock"),
-                                                      sessionDir: directory.path), token: token)
+            var headSettings = HeadSettings(listenAddress: try Address("ipc://\(directory.path)/head.sock"), sessionDir: directory.path)
+            headSettings.httpPort = options.dashboardPort
+            headSettings.eventsAddress = try Address("ipc://\(directory.path)/events.sock")
+            let started = Head(settings: headSettings, token: token)
             head = started
             try await started.start()
             guard let headAddress = await started.address else { throw StarlingError.cluster("the embedded head did not start") }
+            if let url = await started.dashboardURL { FileHandle.standardError.write(Data("starling: dashboard at \(url)\n".utf8)) }
             var settings = NodeSettings(sessionDir: directory.path, tokenFile: directory.tokenFile)
             if let resources = options.resources { settings.resources = ResourceSet(resources) }
             if let timeout = options.idleWorkerTimeout { settings.idleWorkerTimeout = timeout }

@@ -21,6 +21,8 @@ enum TaskExecutor {
         var result = await execute(spec, borrowed: borrowed)
         // However the run ended, the refs it kept or passed on go back to the submitter.
         result.borrowedIds = borrowed.stillHeld.map(\.bytes)
+        // Metrics the task recorded reach the head before its result reaches the owner.
+        await MetricsRegistry.shared.flush()
         return result
     }
 
