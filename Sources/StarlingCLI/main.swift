@@ -19,6 +19,7 @@ usage:
   starling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--token-file PATH]
   starling memory [--address HOST:PORT] [--token-file PATH] [--json]
   starling status [--address HOST:PORT] [--token-file PATH] [--json]
+  starling logs [NAME] [--tail BYTES] [--address HOST:PORT] [--token-file PATH]
 
   --resources   what this node offers (default: CPU = the number of cores)
   --labels      node labels, k=v,k2=v2
@@ -32,6 +33,8 @@ usage:
   --node-timeout  seconds of silence after which the head declares a node dead (default 5)
 
   status        nodes, resources used/total, workers, actors, pending tasks, recent failures
+  logs          without NAME: every node's worker logs; with NAME (worker-….log): its last
+                --tail bytes (default 16384), from whichever node has it
   memory        every node's object store: use, spilled objects, objects by size, owner, copy
                 kind; --address defaults to $STARLING_ADDRESS
 """
@@ -222,6 +225,24 @@ do {
     switch command {
     case "start":
         exit(try await start(try StartOptions(arguments)))
+    case "logs":
+        var name: String?
+        var tail: Int64 = 16_384
+        var rest: [String] = []
+        var iterator = arguments.makeIterator()
+        while let argument = iterator.next() {
+            if argument == "--tail" {
+                guard let text = iterator.next(), let bytes = Int64(text), bytes > 0 else { throw CLIError("logs: --tail needs a positive number of bytes") }
+                tail = bytes
+            } else if argument.hasPrefix("--") {
+                rest.append(argument)
+                if argument != "--json", let value = iterator.next() { rest.append(value) }
+            } else {
+                name = argument
+            }
+        }
+        let (address, tokenFile, _) = try clientOptions(rest, command: "logs")
+        print(try await NodeLogs.show(address: address, tokenFile: tokenFile, name: name, tail: tail))
     case "status":
         let (address, tokenFile, json) = try clientOptions(arguments, command: "status")
         let status = try await ClusterStatus.collect(address: address, tokenFile: tokenFile)

@@ -19,4 +19,6 @@ extension WorkerEnvironment {
     public static let headURL = "STARLING_HEAD_URL"
     /// The host a worker listens on with tcp (unset: an ipc socket in the session directory).
     public static let listenHost = "STARLING_WORKER_HOST"
+    /// The worker's log file (its stdout and stderr), named in its tasks' errors.
+    public static let workerLog = "STARLING_WORKER_LOG"
 }

@@ -56,8 +56,9 @@ extension NodeManager {
         } else {
             environment[WorkerEnvironment.listenHost] = nil
         }
-        let spawned = try WorkerProcess.spawn(executable: executable, environment: environment,
-                                              logPath: "\(settings.sessionDir)/logs/worker-\(id.short).log")
+        let logPath = "\(settings.sessionDir)/logs/worker-\(id.short).log"
+        environment[WorkerEnvironment.workerLog] = logPath
+        let spawned = try WorkerProcess.spawn(executable: executable, environment: environment, logPath: logPath)
         workers[id] = WorkerRecord(pid: spawned.pid, logPath: spawned.logPath, pool: pool, url: nil)
         log.debug("started worker \(id.short) (pid \(spawned.pid)) from \(executable)")
         let timeout = settings.workerStartTimeout

@@ -110,6 +110,7 @@ public actor NodeManager {
         routes.add(NodeManagerRPC.commitBundles) { [self] _, _ in CommitBundlesReply() }
         routes.add(NodeManagerRPC.releaseBundles) { [self] request, _ in await releaseBundles(request) }
         addObjectRoutes(to: &routes)
+        addLogRoutes(to: &routes)
         let listen = try settings.listenAddress ?? Address("ipc://\(settings.sessionDir)/node-\(nodeID.short).sock")
         server = try RPCServer(listeningOn: listen, token: token, name: "node \(nodeID.short)", routes: routes,
                                onConnectionClosed: { [weak self] connection in

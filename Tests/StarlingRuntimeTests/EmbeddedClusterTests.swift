@@ -105,7 +105,9 @@ struct EmbeddedClusterTests {
 
     @Test("a user error reaches get with its type, message and the task name")
     func userError() async throws {
-        #expect(try await runScenario(["user-error"]) == "task Fail failed with StarlingTestApp.Fail.Boom: boom 7")
+        let error = try await runScenario(["user-error"])
+        #expect(error.hasPrefix("task Fail failed with StarlingTestApp.Fail.Boom: boom 7 (worker log: /tmp/starling-"), "\(error)")
+        #expect(error.hasSuffix(".log)"), "the error names the worker's log: \(error)")
     }
 
     @Test("an infeasible task fails at once naming the resources asked and the largest node")

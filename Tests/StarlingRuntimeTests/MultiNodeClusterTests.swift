@@ -276,7 +276,7 @@ struct MultiNodeClusterTests {
         }
     }
 
-    @Test("starling memory lists every node's store (text and JSON); a wrong token is refused")
+    @Test("starling memory, logs and status against a running cluster; a wrong token is refused")
     func memoryCommand() async throws {
         try await withCluster { cluster in
             let cli = try builtProduct("starling").path
@@ -291,6 +291,19 @@ struct MultiNodeClusterTests {
             _ = FileManager.default.createFile(atPath: wrongToken, contents: Data(String(repeating: "ab", count: 32).utf8), attributes: [.posixPermissions: 0o600])
             let refused = try ChildProcessOutput.run(cli, ["memory", "--address", cluster.headAddress, "--token-file", wrongToken])
             #expect(refused.status != 0 && refused.error.contains("cannot reach the head"), "\(refused)")
+            // Worker logs: a job ran, so the nodes have worker logs; one can be read by name.
+            _ = try await runScenario(["squares"], environment: cluster.environment)
+            let listing = try ChildProcessOutput.run(cli, ["logs", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            let name = listing.output.split(whereSeparator: { $0 == " " || $0 == "\n" }).first { $0.hasPrefix("worker-") && $0.hasSuffix(".log") }
+            #expect(name != nil, "\(listing)")
+            if let name {
+                let shown = try ChildProcessOutput.run(cli, ["logs", String(name), "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+                #expect(shown.status == 0 && shown.output.hasPrefix("==> \(name) on node "), "\(shown)")
+            }
+            let outside = try ChildProcessOutput.run(cli, ["logs", "../token", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            #expect(outside.status != 0 && outside.error.contains("no live node has a log named ../token"), "\(outside)")
+            let status = try ChildProcessOutput.run(cli, ["status", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            #expect(status.output.hasPrefix("3 node(s) alive, 0 dead"), "\(status)")
         }
     }
 }

@@ -389,8 +389,10 @@ actor TaskSubmitter {
             case .typeMismatch:
                 objects.fail(task.returnID, .typeMismatch(task: name, detail: result.error?.message ?? ""))
             default:
+                let log = result.error?.workerLog ?? ""
                 objects.fail(task.returnID, .taskFailed(task: name, errorType: result.error?.typeName ?? "Error",
-                                                        message: result.error?.message ?? result.status?.message ?? ""))
+                                                        message: (result.error?.message ?? result.status?.message ?? "")
+                                                            + (log.isEmpty ? "" : " (worker log: \(log))")))
             }
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import StarlingCodec
 import StarlingCore
 import StarlingWire
@@ -92,6 +93,9 @@ enum TaskExecutor {
         return try BinaryEncoder().encode(output)
     }
 
+    /// This worker's log file (set by the node that started it).
+    static let workerLog = ProcessInfo.processInfo.environment[WorkerEnvironment.workerLog] ?? ""
+
     private static func remoteError(_ code: StatusCode, _ spec: TaskSpec, typeName: String, message: String) -> RemoteError {
         var error = RemoteError()
         error.code = code
@@ -100,6 +104,7 @@ enum TaskExecutor {
         error.taskName = spec.displayName
         error.taskId = spec.taskId
         error.attempt = spec.attempt
+        error.workerLog = workerLog
         return error
     }
 }
