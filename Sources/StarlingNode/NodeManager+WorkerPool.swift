@@ -106,6 +106,8 @@ extension NodeManager {
         }
     }
 
+    var reapPeriod: Duration { starting.isEmpty ? settings.idleReapInterval : settings.reapInterval }
+
     func reapWorkers() {
         for (id, worker) in workers {
             var status: Int32 = 0

@@ -116,9 +116,11 @@ public actor NodeManager {
                                onConnectionClosed: { [weak self] connection in
                                    Task { await self?.ownerGone(connection) }
                                })
-        let interval = settings.reapInterval
         reaper = Task { [weak self] in
             while !Task.isCancelled {
+                // Often while workers start (a failed start is noticed at once), rarely when
+                // idle (an idle node should cost next to nothing).
+                guard let interval = await self?.reapPeriod else { return }
                 try? await Task.sleep(for: interval)
                 await self?.reapWorkers()
                 await self?.stopIdleWorkers()

@@ -45,6 +45,8 @@ public struct NodeSettings: Sendable {
     public var spillDirectory: String?
     /// How often the reaper checks for exited and long-idle workers.
     public var reapInterval: Duration = .milliseconds(50)
+    /// How often it checks when no worker is starting.
+    public var idleReapInterval: Duration = .milliseconds(250)
 
     /// This process's executable (workers of an embedded cluster run the driver's binary).
     public static var currentExecutable: String { WorkerProcess.currentExecutable }
