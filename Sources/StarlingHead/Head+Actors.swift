@@ -222,7 +222,16 @@ extension Head {
             start.restartCount = actors[id]?.info.numRestarts ?? 0
             start.leaseId = lease.leaseId
             let client = try await peers.client(worker.url)
-            let reply = try await client.call(WorkerRPC.startActor, start, timeout: .seconds(60), returningFailures: true)
+            let reply: StartActorReply
+            do {
+                reply = try await client.call(WorkerRPC.startActor, start, timeout: .seconds(60), returningFailures: true)
+            } catch {
+                peers.drop(worker.url)
+                throw error
+            }
+            // The head needs no standing connection to the worker (kills go through its node):
+            // a dialer left to a worker that exits would redial it for as long as the head runs.
+            peers.drop(worker.url)
             guard current() else {
                 // Killed or re-placed while it started: this worker is no longer its home.
                 if actors[id]?.leaseID == lease.leaseId { await stopIncarnation(id) } else {
