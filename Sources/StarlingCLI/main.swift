@@ -20,6 +20,8 @@ usage:
   starling memory [--address HOST:PORT] [--token-file PATH] [--json]
   starling status [--address HOST:PORT] [--token-file PATH] [--json]
   starling logs [NAME] [--tail BYTES] [--address HOST:PORT] [--token-file PATH]
+  starling up CONFIG.json        bring up the cluster a config describes (provider local)
+  starling down CONFIG.json      stop it and remove its files
 
   --resources   what this node offers (default: CPU = the number of cores)
   --labels      node labels, k=v,k2=v2
@@ -243,6 +245,15 @@ do {
         }
         let (address, tokenFile, _) = try clientOptions(rest, command: "logs")
         print(try await NodeLogs.show(address: address, tokenFile: tokenFile, name: name, tail: tail))
+    case "up", "down":
+        guard let path = arguments.first, arguments.count == 1 else { throw CLIError("\(command): give one cluster config (for example cluster/local-3.json)") }
+        let config = try ClusterConfig.load(path)
+        if command == "up" {
+            let cli = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            try await ClusterLauncher.up(config, cli: cli)
+        } else {
+            try await ClusterLauncher.down(config)
+        }
     case "status":
         let (address, tokenFile, json) = try clientOptions(arguments, command: "status")
         let status = try await ClusterStatus.collect(address: address, tokenFile: tokenFile)

@@ -702,6 +702,10 @@ struct TestApp {
                 case "nodes":
                     let nodes = try await cluster.nodes()
                     result = "\(nodes.count) head=\(nodes.first { $0.isHead }?.id ?? "none") local=\(cluster.nodeID)"
+                case "spread-all":
+                    // One task on each node at once (a barrier holds them until all started).
+                    result = try await nodesUsed(cluster, count: try await cluster.nodes().count, sleepMillis: 0, barrier: true,
+                                                 options: .init(scheduling: .spread))
                 case "spread":
                     result = try await nodesUsed(cluster, count: 2, sleepMillis: 0, barrier: true, options: .init(scheduling: .spread))
                 case "pack":
