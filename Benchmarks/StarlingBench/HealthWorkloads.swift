@@ -44,10 +44,7 @@ enum HealthWorkloads {
     }
 
     static func idleCPU() async throws -> Double {
-        let cli = URL(fileURLWithPath: BenchPaths.executable).deletingLastPathComponent().appendingPathComponent("starling").path
-        guard FileManager.default.isExecutableFile(atPath: cli) else {
-            throw BenchError.missing("\(cli) not found: build it with `swift build -c release --product starling`")
-        }
+        let cli = try BenchPaths.cli()
         let directory = BenchPaths.scratch.appendingPathComponent("idle-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }

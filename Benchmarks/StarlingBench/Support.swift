@@ -134,6 +134,15 @@ enum BenchError: Error, CustomStringConvertible {
 
 /// Where the benchmark's own files live: next to this source file in the checkout.
 enum BenchPaths {
+    /// The `starling` executable built next to this one.
+    static func cli() throws -> String {
+        let path = URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("starling").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw BenchError.missing("\(path) not found: build it with `swift build -c release --product starling`")
+        }
+        return path
+    }
+
     static let benchmarks = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     /// This executable (for the hidden modes it re-runs itself in).
     static var executable: String { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0] }

@@ -33,18 +33,7 @@ public struct ClusterStatus: Sendable, CustomStringConvertible {
 
     /// Asks the head at `address` (`HOST:PORT`) with the token in `tokenFile`.
     public static func collect(address: String, tokenFile: String) async throws -> ClusterStatus {
-        let token: ClusterToken
-        do {
-            token = try ClusterToken.load(from: tokenFile)
-        } catch {
-            throw StarlingError.cluster("cannot read the cluster token \(tokenFile): \(error)")
-        }
-        let head: RPCClient
-        do {
-            head = try await RPCClient.connect(to: Address(address.contains("://") ? address : "tcp://\(address)"), token: token, name: "status")
-        } catch {
-            throw StarlingError.cluster("cannot reach the head at \(address): \(error)")
-        }
+        let head = try await HeadConnection.open(address: address, tokenFile: tokenFile, name: "status").head
         defer { head.close() }
         var listNodes = ListNodesRequest()
         listNodes.includeDead = true

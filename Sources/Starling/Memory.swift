@@ -106,18 +106,8 @@ extension MemoryReport {
     /// The object stores of the cluster whose head is at `address` (`HOST:PORT`), asked with
     /// the token in `tokenFile` (`starling memory`).
     public static func collect(address: String, tokenFile: String) async throws -> MemoryReport {
-        let token: ClusterToken
-        do {
-            token = try ClusterToken.load(from: tokenFile)
-        } catch {
-            throw StarlingError.cluster("cannot read the cluster token \(tokenFile): \(error)")
-        }
-        let head: RPCClient
-        do {
-            head = try await RPCClient.connect(to: Address(address.contains("://") ? address : "tcp://\(address)"), token: token, name: "memory")
-        } catch {
-            throw StarlingError.cluster("cannot reach the head at \(address): \(error)")
-        }
+        let connection = try await HeadConnection.open(address: address, tokenFile: tokenFile, name: "memory")
+        let (head, token) = (connection.head, connection.token)
         let pool = ConnectionPool(token: token, name: "memory")
         defer { head.close(); pool.closeAll() }
         return try await collect(head: head, pool: pool) { _, owner in "owned by \(owner)" }

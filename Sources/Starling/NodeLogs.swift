@@ -7,18 +7,8 @@ public enum NodeLogs {
     /// Without `name`, a listing of every live node's logs; with it, the last `tail` bytes of
     /// that log from the node holding it.
     public static func show(address: String, tokenFile: String, name: String?, tail: Int64) async throws -> String {
-        let token: ClusterToken
-        do {
-            token = try ClusterToken.load(from: tokenFile)
-        } catch {
-            throw StarlingError.cluster("cannot read the cluster token \(tokenFile): \(error)")
-        }
-        let head: RPCClient
-        do {
-            head = try await RPCClient.connect(to: Address(address.contains("://") ? address : "tcp://\(address)"), token: token, name: "logs")
-        } catch {
-            throw StarlingError.cluster("cannot reach the head at \(address): \(error)")
-        }
+        let connection = try await HeadConnection.open(address: address, tokenFile: tokenFile, name: "logs")
+        let (head, token) = (connection.head, connection.token)
         let pool = ConnectionPool(token: token, name: "logs")
         defer { head.close(); pool.closeAll() }
         let nodes = try await head.call(HeadRPC.listNodes, ListNodesRequest()).nodes.filter { $0.state == .alive }

@@ -1,0 +1,23 @@
+import StarlingWire
+
+/// A connection to a running cluster's head for one command (`starling status`, `memory`,
+/// `logs`): the token read from its file, the head dialled, errors that say which failed.
+struct HeadConnection {
+    let head: RPCClient
+    let token: ClusterToken
+
+    static func open(address: String, tokenFile: String, name: String) async throws -> HeadConnection {
+        let token: ClusterToken
+        do {
+            token = try ClusterToken.load(from: tokenFile)
+        } catch {
+            throw StarlingError.cluster("cannot read the cluster token \(tokenFile): \(error)")
+        }
+        do {
+            let head = try await RPCClient.connect(to: Address(address.contains("://") ? address : "tcp://\(address)"), token: token, name: name)
+            return HeadConnection(head: head, token: token)
+        } catch {
+            throw StarlingError.cluster("cannot reach the head at \(address): \(error)")
+        }
+    }
+}
