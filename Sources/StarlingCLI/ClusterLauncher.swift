@@ -55,6 +55,28 @@ enum ClusterLauncher {
         print("cluster \(config.name) is down: \(stopped) process(es) stopped, \(state) removed")
     }
 
+    // MARK: - Processes started by `starling start`
+
+    static var startedDirectory: String { ClusterConfig.home + "/.starling/started" }
+
+    /// Records this process (pid → session directory) for `stop`; returns the record's path.
+    static func recordStart(session: String) -> String {
+        try? FileManager.default.createDirectory(atPath: startedDirectory, withIntermediateDirectories: true,
+                                                 attributes: [.posixPermissions: 0o700])
+        let path = startedDirectory + "/\(getpid())"
+        try? session.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Stops every recorded `starling start` process still running; removes the records.
+    static func stopRecorded() -> Int {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: startedDirectory)) ?? []
+        let pids = entries.compactMap { Int32($0) }
+        let stopped = stop(pids)
+        for entry in entries { try? FileManager.default.removeItem(atPath: startedDirectory + "/" + entry) }
+        return stopped
+    }
+
     // MARK: - Processes
 
     private static func launch(_ cli: String, _ arguments: [String], log: String) throws -> Process {

@@ -20,6 +20,8 @@ usage:
   starling memory [--address HOST:PORT] [--token-file PATH] [--json]
   starling status [--address HOST:PORT] [--token-file PATH] [--json]
   starling logs [NAME] [--tail BYTES] [--address HOST:PORT] [--token-file PATH]
+  starling list nodes|actors|jobs [--json] [--address HOST:PORT] [--token-file PATH]
+  starling stop                  stop the starling processes started on this host (recorded by pid)
   starling up CONFIG.json        bring up the cluster a config describes (provider local)
   starling down CONFIG.json      stop it and remove its files
 
@@ -123,6 +125,9 @@ struct StartOptions {
 func start(_ options: StartOptions) async throws -> Int32 {
     let directory = try SessionDirectory.create()
     defer { directory.remove() }
+    // Recorded for `starling stop` (which stops only processes recorded here, by pid).
+    let record = ClusterLauncher.recordStart(session: directory.path)
+    defer { try? FileManager.default.removeItem(atPath: record) }
     let token: ClusterToken
     if options.head {
         try? FileManager.default.createDirectory(atPath: (options.tokenFile as NSString).deletingLastPathComponent,
@@ -245,6 +250,16 @@ do {
         }
         let (address, tokenFile, _) = try clientOptions(rest, command: "logs")
         print(try await NodeLogs.show(address: address, tokenFile: tokenFile, name: name, tail: tail))
+    case "stop":
+        guard arguments.isEmpty else { throw CLIError("stop takes no arguments (it stops what `starling start` recorded in ~/.starling/started)") }
+        let stopped = ClusterLauncher.stopRecorded()
+        print("stopped \(stopped) starling process(es)")
+    case "list":
+        guard let what = arguments.first, ["nodes", "actors", "jobs"].contains(what) else {
+            throw CLIError("list: say what to list: nodes, actors or jobs")
+        }
+        let (address, tokenFile, json) = try clientOptions(Array(arguments.dropFirst()), command: "list \(what)")
+        print(try await ClusterListing.list(what, address: address, tokenFile: tokenFile, json: json))
     case "up", "down":
         guard let path = arguments.first, arguments.count == 1 else { throw CLIError("\(command): give one cluster config (for example cluster/local-3.json)") }
         let config = try ClusterConfig.load(path)

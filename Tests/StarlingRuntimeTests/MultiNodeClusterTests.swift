@@ -304,6 +304,9 @@ struct MultiNodeClusterTests {
             #expect(outside.status != 0 && outside.error.contains("no live node has a log named ../token"), "\(outside)")
             let status = try ChildProcessOutput.run(cli, ["status", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
             #expect(status.output.hasPrefix("3 node(s) alive, 0 dead"), "\(status)")
+            let listed = try ChildProcessOutput.run(cli, ["list", "nodes", "--json", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            let nodes = (try? JSONSerialization.jsonObject(with: Data(listed.output.utf8))) as? [[String: Any]] ?? []
+            #expect(nodes.filter { $0["state"] as? String == "alive" }.count == 3, "\(listed)")
         }
     }
 }

@@ -512,7 +512,8 @@ struct TestApp {
                     for (seed, ref) in results.enumerated() where identical(try await cluster.get(ref), pattern(seed, 10 << 20)) { exact += 1 }
                     // A result nobody holds a ref to is freed as soon as it arrives.
                     _ = try await cluster.submit(MakePattern.self, .init(seed: 9, size: 10 << 20))
-                    let held = try await cluster.memory().nodes[0]
+                    // (It arrives, is found unwanted and freed asynchronously: wait for that.)
+                    let held = try await settledStore(cluster) { $0.objects.filter { $0.reference == "local ref" }.count == 8 }
                     let heldObjects = held.objects.filter { $0.reference == "local ref" }.count
                     puts.removeAll()
                     results.removeAll()
