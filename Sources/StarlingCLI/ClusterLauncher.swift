@@ -155,7 +155,12 @@ enum ClusterLauncher {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             let alive = try await head.call(HeadRPC.listNodes, ListNodesRequest()).nodes.filter { $0.state == .alive }.count
-            if alive >= count { return }
+            if alive >= count {
+                // Every node learns of the others at its next heartbeat (200 ms): after that,
+                // work submitted at once can spill to any of them.
+                try await Task.sleep(for: .milliseconds(300))
+                return
+            }
             if let pids = recorded(in: state), let dead = pids.first(where: { !ProcessTable.isRunning($0) }) {
                 throw CLIError("node process \(dead) exited before registering; see the logs in \(state)")
             }

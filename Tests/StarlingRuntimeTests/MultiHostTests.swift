@@ -1,0 +1,76 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// Three "hosts" in network namespaces (cluster/netns-hosts): a head on 10.77.0.1 and a node on
+/// each of 10.77.0.2 and 10.77.0.3, every process started with `ip netns exec`.
+@Suite("Multi-host cluster in network namespaces (real processes; root only)", .serialized)
+struct MultiHostTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("cluster/netns-hosts").path
+
+    @Test("head and two nodes on three hosts with distinct addresses run Examples/Pi across the hosts")
+    func piAcrossHosts() async throws {
+        let check = try ChildProcessOutput.run(Self.script, ["check"])
+        guard check.status == 0 else {
+            print("multi-host test skipped: \(check.output)")
+            return
+        }
+        let prefix = "st\(getpid() % 100_000)"
+        let up = try ChildProcessOutput.run(Self.script, ["up", "3", prefix])
+        #expect(up.status == 0, "\(up)")
+        let directory = NSTemporaryDirectory() + "starling-netns-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var members: [Process] = []
+        defer {
+            for member in members where member.isRunning { member.terminate() }
+            for member in members { member.waitUntilExit() }
+            _ = try? ChildProcessOutput.run(Self.script, ["down", "3", prefix])
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let cli = try builtProduct("starling").path
+        let token = directory + "/token"
+        func onHost(_ host: Int, _ executable: String, _ arguments: [String], log: String) throws -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", "\(prefix)-\(host)", executable] + arguments
+            FileManager.default.createFile(atPath: log, contents: nil)
+            process.standardOutput = FileHandle(forWritingAtPath: log)
+            process.standardError = FileHandle(forWritingAtPath: log)
+            try process.run()
+            return process
+        }
+        members.append(try onHost(1, cli, ["start", "--head", "--host", "10.77.0.1", "--port", "6379", "--resources", "CPU=0",
+                                           "--dashboard-port", "none", "--token-file", token], log: directory + "/head.log"))
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: token) { try await Task.sleep(for: .milliseconds(50)) }
+        for host in 2...3 {
+            members.append(try onHost(host, cli, ["start", "--address", "10.77.0.1:6379", "--host", "10.77.0.\(host)", "--resources", "CPU=2",
+                                                  "--token-file", token], log: directory + "/node\(host).log"))
+        }
+        var listed = ""
+        for _ in 0..<100 {
+            listed = (try? ChildProcessOutput.run(cli, ["list", "nodes", "--address", "10.77.0.1:6379", "--token-file", token]).output) ?? ""
+            if listed.components(separatedBy: "alive").count - 1 == 3 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        // The CLI runs outside the namespaces and reaches the head through the bridge.
+        #expect(listed.contains("10.77.0.2") && listed.contains("10.77.0.3"), "\(listed)")
+        let driverEnvironment = ["STARLING_ADDRESS": "10.77.0.1:6379", "STARLING_TOKEN_FILE": token]
+        let run = Process()
+        run.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        run.arguments = ["netns", "exec", "\(prefix)-1", "env"] + driverEnvironment.map { "\($0.key)=\($0.value)" } + [try builtProduct("Pi").path]
+        let output = Pipe()
+        run.standardOutput = output
+        run.standardError = FileHandle.nullDevice
+        try run.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        run.waitUntilExit()
+        #expect(run.terminationStatus == 0 && text.contains("π ≈ 3.14") && text.contains("on 3 node(s)"), "\(text)")
+        // Tasks ran on both worker hosts: each node kept its workers' logs.
+        let logs = try ChildProcessOutput.run(cli, ["logs", "--address", "10.77.0.1:6379", "--token-file", token]).output
+        let nodesWithWorkers = logs.components(separatedBy: "node ").dropFirst().filter { $0.contains("worker-") }.count
+        #expect(nodesWithWorkers == 2, "both worker hosts ran tasks: \(logs)")
+    }
+}
