@@ -148,6 +148,18 @@ enum ClusterLauncher {
         throw CLIError("no \"\(text)\" in \(log) after \(timeout)")
     }
 
+    /// Every node learns of the others at a heartbeat after they registered (it logs "sees N
+    /// live nodes"); until then, work submitted at once would not spill to the newest ones.
+    private static func waitForViews(_ count: Int, state: String) async throws {
+        let logs = ((try? FileManager.default.contentsOfDirectory(atPath: state)) ?? []).filter { $0.hasSuffix(".log") }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let behind = logs.filter { !(((try? String(contentsOfFile: state + "/" + $0, encoding: .utf8)) ?? "").contains("sees \(count) live nodes")) }
+            if behind.isEmpty { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     private static func waitForNodes(_ count: Int, address: String, tokenFile: String, state: String) async throws {
         let token = try ClusterToken.load(from: tokenFile)
         let head = try await RPCClient.connect(to: Address(address.contains("://") ? address : "tcp://\(address)"), token: token, name: "up")
@@ -156,9 +168,7 @@ enum ClusterLauncher {
         while ContinuousClock.now < deadline {
             let alive = try await head.call(HeadRPC.listNodes, ListNodesRequest()).nodes.filter { $0.state == .alive }.count
             if alive >= count {
-                // Every node learns of the others at its next heartbeat (200 ms): after that,
-                // work submitted at once can spill to any of them.
-                try await Task.sleep(for: .milliseconds(300))
+                try await waitForViews(count, state: state)
                 return
             }
             if let pids = recorded(in: state), let dead = pids.first(where: { !ProcessTable.isRunning($0) }) {

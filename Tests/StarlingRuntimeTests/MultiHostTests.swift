@@ -35,7 +35,8 @@ struct MultiHostTests {
         func onHost(_ host: Int, _ executable: String, _ arguments: [String], log: String) throws -> Process {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", "\(prefix)-\(host)", executable] + arguments
+            // Info level: the test waits for the head's "sees 3 live nodes".
+            process.arguments = ["netns", "exec", "\(prefix)-\(host)", "env", "STARLING_LOG=info", executable] + arguments
             FileManager.default.createFile(atPath: log, contents: nil)
             process.standardOutput = FileHandle(forWritingAtPath: log)
             process.standardError = FileHandle(forWritingAtPath: log)
@@ -57,6 +58,10 @@ struct MultiHostTests {
         }
         // The CLI runs outside the namespaces and reaches the head through the bridge.
         #expect(listed.contains("10.77.0.2") && listed.contains("10.77.0.3"), "\(listed)")
+        // The head's node schedules with its view of the others: wait until it has them all.
+        for _ in 0..<100 where !((try? String(contentsOfFile: directory + "/head.log", encoding: .utf8)) ?? "").contains("sees 3 live nodes") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         let driverEnvironment = ["STARLING_ADDRESS": "10.77.0.1:6379", "STARLING_TOKEN_FILE": token]
         let run = Process()
         run.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
@@ -68,9 +73,18 @@ struct MultiHostTests {
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         run.waitUntilExit()
         #expect(run.terminationStatus == 0 && text.contains("π ≈ 3.14") && text.contains("on 3 node(s)"), "\(text)")
-        // Tasks ran on both worker hosts: each node kept its workers' logs.
-        let logs = try ChildProcessOutput.run(cli, ["logs", "--address", "10.77.0.1:6379", "--token-file", token]).output
-        let nodesWithWorkers = logs.components(separatedBy: "node ").dropFirst().filter { $0.contains("worker-") }.count
-        #expect(nodesWithWorkers == 2, "both worker hosts ran tasks: \(logs)")
+        // Two spread tasks held by a barrier until both started: one on each worker host.
+        let spread = Process()
+        spread.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        spread.arguments = ["netns", "exec", "\(prefix)-1", "env"] + driverEnvironment.map { "\($0.key)=\($0.value)" }
+            + [try builtProduct("StarlingTestApp").path, "spread"]
+        let spreadOutput = Pipe()
+        spread.standardOutput = spreadOutput
+        spread.standardError = FileHandle.nullDevice
+        try spread.run()
+        let spreadText = String(decoding: spreadOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        spread.waitUntilExit()
+        let used = spreadText.split(separator: "\n").first { $0.hasPrefix("RESULT ") }.map { String($0.dropFirst(7)) } ?? spreadText
+        #expect(used.hasPrefix("2 ") && used.split(separator: ",").count == 2, "the two tasks ran on both worker hosts: \(used)")
     }
 }
