@@ -127,10 +127,10 @@ func loadDigits() throws -> Shard {
 
 @main
 struct ParameterServerExample {
-    static func main() async throws {
+    static func main() async {
         let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
         let trainers = arguments.first ?? 2, steps = arguments.dropFirst().first ?? 300
-        try await Starling.run { cluster in
+        await Starling.runOrExit { cluster in
             let data = try loadDigits()
             // Every fifth example is held out for testing.
             var train = Shard(), test = Shard()

@@ -23,8 +23,8 @@ struct SamplePi: RemoteFunction {
 
 @main
 struct Pi {
-    static func main() async throws {
-        try await Starling.run { cluster in
+    static func main() async {
+        await Starling.runOrExit { cluster in
             let tasks = 1_000, samples = 20_000
             let clock = ContinuousClock()
             let start = clock.now

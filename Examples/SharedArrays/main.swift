@@ -50,8 +50,8 @@ func loadDigits() throws -> (images: [Float], labels: [Int32]) {
 
 @main
 struct SharedArrays {
-    static func main() async throws {
-        try await Starling.run { cluster in
+    static func main() async {
+        await Starling.runOrExit { cluster in
             let (images, labels) = try loadDigits()
             let rows = labels.count, trainingRows = rows * 4 / 5
             var imagesRef: ObjectRef<[Float]>? = try await cluster.put(images)

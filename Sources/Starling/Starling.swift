@@ -44,6 +44,23 @@ public enum Starling {
         }
     }
 
+    /// `run` for a program's `main`: an error ends the process with `error: …` on stderr and
+    /// exit status 1, instead of Swift's crash report for an error thrown out of `main`.
+    /// ```swift
+    /// @main struct App {
+    ///     static func main() async { await Starling.runOrExit { cluster in … } }
+    /// }
+    /// ```
+    public static func runOrExit(embedded options: EmbeddedOptions = EmbeddedOptions(),
+                                 _ body: @Sendable (Cluster) async throws -> Void) async {
+        do {
+            try await run(embedded: options, body)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
     /// Runs `body` on a cluster and returns its result.
     ///
     /// With `STARLING_ADDRESS` set (`HOST:PORT` of a head started with `starling start --head`)

@@ -304,6 +304,13 @@ struct MultiNodeClusterTests {
             #expect(outside.status != 0 && outside.error.contains("no live node has a log named ../token"), "\(outside)")
             let status = try ChildProcessOutput.run(cli, ["status", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
             #expect(status.output.hasPrefix("3 node(s) alive, 0 dead"), "\(status)")
+            // A driver and a node with the wrong token are refused, and nothing of them runs.
+            let driver = try ChildProcessOutput.run(try builtProduct("Pi").path, [], environment: ["STARLING_ADDRESS": cluster.headAddress, "STARLING_TOKEN_FILE": wrongToken])
+            #expect(driver.status == 1 && driver.error.hasPrefix("error: cannot connect to the head") && driver.error.contains("token"), "\(driver)")
+            let node = try ChildProcessOutput.run(cli, ["start", "--address", cluster.headAddress, "--token-file", wrongToken])
+            #expect(node.status != 0 && node.error.contains("authentication") && node.error.contains("token"), "\(node)")
+            let jobs = try ChildProcessOutput.run(cli, ["list", "jobs", "--json", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            #expect(((try? JSONSerialization.jsonObject(with: Data(jobs.output.utf8))) as? [Any])?.count == 1, "only the squares job ran: \(jobs)")
             let listed = try ChildProcessOutput.run(cli, ["list", "nodes", "--json", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
             let nodes = (try? JSONSerialization.jsonObject(with: Data(listed.output.utf8))) as? [[String: Any]] ?? []
             #expect(nodes.filter { $0["state"] as? String == "alive" }.count == 3, "\(listed)")
@@ -318,10 +325,13 @@ struct ChildProcessOutput: CustomStringConvertible {
     let error: String
     var description: String { "exit \(status): \(output) \(error)" }
 
-    static func run(_ executable: String, _ arguments: [String]) throws -> ChildProcessOutput {
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcessOutput {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let (out, err) = (Pipe(), Pipe())
         process.standardOutput = out
         process.standardError = err
