@@ -173,12 +173,17 @@ extension NodeManager {
         let size = info.dataSize
         let location = try store.create(id, size: size, .init(owner: UInt32.max, job: nil, ownerURL: info.owner?.url ?? "",
                                                                jobID: info.jobId, primary: false, offset: UInt64(info.dataOffset)))
+        let generation = store.entries[id]?.generation
         reportDropped()
         do {
             try await Self.copyChunks(of: id, size: size, chunk: max(described.chunkSize, 1 << 16), from: holder, into: location)
         } catch {
-            _ = try? store.seal(id, abort: true)
+            if store.entries[id]?.generation == generation { _ = try? store.seal(id, abort: true) }
             throw error
+        }
+        // Freed (and perhaps made again) while the chunks travelled: this copy is not wanted.
+        guard store.entries[id]?.generation == generation else {
+            throw RPCFailure(.objectLost, "object \(id.short) was freed while it was being pulled")
         }
         try store.seal(id, abort: false)
         reportHeld(id, size: size, ownerURL: info.owner?.url ?? "")

@@ -36,6 +36,8 @@ struct ObjectStore {
         let createdUnixMs: Int64
         /// Reader pins by connection: a pinned object stays in shared memory.
         var pins: [UInt32: Int] = [:]
+        /// Tells this entry from a later one of the same id (a pull checks it before sealing).
+        var generation: UInt64 = 0
 
         var segmentSize: UInt64 { offset + size }
         var location: ShmLocation {
@@ -55,6 +57,10 @@ struct ObjectStore {
     private var served: [UniqueID: UInt] = [:]
     /// Copies dropped since the last `takeDropped` (the object directory is told).
     private var dropped: [UniqueID] = []
+    private var nextGeneration: UInt64 = 0
+    /// Objects freed while readers still had views: their segment is unlinked (no new
+    /// reader finds it) but its memory stays counted in `used` until the last view closes.
+    private var releasedWithViews: [UniqueID: (pins: [UInt32: Int], size: UInt64)] = [:]
     /// Objects spilled since the last `takeSpills` (reported as events): id, bytes, file.
     private var spills: [(id: UniqueID, size: UInt64, path: String)] = []
 
@@ -89,9 +95,10 @@ struct ObjectStore {
         try makeRoom(for: segmentSize)
         let segment = prefix + id.hex
         try Self.createSegment(segment, size: segmentSize)
+        nextGeneration += 1
         let entry = Entry(segment: segment, size: size, offset: object.offset, sealed: false, owner: object.owner, job: object.job,
                           ownerURL: object.ownerURL, jobID: object.jobID, primary: object.primary, spillPath: nil,
-                          lastAccess: .now, createdUnixMs: Int64(Date().timeIntervalSince1970 * 1000))
+                          lastAccess: .now, createdUnixMs: Int64(Date().timeIntervalSince1970 * 1000), generation: nextGeneration)
         entries[id] = entry
         used += segmentSize
         return entry.location
@@ -199,6 +206,11 @@ struct ObjectStore {
     }
 
     mutating func unpin(_ id: UniqueID, for connection: UInt32) {
+        if var released = releasedWithViews[id], let count = released.pins[connection] {
+            released.pins[connection] = count > 1 ? count - 1 : nil
+            settleReleased(id, released)
+            return
+        }
         guard let count = entries[id]?.pins[connection] else { return }
         entries[id]?.pins[connection] = count > 1 ? count - 1 : nil
     }
@@ -206,6 +218,20 @@ struct ObjectStore {
     /// A reader's connection closed: its views are gone.
     mutating func unpinAll(for connection: UInt32) {
         for (id, entry) in entries where entry.pins[connection] != nil { entries[id]?.pins[connection] = nil }
+        for (id, var released) in releasedWithViews where released.pins[connection] != nil {
+            released.pins[connection] = nil
+            settleReleased(id, released)
+        }
+    }
+
+    /// A freed object's memory leaves the count once its last view is closed.
+    private mutating func settleReleased(_ id: UniqueID, _ released: (pins: [UInt32: Int], size: UInt64)) {
+        if released.pins.isEmpty {
+            releasedWithViews[id] = nil
+            used -= released.size
+        } else {
+            releasedWithViews[id] = released
+        }
     }
 
     /// Bytes `offset..<offset+length` of a sealed object, for a node pulling it (read from its
@@ -248,7 +274,13 @@ struct ObjectStore {
             spilledBytes -= entry.segmentSize
         } else {
             shm_unlink(entry.segment)
-            used -= entry.segmentSize
+            if entry.pins.isEmpty {
+                used -= entry.segmentSize
+            } else {
+                // Readers still map it: its pages stay until their views close.
+                let earlier = releasedWithViews[id]
+                releasedWithViews[id] = (entry.pins.merging(earlier?.pins ?? [:], uniquingKeysWith: +), entry.segmentSize + (earlier?.size ?? 0))
+            }
         }
         if entry.sealed { dropped.append(id) }
         return true
@@ -265,6 +297,8 @@ struct ObjectStore {
 
     mutating func removeAll() {
         for id in Array(entries.keys) { free(id) }
+        for (_, released) in releasedWithViews { used -= released.size }
+        releasedWithViews.removeAll()
         dropped.removeAll()
         try? FileManager.default.removeItem(atPath: spillDirectory)
     }
