@@ -62,28 +62,13 @@ struct MultiHostTests {
         for _ in 0..<100 where !((try? String(contentsOfFile: directory + "/head.log", encoding: .utf8)) ?? "").contains("sees 3 live nodes") {
             try await Task.sleep(for: .milliseconds(50))
         }
-        let driverEnvironment = ["STARLING_ADDRESS": "10.77.0.1:6379", "STARLING_TOKEN_FILE": token]
-        let run = Process()
-        run.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        run.arguments = ["netns", "exec", "\(prefix)-1", "env"] + driverEnvironment.map { "\($0.key)=\($0.value)" } + [try builtProduct("Pi").path]
-        let output = Pipe()
-        run.standardOutput = output
-        run.standardError = FileHandle.nullDevice
-        try run.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        run.waitUntilExit()
-        #expect(run.terminationStatus == 0 && text.contains("π ≈ 3.14") && text.contains("on 3 node(s)"), "\(text)")
-        // Two spread tasks held by a barrier until both started: one on each worker host.
-        let spread = Process()
-        spread.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        spread.arguments = ["netns", "exec", "\(prefix)-1", "env"] + driverEnvironment.map { "\($0.key)=\($0.value)" }
-            + [try builtProduct("StarlingTestApp").path, "spread"]
-        let spreadOutput = Pipe()
-        spread.standardOutput = spreadOutput
-        spread.standardError = FileHandle.nullDevice
-        try spread.run()
-        let spreadText = String(decoding: spreadOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        spread.waitUntilExit()
+        // Drivers on host 1: a run of Examples/Pi, then two spread tasks held by a barrier until
+        // both started (one on each worker host).
+        let driver = ["env", "STARLING_ADDRESS=10.77.0.1:6379", "STARLING_TOKEN_FILE=\(token)"]
+        let pi = try ChildProcessOutput.run("/usr/sbin/ip", ["netns", "exec", "\(prefix)-1"] + driver + [try builtProduct("Pi").path])
+        #expect(pi.status == 0 && pi.output.contains("π ≈ 3.14") && pi.output.contains("on 3 node(s)"), "\(pi)")
+        let spread = try ChildProcessOutput.run("/usr/sbin/ip", ["netns", "exec", "\(prefix)-1"] + driver + [try builtProduct("StarlingTestApp").path, "spread"])
+        let spreadText = spread.output
         let used = spreadText.split(separator: "\n").first { $0.hasPrefix("RESULT ") }.map { String($0.dropFirst(7)) } ?? spreadText
         #expect(used.hasPrefix("2 ") && used.split(separator: ",").count == 2, "the two tasks ran on both worker hosts: \(used)")
     }
