@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CNNG
+import Foundation
 import StarlingLog
 
 /// One HTTP request as a handler sees it.
@@ -91,11 +92,15 @@ public final class HTTPServer: Sendable {
 
     public var url: String { "http://\(host):\(port)" }
 
-    /// Stops listening; requests in progress may still complete.
+    /// Stops listening, on a thread of its own: NNG's stop waits for open connections (a
+    /// browser's keep-alive one) and must not hold up the head's shutdown.
     public func close() {
-        guard let server = OpaquePointer(bitPattern: server) else { return }
-        nng_http_server_stop(server)
-        nng_http_server_release(server)
+        let address = server
+        Thread.detachNewThread {
+            guard let server = OpaquePointer(bitPattern: address) else { return }
+            nng_http_server_stop(server)
+            nng_http_server_release(server)
+        }
     }
 
     private final class HandlerBox: Sendable {
