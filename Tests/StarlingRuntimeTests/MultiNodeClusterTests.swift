@@ -89,6 +89,14 @@ final class LocalCluster {
 
     func log(_ index: Int) -> String { (try? String(contentsOfFile: members[index].logPath, encoding: .utf8)) ?? "" }
 
+    /// kill -9 of a member once the driver wrote `marker` (up to 10 s).
+    func kill9(_ index: Int, once marker: String) async throws {
+        for _ in 0..<400 where !FileManager.default.fileExists(atPath: marker) {
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        kill9(index)
+    }
+
     /// kill -9 of a member (its workers die with it: they watch their parent).
     func kill9(_ index: Int) {
         kill(members[index].process.processIdentifier, SIGKILL)
@@ -192,10 +200,7 @@ struct MultiNodeClusterTests {
             let victim = cluster.members[2].nodeID
             let marker = cluster.directory + "/actor-started"
             let result = try await runScenario(["actor-node-killed", victim, marker], environment: cluster.environment) { _ in
-                for _ in 0..<400 where !FileManager.default.fileExists(atPath: marker) {
-                    try await Task.sleep(for: .milliseconds(25))
-                }
-                cluster.kill9(2)
+                try await cluster.kill9(2, once: marker)
             }
             // It ran on the victim first, then elsewhere, with its state from its config (0 + 1).
             #expect(result == "true true 1")
@@ -265,10 +270,7 @@ struct MultiNodeClusterTests {
             let victim = cluster.members[2].nodeID
             let marker = cluster.directory + "/results-ready"
             let result = try await runScenario(["lineage", victim, marker], environment: cluster.environment) { _ in
-                for _ in 0..<400 where !FileManager.default.fileExists(atPath: marker) {
-                    try await Task.sleep(for: .milliseconds(25))
-                }
-                cluster.kill9(2)
+                try await cluster.kill9(2, once: marker)
             }
             let parts = result.components(separatedBy: " | ")
             #expect(parts.first == "true", "the rebuilt result differs: \(result)")
