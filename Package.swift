@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "StarlingWire", targets: ["StarlingWire"]),
         .library(name: "StarlingCodec", targets: ["StarlingCodec"]),
         .library(name: "Starling", targets: ["Starling"]),
+        .library(name: "StarlingTune", targets: ["StarlingTune"]),
         .executable(name: "starling", targets: ["StarlingCLI"]),
         .executable(name: "starling-bench", targets: ["StarlingBench"]),
     ],
@@ -43,6 +44,8 @@ let package = Package(
         .target(name: "StarlingHead", dependencies: ["StarlingCore", "StarlingNode", "StarlingWire", "StarlingLog"]),
         // The public API: remote functions, refs, the driver and worker runtimes, Starling.run.
         .target(name: "Starling", dependencies: ["StarlingCore", "StarlingWire", "StarlingCodec", "StarlingNode", "StarlingHead", "StarlingLog"]),
+        // Hyperparameter sweeps on the public Starling API.
+        .target(name: "StarlingTune", dependencies: ["Starling"]),
         // The `starling` command: runs heads and nodes.
         .executableTarget(name: "StarlingCLI", dependencies: ["Starling", "StarlingCore", "StarlingHead", "StarlingNode", "StarlingWire"]),
         .executableTarget(
@@ -58,11 +61,14 @@ let package = Package(
         .executableTarget(name: "Pi", dependencies: ["Starling"], path: "Examples/Pi"),
         .executableTarget(name: "ParameterServer", dependencies: ["Starling"], path: "Examples/ParameterServer"),
         .executableTarget(name: "SharedArrays", dependencies: ["Starling"], path: "Examples/SharedArrays"),
+        // The main job: a hyperparameter sweep of an MLP on the digits data (`make run`).
+        .executableTarget(name: "Sweep", dependencies: ["Starling", "StarlingTune"], path: "Examples/Sweep"),
         // A driver program the runtime tests start as real processes (driver and workers).
         .executableTarget(name: "StarlingTestApp", dependencies: ["Starling", "StarlingNode"], path: "Tests/StarlingTestApp"),
         .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp", "StarlingCLI", "StarlingNode", "StarlingWire"]),
         .testTarget(name: "StarlingCodecTests", dependencies: ["StarlingCodec"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
+        .testTarget(name: "StarlingTuneTests", dependencies: ["StarlingTune"]),
         .testTarget(name: "StarlingWireTests", dependencies: ["StarlingWire", "StarlingCodec"]),
     ],
     swiftLanguageModes: [.v6]

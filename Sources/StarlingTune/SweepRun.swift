@@ -1,0 +1,269 @@
+import Foundation
+import Starling
+
+/// The driver-side state of one sweep: trials, searcher, scheduler, files and progress.
+/// Trial lanes ask it for work and report to it; it alone mutates the experiment.
+actor SweepRun {
+    /// What a lane does next with its trial.
+    enum Directive: Sendable {
+        case next
+        /// The trial ended (its status is set).
+        case finished
+        /// Restart the trial's trainable from this start (a PBT exploit).
+        case restart(TrialStart)
+    }
+
+    struct Launch: Sendable {
+        let trial: Int
+        let start: TrialStart
+    }
+
+    let objective: Objective
+    let runConfig: RunConfig
+    let directory: ExperimentDirectory
+    var state: ExperimentDirectory.State
+    var searcher: any Searcher
+    var scheduler: any TrialScheduler
+    var progress: ProgressTable
+    var total: Int
+    var created = 0
+    var waitingRestart: [Int] = []
+    var checkpoints: [Int: (iteration: Int, bytes: [UInt8])] = [:]
+    var startedAt: [Int: ContinuousClock.Instant] = [:]
+    var elapsedBefore: [Int: Double] = [:]
+    let clock = ContinuousClock()
+    let began: ContinuousClock.Instant
+
+    init(state: ExperimentDirectory.State, directory: ExperimentDirectory, tuneConfig: TuneConfig, runConfig: RunConfig,
+         searcher: any Searcher, total: Int) {
+        self.state = state
+        self.directory = directory
+        self.objective = tuneConfig.objective
+        self.runConfig = runConfig
+        self.searcher = searcher
+        self.scheduler = tuneConfig.scheduler
+        self.total = total
+        progress = ProgressTable(output: runConfig.progress, objective: tuneConfig.objective, total: total)
+        began = ContinuousClock().now
+    }
+
+    var trials: [TrialRecord] { state.trials }
+
+    /// Rebuilds the in-memory state of a resumed experiment: finished trials stay as they are,
+    /// unfinished ones wait to continue from their checkpoints; the searcher and scheduler see
+    /// the recorded history again.
+    func restore() {
+        created = state.trials.count
+        for index in state.trials.indices {
+            let id = state.trials[index].id
+            scheduler.onTrialAdd(id, config: state.trials[index].config)
+            _ = searcher.suggest(trial: id)
+            var keepUpTo: Int?
+            if !state.trials[index].status.isFinished {
+                let saved = directory.loadCheckpoint(trial: id).flatMap(CheckpointFile.decode)
+                if let saved { checkpoints[id] = saved }
+                keepUpTo = saved?.iteration ?? 0
+                state.trials[index].status = .pending
+                state.trials[index].checkpointIteration = saved?.iteration
+                waitingRestart.append(id)
+            }
+            let history = directory.loadResults(trial: id, upTo: keepUpTo)
+            state.trials[index].history = history
+            state.trials[index].iterations = history.last?.iteration ?? 0
+            state.trials[index].lastMetrics = history.last?.metrics ?? [:]
+            state.trials[index].bestMetric = best(of: history)
+            elapsedBefore[id] = history.last?.elapsed ?? 0
+            for result in history { _ = scheduler.onResult(id, iteration: result.iteration, metrics: result.metrics) }
+            if state.trials[index].status.isFinished {
+                scheduler.onTrialComplete(id)
+                searcher.onTrialComplete(trial: id, config: state.trials[index].config, score: score(state.trials[index]))
+            }
+        }
+    }
+
+    /// The next trial to run: one waiting to continue, else a new one from the searcher.
+    func nextTrial() throws -> Launch? {
+        if !waitingRestart.isEmpty {
+            let id = waitingRestart.removeFirst()
+            let index = try indexOf(id)
+            state.trials[index].status = .running
+            startedAt[id] = clock.now
+            try save()
+            progress.event(state.trials[index], "continues from iteration \(state.trials[index].iterations)", trials: state.trials)
+            return Launch(trial: id, start: start(for: index))
+        }
+        guard created < total, let config = searcher.suggest(trial: created) else { return nil }
+        var record = TrialRecord(id: created, config: config)
+        record.status = .running
+        created += 1
+        state.trials.append(record)
+        scheduler.onTrialAdd(record.id, config: config)
+        try directory.startTrial(record)
+        startedAt[record.id] = clock.now
+        try save()
+        progress.event(record, "started with \(config)", trials: state.trials)
+        return Launch(trial: record.id, start: start(for: state.trials.count - 1))
+    }
+
+    private func start(for index: Int) -> TrialStart {
+        let record = state.trials[index]
+        let saved = checkpoints[record.id]
+        return TrialStart(config: record.config, context: context(record.id, group: nil), checkpoint: saved?.bytes,
+                          iteration: saved?.iteration ?? 0)
+    }
+
+    func context(_ trial: Int, group: PlacementGroup?) -> TrialContext {
+        TrialContext(trialID: trial, trialName: String(format: "trial_%04d", trial), directory: directory.trialDirectory(trial),
+                     placementGroup: group)
+    }
+
+    /// Records one iteration and decides what the trial does next.
+    func report(_ trial: Int, _ reply: StepReply) throws -> Directive {
+        if reply.done { return try finish(trial, .terminated) }
+        let index = try indexOf(trial)
+        let iteration = state.trials[index].iterations + 1
+        let result = TrialResult(iteration: iteration, elapsed: elapsed(trial), metrics: reply.metrics)
+        state.trials[index].iterations = iteration
+        state.trials[index].lastMetrics = reply.metrics
+        state.trials[index].history.append(result)
+        state.trials[index].elapsed = result.elapsed
+        if let value = reply.metrics[objective.metric], value.isFinite {
+            let previous = state.trials[index].bestMetric
+            if previous == nil || (objective.mode == .max ? value > previous! : value < previous!) { state.trials[index].bestMetric = value }
+        }
+        try directory.append(result, trial: trial)
+        if let bytes = reply.checkpoint {
+            checkpoints[trial] = (iteration, bytes)
+            state.trials[index].checkpointIteration = iteration
+            try directory.saveCheckpoint(CheckpointFile.encode(iteration: iteration, bytes), trial: trial)
+        }
+        progress.tick(state.trials)
+
+        if let limit = runConfig.stopAfterIterations, iteration >= limit { return try finish(trial, .terminated) }
+        if let target = runConfig.stopAtMetric, let value = reply.metrics[objective.metric],
+           objective.mode == .max ? value >= target : value <= target {
+            return try finish(trial, .terminated)
+        }
+        switch scheduler.onResult(trial, iteration: iteration, metrics: reply.metrics) {
+        case .continue:
+            return .next
+        case .stop:
+            let normalEnd = scheduler.horizon.map { iteration >= $0 } ?? false
+            return try finish(trial, normalEnd ? .terminated : .stopped)
+        case let .exploit(donor, config):
+            // Without a checkpoint of the donor there is nothing to copy; the trial goes on.
+            guard let copied = checkpoints[donor] else { return .next }
+            state.trials[index].config = config
+            state.trials[index].exploitedFrom.append(donor)
+            checkpoints[trial] = (iteration, copied.bytes)
+            state.trials[index].checkpointIteration = iteration
+            try directory.saveCheckpoint(CheckpointFile.encode(iteration: iteration, copied.bytes), trial: trial)
+            try directory.startTrial(state.trials[index])
+            try save()
+            progress.event(state.trials[index], "copies \(String(format: "trial_%04d", donor)) at iteration \(iteration), now \(config)", trials: state.trials)
+            return .restart(TrialStart(config: config, context: context(trial, group: nil), checkpoint: copied.bytes, iteration: iteration))
+        }
+    }
+
+    /// The trial's worker died (or its actor could not start): the start to retry with, from
+    /// its last checkpoint, or nil once `maxFailures` is used up (the trial is then an error).
+    func failed(_ trial: Int, error: Error, retryable: Bool) throws -> TrialStart? {
+        let index = try indexOf(trial)
+        guard retryable, state.trials[index].failures < runConfig.maxFailures else {
+            state.trials[index].error = "\(error)"
+            _ = try finish(trial, .error)
+            return nil
+        }
+        state.trials[index].failures += 1
+        let saved = checkpoints[trial]
+        let keep = saved?.iteration ?? 0
+        state.trials[index].history = directory.loadResults(trial: trial, upTo: keep)
+        state.trials[index].iterations = keep
+        state.trials[index].lastMetrics = state.trials[index].history.last?.metrics ?? [:]
+        state.trials[index].bestMetric = best(of: state.trials[index].history)
+        try save()
+        progress.event(state.trials[index], "lost its worker (\(error)); restarting from \(saved.map { "the checkpoint of iteration \($0.iteration)" } ?? "the beginning") (failure \(state.trials[index].failures) of \(runConfig.maxFailures) allowed)", trials: state.trials)
+        return start(for: index)
+    }
+
+    /// The trial's trainable threw: it ends as an error.
+    func errored(_ trial: Int, error: Error) throws {
+        let index = try indexOf(trial)
+        state.trials[index].error = "\(error)"
+        _ = try finish(trial, .error)
+    }
+
+    private func finish(_ trial: Int, _ status: TrialStatus) throws -> Directive {
+        let index = try indexOf(trial)
+        state.trials[index].status = status
+        state.trials[index].elapsed = elapsed(trial)
+        startedAt[trial] = nil
+        checkpoints[trial] = checkpoints[trial].flatMap { saved in
+            // Population-based training may still copy a finished trial's state.
+            (scheduler is PopulationBasedTraining) ? saved : nil
+        }
+        scheduler.onTrialComplete(trial)
+        searcher.onTrialComplete(trial: trial, config: state.trials[index].config, score: score(state.trials[index]))
+        try save()
+        let record = state.trials[index]
+        var message = "\(status.rawValue) after \(record.iterations) iterations"
+        if let best = record.bestMetric { message += ", best \(objective.metric) \(ProgressTable.number(best))" }
+        if let error = record.error { message += ": \(error)" }
+        progress.event(record, message, trials: state.trials)
+        return .finished
+    }
+
+    /// Writes the summary, the results table and the plot; marks the experiment finished.
+    func complete() throws -> ResultGrid {
+        state.finished = true
+        try save()
+        progress.finish(state.trials)
+        let wall = (clock.now - began).seconds
+        let grid = ResultGrid(path: directory.path, objective: objective, trials: state.trials, wallSeconds: wall)
+        try directory.write(grid.table, to: "results.txt")
+        try directory.write(LearningCurvePlot.svg(state.trials, objective: objective, title: state.name), to: "learning_curves.svg")
+        try directory.write(grid.summaryJSON, to: "summary.json")
+        return grid
+    }
+
+    private func save() throws { try directory.saveState(state) }
+
+    private func indexOf(_ trial: Int) throws -> Int {
+        guard let index = state.trials.firstIndex(where: { $0.id == trial }) else {
+            throw TuneError.experiment(path: directory.path, reason: "no trial \(trial)")
+        }
+        return index
+    }
+
+    private func elapsed(_ trial: Int) -> Double {
+        (elapsedBefore[trial] ?? 0) + (startedAt[trial].map { (clock.now - $0).seconds } ?? 0)
+    }
+
+    private func best(of history: [TrialResult]) -> Double? {
+        let values = history.compactMap { $0.metrics[objective.metric] }.filter(\.isFinite)
+        return objective.mode == .max ? values.max() : values.min()
+    }
+
+    private func score(_ record: TrialRecord) -> Double? {
+        record.bestMetric.map { objective.mode == .max ? $0 : -$0 }
+    }
+}
+
+/// A checkpoint file: the iteration it was taken after (8 bytes, little-endian), then the
+/// trainable's bytes. The iteration travels with the bytes, so a resume never pairs a
+/// checkpoint with another iteration's count.
+enum CheckpointFile {
+    static func encode(iteration: Int, _ bytes: [UInt8]) -> [UInt8] {
+        withUnsafeBytes(of: UInt64(iteration).littleEndian) { Array($0) } + bytes
+    }
+
+    static func decode(_ file: [UInt8]) -> (iteration: Int, bytes: [UInt8])? {
+        guard file.count >= 8 else { return nil }
+        let iteration = file.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        return (Int(iteration), Array(file.dropFirst(8)))
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}
