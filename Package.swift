@@ -64,7 +64,7 @@ let package = Package(
         // The main job: a hyperparameter sweep of an MLP on the digits data (`make run`).
         .executableTarget(name: "Sweep", dependencies: ["Starling", "StarlingTune"], path: "Examples/Sweep"),
         // A driver program the runtime tests start as real processes (driver and workers).
-        .executableTarget(name: "StarlingTestApp", dependencies: ["Starling", "StarlingNode"], path: "Tests/StarlingTestApp"),
+        .executableTarget(name: "StarlingTestApp", dependencies: ["Starling", "StarlingNode", "StarlingTune"], path: "Tests/StarlingTestApp"),
         .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp", "StarlingCLI", "StarlingNode", "StarlingWire"]),
         .testTarget(name: "StarlingCodecTests", dependencies: ["StarlingCodec"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),

@@ -176,7 +176,8 @@ public struct PopulationBasedTraining: TrialScheduler {
         let donor = top[Int(random.next() % UInt64(top.count))]
         let config = explore(configs[donor] ?? TrialConfig())
         configs[trial] = config
-        latest[trial] = latest[donor]
+        // Its score stays until its next result, so one weak trial is not copied over and over
+        // by the others reporting at the same step.
         return .exploit(donor: donor, config: config)
     }
 

@@ -154,9 +154,12 @@ public struct TPESearch: Searcher {
             }
             return best
         case let .uniform(low, high):
-            return .double(continuous(path, low, high, transform: { $0 }, inverse: { $0 }, good: good, bad: bad, &random))
+            // The upper bound is excluded, as in sampling.
+            let value = continuous(path, low, high, transform: { $0 }, inverse: { $0 }, good: good, bad: bad, &random)
+            return .double(min(high.nextDown, max(low, value)))
         case let .logUniform(low, high):
-            return .double(continuous(path, log(low), log(high), transform: { log($0) }, inverse: { exp($0) }, good: good, bad: bad, &random))
+            let value = continuous(path, log(low), log(high), transform: { log($0) }, inverse: { exp($0) }, good: good, bad: bad, &random)
+            return .double(min(high, max(low, value)))
         case let .randInt(low, high):
             let value = continuous(path, Double(low), Double(high) - 1e-9, transform: { $0 }, inverse: { $0 }, good: good, bad: bad, &random)
             return .int(min(high - 1, max(low, Int(value.rounded(.down)))))

@@ -726,7 +726,10 @@ struct TestApp {
                     let dir = CommandLine.arguments[2]
                     result = try await nodesUsed(cluster, count: 6, sleepMillis: 4000, markerDir: dir, options: .init(maxRetries: 3, scheduling: .spread))
                 default:
-                    throw StarlingError.cluster("unknown scenario \(scenario)")
+                    guard let outcome = try await TuneScenarios.run(scenario, Array(CommandLine.arguments.dropFirst(2)), cluster) else {
+                        throw StarlingError.cluster("unknown scenario \(scenario)")
+                    }
+                    result = outcome
                 }
                 print("RESULT \(result)")
                 fflush(nil)
