@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(name: "StarlingCLI", dependencies: ["Starling", "StarlingCore", "StarlingHead", "StarlingNode", "StarlingWire"]),
         .executableTarget(
             name: "StarlingBench",
-            dependencies: ["Starling", "StarlingNode", "StarlingWire", "StarlingCodec"],
+            dependencies: ["Starling", "StarlingTune", "StarlingNode", "StarlingWire", "StarlingCodec"],
             path: "Benchmarks/StarlingBench"
         ),
         .executableTarget(

@@ -67,7 +67,7 @@ while index < arguments.count {
     index += 1
 }
 
-let workloads = WireWorkloads.all + TaskWorkloads.all + ActorWorkloads.all + StoreWorkloads.all + CrossNodeWorkload.all + HealthWorkloads.all + CLIWorkloads.all
+let workloads = WireWorkloads.all + TaskWorkloads.all + ActorWorkloads.all + StoreWorkloads.all + CrossNodeWorkload.all + HealthWorkloads.all + CLIWorkloads.all + TuneWorkloads.all
 if options.list {
     for workload in workloads { print(workload.name) }
     exit(0)

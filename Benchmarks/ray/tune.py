@@ -6,7 +6,10 @@ that reports 10 iterations, each {"score": random.random()}; FIFO scheduler, met
 "max", default resources (1 CPU a trial) on a local Ray of 2 CPUs.
 tune_100_trivial_trials_asha: the same under ASHAScheduler(time_attr="training_iteration",
 grace_period=1, max_t=10), which stops poor trials early.
-Both run in one `ray.init` session (fifo, then asha); `ray.init` is not timed. Each run stores its
+Both run in one `ray.init` session (fifo, then asha); `ray.init` is not timed. Tune's default
+starts a new actor (worker process) per trial; the same two runs with
+`TuneConfig(reuse_actors=True)` are reported as *_reuse_actors (Starling's Tune reuses actors by
+default, so that is the closer like-for-like). Each run stores its
 results in a temporary directory, removed afterwards. Also reports trials_fifo/trials_asha (trials
 that finished) and iterations_asha (sum over trials of their last training_iteration).
 Prints one JSON object; Tune's own output goes to stderr.
@@ -50,13 +53,14 @@ def stdout_to_stderr():
         os.close(saved)
 
 
-def fit(name, scheduler):
+def fit(name, scheduler, reuse_actors=False):
     storage = tempfile.mkdtemp(prefix=f"starling-tune-{name}-")
     try:
         tuner = tune.Tuner(
             trivial,
             param_space={"x": tune.uniform(0, 1)},
-            tune_config=tune.TuneConfig(metric="score", mode="max", num_samples=TRIALS, scheduler=scheduler),
+            tune_config=tune.TuneConfig(metric="score", mode="max", num_samples=TRIALS, scheduler=scheduler,
+                                        reuse_actors=reuse_actors),
             run_config=tune.RunConfig(name=name, storage_path=storage, verbose=0),
         )
         start = time.perf_counter()
@@ -82,6 +86,11 @@ def main():
             out["tune_100_trivial_trials_asha"] = seconds
             out["trials_asha"] = finished
             out["iterations_asha"] = iterations
+            seconds, _, _ = fit("fifo-reuse", FIFOScheduler(), reuse_actors=True)
+            out["tune_100_trivial_trials_fifo_reuse_actors"] = seconds
+            asha = ASHAScheduler(time_attr="training_iteration", grace_period=1, max_t=ITERATIONS)
+            seconds, _, _ = fit("asha-reuse", asha, reuse_actors=True)
+            out["tune_100_trivial_trials_asha_reuse_actors"] = seconds
         finally:
             ray.shutdown()
     print(json.dumps(out), flush=True)

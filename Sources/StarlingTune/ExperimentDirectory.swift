@@ -2,7 +2,8 @@ import Foundation
 
 /// The files of one experiment, laid out as Ray Tune's are:
 ///
-///     <storage>/<name>/experiment_state.json   what a resume needs (settings, trials)
+///     <storage>/<name>/experiment_state.json   the sweep's settings (and, at the end, every trial)
+///     <storage>/<name>/trials.jsonl            a journal: a trial's record each time it changes
 ///     <storage>/<name>/summary.json            best trial, counts, wall time (at the end)
 ///     <storage>/<name>/results.txt             the final results table
 ///     <storage>/<name>/learning_curves.svg     metric per iteration, one line per trial
@@ -28,6 +29,7 @@ struct ExperimentDirectory: Sendable {
     }
 
     var statePath: String { path + "/experiment_state.json" }
+    var journalPath: String { path + "/trials.jsonl" }
     func trialDirectory(_ trial: Int) -> String { path + "/" + String(format: "trial_%04d", trial) }
     func checkpointPath(_ trial: Int) -> String { trialDirectory(trial) + "/checkpoint.bin" }
 
@@ -40,20 +42,30 @@ struct ExperimentDirectory: Sendable {
     /// Removes a previous experiment's trial directories and files (a fresh `fit`).
     func clear() throws {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
-        for entry in entries where entry.hasPrefix("trial_") || ["experiment_state.json", "summary.json", "results.txt", "learning_curves.svg"].contains(entry) {
+        for entry in entries where entry.hasPrefix("trial_") || ["experiment_state.json", "trials.jsonl", "summary.json", "results.txt", "learning_curves.svg"].contains(entry) {
             try? FileManager.default.removeItem(atPath: path + "/" + entry)
         }
     }
 
+    /// The settings, with each trial as the journal last recorded it.
     func loadState() throws -> State? {
         guard let data = FileManager.default.contents(atPath: statePath) else { return nil }
+        var state: State
         do {
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
-            return try decoder.decode(State.self, from: data)
+            state = try decoder.decode(State.self, from: data)
         } catch {
             throw TuneError.experiment(path: path, reason: "experiment_state.json does not parse: \(error)")
         }
+        var byID = Dictionary(state.trials.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
+        for line in (FileManager.default.contents(atPath: journalPath) ?? Data()).split(separator: 10) {
+            // A line cut short (the machine stopped mid-write) is skipped; the lines before it stand.
+            guard let record = try? JSONDecoder().decode(TrialRecord.self, from: Data(line)) else { continue }
+            byID[record.id] = record
+        }
+        state.trials = byID.values.sorted { $0.id < $1.id }
+        return state
     }
 
     func saveState(_ state: State) throws {
@@ -68,44 +80,7 @@ struct ExperimentDirectory: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeAtomically(try encoder.encode(record.config), to: directory + "/params.json")
-    }
-
-    /// Appends one result to the trial's `result.json` and `progress.csv` (whose columns are
-    /// fixed by the first result).
-    func append(_ result: TrialResult, trial: Int) throws {
-        let directory = trialDirectory(trial)
-        var object: [String: Double] = result.metrics
-        object["training_iteration"] = Double(result.iteration)
-        object["time_total_s"] = result.elapsed
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var line = try encoder.encode(object)
-        line.append(UInt8(ascii: "\n"))
-        try appendBytes(line, to: directory + "/result.json")
-
-        let csvPath = directory + "/progress.csv"
-        let keys = result.metrics.keys.sorted()
-        if !FileManager.default.fileExists(atPath: csvPath) {
-            try appendBytes(Data((["training_iteration", "time_total_s"] + keys).joined(separator: ",").utf8 + [10]), to: csvPath)
-        }
-        let header = csvHeader(csvPath)
-        let row = header.map { column -> String in
-            switch column {
-            case "training_iteration": return String(result.iteration)
-            case "time_total_s": return String(format: "%.4f", result.elapsed)
-            default: return result.metrics[column].map { "\($0)" } ?? ""
-            }
-        }
-        try appendBytes(Data(row.joined(separator: ",").utf8 + [10]), to: csvPath)
-    }
-
-    private func csvHeader(_ csvPath: String) -> [String] {
-        guard let handle = FileHandle(forReadingAtPath: csvPath) else { return [] }
-        defer { try? handle.close() }
-        let head = (try? handle.read(upToCount: 64 * 1024)) ?? Data()
-        let firstLine = head.split(separator: 10, maxSplits: 1).first ?? Data()
-        return String(decoding: firstLine, as: UTF8.self).split(separator: ",").map(String.init)
+        try writeFile(try encoder.encode(record.config), to: directory + "/params.json")
     }
 
     /// The trial's results from `result.json`, up to `iteration` when given; the files are
@@ -124,7 +99,9 @@ struct ExperimentDirectory: Sendable {
         let kept = results.filter { $0.iteration <= iteration }
         try? FileManager.default.removeItem(atPath: directory + "/result.json")
         try? FileManager.default.removeItem(atPath: directory + "/progress.csv")
-        for result in kept { try? append(result, trial: trial) }
+        let files = TrialFiles(directory: directory)
+        for result in kept { try? files.append(result) }
+        files.close()
         return kept
     }
 
@@ -150,13 +127,99 @@ struct ExperimentDirectory: Sendable {
         }
     }
 
-    private func appendBytes(_ data: Data, to file: String) throws {
-        if let handle = FileHandle(forWritingAtPath: file) {
-            defer { try? handle.close() }
-            try handle.seekToEnd()
-            try handle.write(contentsOf: data)
-        } else if !FileManager.default.createFile(atPath: file, contents: data) {
-            throw TuneError.experiment(path: path, reason: "cannot write \(file)")
+    /// Writes in place: for files a crash may leave stale but that nothing resumes from.
+    private func writeFile(_ data: Data, to file: String) throws {
+        let descriptor = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw TuneError.experiment(path: path, reason: "cannot write \(file): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        try AppendFile.writeAll(descriptor, data, file: file)
+    }
+}
+
+/// A file open for appending; each `append` is one `write`, so a process killed mid-sweep
+/// leaves whole lines behind.
+final class AppendFile {
+    let path: String
+    private var descriptor: Int32
+
+    init(_ path: String) throws {
+        self.path = path
+        descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw TuneError.experiment(path: path, reason: "cannot open for appending: \(String(cString: strerror(errno)))")
         }
+    }
+
+    func append(_ data: Data) throws { try Self.writeAll(descriptor, data, file: path) }
+
+    func close() {
+        if descriptor >= 0 { Foundation.close(descriptor) }
+        descriptor = -1
+    }
+
+    deinit { close() }
+
+    static func writeAll(_ descriptor: Int32, _ data: Data, file: String) throws {
+        try data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw TuneError.experiment(path: file, reason: "write failed: \(String(cString: strerror(errno)))")
+                }
+                offset += written
+            }
+        }
+    }
+}
+
+/// A trial's result files, kept open while it runs: `result.json` (one JSON object per
+/// iteration) and `progress.csv` (columns fixed by the first result).
+final class TrialFiles {
+    let directory: String
+    private var json: AppendFile?
+    private var csv: AppendFile?
+    private var columns: [String] = []
+
+    init(directory: String) { self.directory = directory }
+
+    func append(_ result: TrialResult) throws {
+        var object: [String: Double] = result.metrics
+        object["training_iteration"] = Double(result.iteration)
+        object["time_total_s"] = result.elapsed
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var line = try encoder.encode(object)
+        line.append(10)
+        if json == nil { json = try AppendFile(directory + "/result.json") }
+        try json!.append(line)
+
+        if csv == nil {
+            let path = directory + "/progress.csv"
+            let existing = FileManager.default.contents(atPath: path).flatMap { $0.split(separator: 10).first }
+            csv = try AppendFile(path)
+            if let existing {
+                columns = String(decoding: existing, as: UTF8.self).split(separator: ",").map(String.init)
+            } else {
+                columns = ["training_iteration", "time_total_s"] + result.metrics.keys.sorted()
+                try csv!.append(Data((columns.joined(separator: ",") + "\n").utf8))
+            }
+        }
+        let row = columns.map { column -> String in
+            switch column {
+            case "training_iteration": return String(result.iteration)
+            case "time_total_s": return String(format: "%.4f", result.elapsed)
+            default: return result.metrics[column].map { "\($0)" } ?? ""
+            }
+        }
+        try csv!.append(Data((row.joined(separator: ",") + "\n").utf8))
+    }
+
+    func close() {
+        json?.close()
+        csv?.close()
+        json = nil
+        csv = nil
     }
 }

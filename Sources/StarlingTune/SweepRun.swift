@@ -30,6 +30,8 @@ actor SweepRun {
     var waitingRestart: [Int] = []
     var checkpoints: [Int: (iteration: Int, bytes: [UInt8])] = [:]
     var startedAt: [Int: ContinuousClock.Instant] = [:]
+    var files: [Int: TrialFiles] = [:]
+    var journal: AppendFile?
     var elapsedBefore: [Int: Double] = [:]
     let clock = ContinuousClock()
     let began: ContinuousClock.Instant
@@ -88,7 +90,7 @@ actor SweepRun {
             let index = try indexOf(id)
             state.trials[index].status = .running
             startedAt[id] = clock.now
-            try save()
+            try save(id)
             progress.event(state.trials[index], "continues from iteration \(state.trials[index].iterations)", trials: state.trials)
             return Launch(trial: id, start: start(for: index))
         }
@@ -100,7 +102,7 @@ actor SweepRun {
         scheduler.onTrialAdd(record.id, config: config)
         try directory.startTrial(record)
         startedAt[record.id] = clock.now
-        try save()
+        try save(record.id)
         progress.event(record, "started with \(config)", trials: state.trials)
         return Launch(trial: record.id, start: start(for: state.trials.count - 1))
     }
@@ -131,7 +133,8 @@ actor SweepRun {
             let previous = state.trials[index].bestMetric
             if previous == nil || (objective.mode == .max ? value > previous! : value < previous!) { state.trials[index].bestMetric = value }
         }
-        try directory.append(result, trial: trial)
+        if files[trial] == nil { files[trial] = TrialFiles(directory: directory.trialDirectory(trial)) }
+        try files[trial]!.append(result)
         if let bytes = reply.checkpoint {
             checkpoints[trial] = (iteration, bytes)
             state.trials[index].checkpointIteration = iteration
@@ -159,7 +162,7 @@ actor SweepRun {
             state.trials[index].checkpointIteration = iteration
             try directory.saveCheckpoint(CheckpointFile.encode(iteration: iteration, copied.bytes), trial: trial)
             try directory.startTrial(state.trials[index])
-            try save()
+            try save(trial)
             progress.event(state.trials[index], "copies \(String(format: "trial_%04d", donor)) at iteration \(iteration), now \(config)", trials: state.trials)
             return .restart(TrialStart(config: config, context: context(trial, group: nil), checkpoint: copied.bytes, iteration: iteration))
         }
@@ -181,7 +184,9 @@ actor SweepRun {
         state.trials[index].iterations = keep
         state.trials[index].lastMetrics = state.trials[index].history.last?.metrics ?? [:]
         state.trials[index].bestMetric = best(of: state.trials[index].history)
-        try save()
+        files[trial]?.close()
+        files[trial] = nil
+        try save(trial)
         progress.event(state.trials[index], "lost its worker (\(error)); restarting from \(saved.map { "the checkpoint of iteration \($0.iteration)" } ?? "the beginning") (failure \(state.trials[index].failures) of \(runConfig.maxFailures) allowed)", trials: state.trials)
         return start(for: index)
     }
@@ -204,7 +209,9 @@ actor SweepRun {
         }
         scheduler.onTrialComplete(trial)
         searcher.onTrialComplete(trial: trial, config: state.trials[index].config, score: score(state.trials[index]))
-        try save()
+        files[trial]?.close()
+        files[trial] = nil
+        try save(trial)
         let record = state.trials[index]
         var message = "\(status.rawValue) after \(record.iterations) iterations"
         if let best = record.bestMetric { message += ", best \(objective.metric) \(ProgressTable.number(best))" }
@@ -216,7 +223,8 @@ actor SweepRun {
     /// Writes the summary, the results table and the plot; marks the experiment finished.
     func complete() throws -> ResultGrid {
         state.finished = true
-        try save()
+        try directory.saveState(state)
+        journal?.close()
         progress.finish(state.trials)
         let wall = (clock.now - began).seconds
         let grid = ResultGrid(path: directory.path, objective: objective, trials: state.trials, wallSeconds: wall)
@@ -226,7 +234,15 @@ actor SweepRun {
         return grid
     }
 
-    private func save() throws { try directory.saveState(state) }
+    /// Records one trial's current state in the journal (one line; the whole state file is
+    /// written only at the start and the end).
+    private func save(_ trial: Int) throws {
+        let record = state.trials[try indexOf(trial)]
+        if journal == nil { journal = try AppendFile(directory.journalPath) }
+        var line = try JSONEncoder().encode(record)
+        line.append(10)
+        try journal!.append(line)
+    }
 
     private func indexOf(_ trial: Int) throws -> Int {
         guard let index = state.trials.firstIndex(where: { $0.id == trial }) else {

@@ -57,6 +57,7 @@ public struct Tuner: Sendable {
                                               numSamples: tuneConfig.numSamples, seed: tuneConfig.seed,
                                               searcher: "\(type(of: tuneConfig.searcher))", scheduler: "\(type(of: tuneConfig.scheduler))",
                                               startedAt: Date(), finished: false, trials: [])
+        try directory.saveState(state)
         let run = try makeRun(state: state, directory: directory, searcher: searcher)
         return try await execute(run, on: cluster)
     }
