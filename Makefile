@@ -3,11 +3,11 @@
 
 SWIFT ?= swift
 APT_PACKAGES := libnng-dev libprotobuf-c-dev protobuf-c-compiler libmbedtls-dev pkg-config python3-prometheus-client
-RUN_EXAMPLE ?= Pi
+RUN_EXAMPLE ?= Sweep
 
 .PHONY: run test deps build release bench proto check-proto clean
 
-## run: the main job (an embedded-cluster demo until the sweep lands).
+## run: the main job: a hyperparameter sweep (Examples/Sweep) on an embedded cluster.
 run: deps
 	$(SWIFT) run -c release $(RUN_EXAMPLE)
 

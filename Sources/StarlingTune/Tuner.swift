@@ -150,20 +150,44 @@ struct TrialLane: Sendable {
 
     func work() async throws {
         var runner: TrialRunner?
-        defer { if let runner { let cluster = self.cluster; Task { try? await cluster.kill(runner) } } }
-        while let launch = try await run.nextTrial() {
-            try await runTrial(launch, &runner)
-            if !runConfig.reuseActors || runConfig.bundlesPerTrial != nil, let used = runner {
-                try? await cluster.kill(used)
-                runner = nil
+        do {
+            while let launch = try await run.nextTrial() {
+                try await runTrial(launch, &runner)
+                if !runConfig.reuseActors, let used = runner {
+                    try? await cluster.kill(used)
+                    runner = nil
+                }
             }
+        } catch {
+            if let runner { try? await cluster.kill(runner) }
+            throw error
         }
+        // Killed here, not left to the job's end: the next sweep of this job needs the resources.
+        if let runner { try? await cluster.kill(runner) }
     }
 
+    /// Runs one trial to its end. With bundles per trial, the trial gets a placement group of
+    /// its own, and its actor and group are released when it ends.
     private func runTrial(_ launch: SweepRun.Launch, _ runner: inout TrialRunner?) async throws {
-        var start = launch.start
         var group: PlacementGroup?
-        defer { if let group { let cluster = self.cluster; Task { try? await cluster.remove(group) } } }
+        do {
+            try await runTrial(launch, &runner, &group)
+        } catch {
+            await release(&runner, group)
+            throw error
+        }
+        await release(&runner, group)
+    }
+
+    private func release(_ runner: inout TrialRunner?, _ group: PlacementGroup?) async {
+        guard let group else { return }
+        if let used = runner { try? await cluster.kill(used) }
+        runner = nil
+        try? await cluster.remove(group)
+    }
+
+    private func runTrial(_ launch: SweepRun.Launch, _ runner: inout TrialRunner?, _ group: inout PlacementGroup?) async throws {
+        var start = launch.start
         while true {
             do {
                 if runner == nil {

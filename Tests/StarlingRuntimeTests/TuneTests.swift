@@ -28,27 +28,33 @@ struct TuneTests {
     @Test("a driver killed mid-sweep and run again resumes: finished trials are not rerun, running ones continue from checkpoints")
     func driverKilled() async throws {
         try await withExperimentDirectory { directory in
-            let statePath = directory + "/resumable/experiment_state.json"
+            let journalPath = directory + "/resumable/trials.jsonl"
             let (process, output) = try startScenario(["tune-resume", directory])
             let pid = process.processIdentifier
-            // Kill once two trials finished and an unfinished one has a checkpoint.
+            // Kill once two trials finished and an unfinished one has a checkpoint (the journal
+            // holds each trial's record every time it changes; the last line of a trial wins).
             var finishedAtKill: Set<Int> = []
             var continuing: Set<Int> = []
             for _ in 0..<600 {
-                if let state = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: statePath))) as? [String: Any],
-                   let trials = state["trials"] as? [[String: Any]] {
-                    let finished = Set(trials.filter { ($0["status"] as? String) == "terminated" }.compactMap { $0["id"] as? Int })
-                    let running = trials.filter { ($0["status"] as? String) == "running" }.compactMap { $0["id"] as? Int }
-                    let checkpointed = Set(running.filter { FileManager.default.fileExists(atPath: directory + String(format: "/resumable/trial_%04d/checkpoint.bin", $0)) })
-                    if finished.count >= 2, !checkpointed.isEmpty {
-                        kill(pid, SIGKILL)
-                        finishedAtKill = finished
-                        continuing = checkpointed
-                        break
+                var status: [Int: String] = [:]
+                for line in ((try? Data(contentsOf: URL(fileURLWithPath: journalPath))) ?? Data()).split(separator: 10) {
+                    if let record = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                       let id = record["id"] as? Int, let value = record["status"] as? String {
+                        status[id] = value
                     }
+                }
+                let finished = Set(status.filter { $0.value == "terminated" }.keys)
+                let running = status.filter { $0.value == "running" }.keys
+                let checkpointed = Set(running.filter { FileManager.default.fileExists(atPath: directory + String(format: "/resumable/trial_%04d/checkpoint.bin", $0)) })
+                if finished.count >= 2, !checkpointed.isEmpty {
+                    kill(pid, SIGKILL)
+                    finishedAtKill = finished
+                    continuing = checkpointed
+                    break
                 }
                 try await Task.sleep(for: .milliseconds(20))
             }
+            kill(pid, SIGKILL)  // also when the condition never came: the test must not leave it running
             _ = output.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
             try await expectNoLeftovers(of: pid, allowSession: true)
@@ -86,6 +92,14 @@ struct TuneTests {
             for name in ["experiment_state.json", "summary.json", "results.txt", "learning_curves.svg", "trial_0000/result.json", "trial_0000/progress.csv", "trial_0000/params.json"] {
                 #expect(FileManager.default.fileExists(atPath: directory + "/function/" + name), "missing \(name)")
             }
+        }
+    }
+
+    @Test("a trial with several bundles gets a placement group, runs work in it, and releases it at its end")
+    func bundles() async throws {
+        try await withExperimentDirectory { directory in
+            let result = try await runScenario(["tune-bundles", directory])
+            #expect(result == "terminated:2:49 terminated:2:49 errors=[] cpus=free", "\(result)")
         }
     }
 

@@ -545,7 +545,7 @@ struct TestApp {
                     let lost = try await cluster.submit(MakePattern.self, .init(seed: 8, size: 20 << 20),
                                                         options: .init(maxRetries: 0, scheduling: .node(victim, soft: true)))
                     _ = await cluster.wait([rebuilt, lost], numReady: 2)
-                    FileManager.default.createFile(atPath: marker, contents: nil)
+                    _ = FileManager.default.createFile(atPath: marker, contents: nil)
                     // The test kills the node; wait until the head declared it dead.
                     for _ in 0..<200 where try await cluster.nodes().contains(where: { $0.id == victim }) {
                         try await Task.sleep(for: .milliseconds(50))

@@ -57,6 +57,20 @@ struct Climber: Trainable {
     mutating func restore(from checkpoint: [UInt8]) throws { height = try Checkpoint.unpack(checkpoint, as: Double.self)[0] }
 }
 
+/// Uses its trial's placement group: runs a task in bundle 1 each step.
+struct BundleUser: Trainable {
+    let context: TrialContext
+    init(config: TrialConfig, context: TrialContext) throws { self.context = context }
+    mutating func step() async throws -> [String: Double] {
+        guard let group = context.placementGroup else { return ["bundles": 0] }
+        let cluster = try Cluster.current()
+        let square = try await cluster.get(cluster.submit(Square.self, 7, options: .init(scheduling: .placementGroup(group, bundle: 1))))
+        return ["bundles": Double(group.bundles.count), "square": Double(square)]
+    }
+    func save() throws -> [UInt8] { [] }
+    mutating func restore(from checkpoint: [UInt8]) throws {}
+}
+
 /// The function-style API: reports `quality · step` for up to `steps` iterations.
 enum LinearFunction: TrainingFunction {
     static func train(config: TrialConfig, reporter: Reporter) async throws {
@@ -140,6 +154,21 @@ enum TuneScenarios {
                 jumps.append("\(trial.id)<-\(trial.exploitedFrom.map(String.init).joined(separator: ",")):\(biggestStep > 1.0 + 1e-9)")
             }
             return "exploits=\(results.trials.map(\.exploitedFrom.count).reduce(0, +)) \(jumps.joined(separator: " "))"
+
+        case "tune-bundles":
+            // Two trials, each with a placement group of two one-CPU bundles (one at a time on
+            // two CPUs); each runs a task in its bundle 1.
+            let directory = arguments[0]
+            let tuner = Tuner(BundleUser.self, space: ["n": .grid([1, 2])],
+                              tuneConfig: TuneConfig(metric: "square", mode: .max),
+                              runConfig: RunConfig(name: "bundles", storagePath: directory, stopAfterIterations: 2, progress: .none,
+                                                   bundlesPerTrial: [["CPU": 1], ["CPU": 1]]))
+            let results = try await tuner.fit(on: cluster)
+            // The trials' groups and actors are gone: both CPUs can be had again.
+            let whole = try await cluster.ready(cluster.createPlacementGroup([["CPU": 2]]), timeout: .seconds(30))
+            let groupsLeft = whole.isReady ? "free" : "held"
+            return results.trials.map { "\($0.status.rawValue):\(Int($0.lastMetrics["bundles"] ?? -1)):\(Int($0.lastMetrics["square"] ?? -1))" }.joined(separator: " ")
+                + " errors=\(results.errors.map { $0.error ?? "" }) cpus=\(groupsLeft)"
 
         default:
             return nil
