@@ -284,7 +284,7 @@ struct MultiNodeClusterTests {
             let cli = try builtProduct("starling").path
             let text = try ChildProcessOutput.run(cli, ["memory", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
             for member in cluster.members {
-                #expect(text.output.contains("node \(member.nodeID.prefix(8)): 0 B of "), "\(text.output)")
+                #expect(text.output.contains("node \(member.nodeID.prefix(8)): 0 B of "), "\(text)")
             }
             let json = try ChildProcessOutput.run(cli, ["memory", "--address", cluster.headAddress, "--token-file", cluster.tokenFile, "--json"])
             let decoded = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]

@@ -10,6 +10,13 @@ func withExperimentDirectory<T>(_ body: (String) async throws -> T) async throws
     return try await body(directory)
 }
 
+/// Runs `body` on a new thread (not on Swift's cooperative pool) and returns its result.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: body()) }
+    }
+}
+
 @Suite("Tune on a cluster (real processes)")
 struct TuneTests {
     @Test("a trial whose worker is killed with SIGKILL continues from its last checkpoint")
@@ -33,32 +40,34 @@ struct TuneTests {
             let pid = process.processIdentifier
             // Kill once two trials finished and an unfinished one has a checkpoint (the journal
             // holds each trial's record every time it changes; the last line of a trial wins).
-            var finishedAtKill: Set<Int> = []
-            var continuing: Set<Int> = []
-            for _ in 0..<600 {
-                var status: [Int: String] = [:]
-                for line in ((try? Data(contentsOf: URL(fileURLWithPath: journalPath))) ?? Data()).split(separator: 10) {
-                    if let record = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-                       let id = record["id"] as? Int, let value = record["status"] as? String {
-                        status[id] = value
+            // Watched from a thread of its own: other tests block the two threads of Swift's
+            // cooperative pool while they wait for their processes, for seconds at a time.
+            let (finishedAtKill, continuing) = await onOwnThread { () -> (Set<Int>, Set<Int>) in
+                let deadline = Date().addingTimeInterval(60)
+                while Date() < deadline {
+                    var status: [Int: String] = [:]
+                    for line in ((try? Data(contentsOf: URL(fileURLWithPath: journalPath))) ?? Data()).split(separator: 10) {
+                        if let record = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                           let id = record["id"] as? Int, let value = record["status"] as? String {
+                            status[id] = value
+                        }
                     }
+                    let finished = Set(status.filter { $0.value == "terminated" }.keys)
+                    let running = status.filter { $0.value == "running" }.keys
+                    let checkpointed = Set(running.filter { FileManager.default.fileExists(atPath: directory + String(format: "/resumable/trial_%04d/checkpoint.bin", $0)) })
+                    if finished.count >= 2, !checkpointed.isEmpty {
+                        kill(pid, SIGKILL)
+                        return (finished, checkpointed)
+                    }
+                    usleep(10_000)
                 }
-                let finished = Set(status.filter { $0.value == "terminated" }.keys)
-                let running = status.filter { $0.value == "running" }.keys
-                let checkpointed = Set(running.filter { FileManager.default.fileExists(atPath: directory + String(format: "/resumable/trial_%04d/checkpoint.bin", $0)) })
-                if finished.count >= 2, !checkpointed.isEmpty {
-                    kill(pid, SIGKILL)
-                    finishedAtKill = finished
-                    continuing = checkpointed
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(20))
+                return ([], [])
             }
             kill(pid, SIGKILL)  // also when the condition never came: the test must not leave it running
-            _ = output.fileHandleForReading.readDataToEndOfFile()
+            let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             process.waitUntilExit()
             try await expectNoLeftovers(of: pid, allowSession: true)
-            try #require(!finishedAtKill.isEmpty, "the sweep never reached two finished trials and a checkpoint")
+            try #require(!finishedAtKill.isEmpty, "the sweep never reached two finished trials and a checkpoint: \(printed)")
             #expect(process.terminationReason == .uncaughtSignal)
 
             let result = try await runScenario(["tune-resume", directory])

@@ -113,10 +113,10 @@ enum TuneScenarios {
             return "status=\(trial.status.rawValue) failures=\(trial.failures) iterations=\(trial.iterations) counts=\(counts) pids=\(pids) killedAfter=\(await killer.value)"
 
         case "tune-resume":
-            // Six trials of six 200 ms steps, two at a time; the test kills this driver midway
+            // Six trials of six 300 ms steps, two at a time; the test kills this driver midway
             // and runs it again, which resumes.
             let directory = arguments[0]
-            let tuner = Tuner(CountingTrainable.self, space: ["sleep_ms": .fixed(200), "dir": .fixed(.string(directory))],
+            let tuner = Tuner(CountingTrainable.self, space: ["sleep_ms": .fixed(300), "dir": .fixed(.string(directory))],
                               tuneConfig: TuneConfig(metric: "score", mode: .max, numSamples: 6, maxConcurrentTrials: 2),
                               runConfig: RunConfig(name: "resumable", storagePath: directory, stopAfterIterations: 6, checkpointFrequency: 1, progress: .lines))
             let resumed = tuner.canResume
