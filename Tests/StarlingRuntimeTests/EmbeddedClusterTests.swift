@@ -17,8 +17,14 @@ func runScenario(_ arguments: [String], environment: [String: String] = [:], tim
         kill(pid, SIGKILL)
     }
     try await whileRunning(pid)
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    // Read and wait on a thread of its own: blocking here would take one of the two threads of
+    // Swift's cooperative pool from every other test for as long as the scenario runs.
+    let reader = output.fileHandleForReading
+    let data = await onOwnThread {
+        let data = reader.readDataToEndOfFile()
+        process.waitUntilExit()
+        return data
+    }
     watchdog.cancel()
     let text = String(decoding: data, as: UTF8.self)
     try await expectNoLeftovers(of: pid)
