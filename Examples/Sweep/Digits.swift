@@ -1,12 +1,13 @@
 import Foundation
+import Starling
 
 /// The digits data set (8×8 images of handwritten digits, 1,797 examples) with a fixed
 /// train/validation/test split: 60% / 20% / 20% after a seeded shuffle, the same in every
 /// process, so every trial trains and validates on the same examples.
-struct Digits: Sendable {
+struct Digits: Sendable, Codable {
     static let features = 64, classes = 10
 
-    struct Split: Sendable {
+    struct Split: Sendable, Codable {
         /// Row-major pixels scaled to [0, 1], `features` per example.
         var x: [Float] = []
         var y: [Int] = []
@@ -15,7 +16,8 @@ struct Digits: Sendable {
 
     let train: Split, validation: Split, test: Split
 
-    /// Loaded once per process (every trial in a worker shares it).
+    /// Loaded once per process from the CSV next to the example (every trial in a worker
+    /// shares it); on a machine without the file, trials ask the driver's `DigitsServer`.
     static let shared: Result<Digits, Error> = Result { try Digits.load() }
 
     static func load() throws -> Digits {
@@ -44,6 +46,20 @@ struct Digits: Sendable {
         let trainEnd = rows.count * 6 / 10, validationEnd = rows.count * 8 / 10
         return Digits(train: split(rows[..<trainEnd]), validation: split(rows[trainEnd..<validationEnd]), test: split(rows[validationEnd...]))
     }
+}
+
+/// Serves the data set to trials on nodes that do not have the CSV (another machine).
+distributed actor DigitsServer: RemoteActor {
+    typealias ActorSystem = StarlingActorSystem
+    static let name = "digits-data"
+    let data: Digits
+
+    init(actorSystem: ActorSystem, config data: Digits) {
+        self.actorSystem = actorSystem
+        self.data = data
+    }
+
+    distributed func digits() -> Digits { data }
 }
 
 enum SweepError: Error, CustomStringConvertible {

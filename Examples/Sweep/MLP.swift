@@ -1,4 +1,5 @@
 import Foundation
+import Starling
 import StarlingTune
 
 /// A multilayer perceptron with one hidden ReLU layer and a softmax output, trained by
@@ -165,10 +166,10 @@ struct DigitsTrainable: Trainable {
     var model: MLP
     let learningRate: Float, weightDecay: Float, momentum: Float
     let batchSize: Int
-    let data: Digits
+    var data: Digits?
 
     init(config: TrialConfig, context: TrialContext) throws {
-        data = try Digits.shared.get()
+        data = try? Digits.shared.get()
         learningRate = Float(try config.double("lr"))
         weightDecay = Float(try config.double("weight_decay"))
         momentum = Float(try config.double("momentum"))
@@ -178,6 +179,10 @@ struct DigitsTrainable: Trainable {
     }
 
     mutating func step() async throws -> [String: Double] {
+        if data == nil {
+            data = try await Cluster.current().actor(named: DigitsServer.name, as: DigitsServer.self).digits()
+        }
+        guard let data else { throw SweepError.data("no digits data") }
         let trainLoss = model.epoch(data.train, batchSize: batchSize, learningRate: learningRate, momentum: momentum, weightDecay: weightDecay)
         let validation = model.evaluate(data.validation)
         return ["accuracy": validation.accuracy, "val_loss": validation.loss, "train_loss": trainLoss]

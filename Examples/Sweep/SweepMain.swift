@@ -67,6 +67,8 @@ struct SweepExample {
                 "weight_decay": .logUniform(1e-6, 1e-2),
                 "momentum": .fixed(0.9),
             ]
+            // Trials on machines without the CSV fetch the data from this actor.
+            _ = try await cluster.spawn(DigitsServer.self, config: data, options: .init(name: DigitsServer.name))
             let searcher: any Searcher = options.searcher == "tpe" ? TPESearch() : RandomSearch()
             let tuner = Tuner(DigitsTrainable.self, space: space,
                               tuneConfig: TuneConfig(metric: "accuracy", mode: .max, numSamples: options.trials, searcher: searcher,

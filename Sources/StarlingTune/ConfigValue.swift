@@ -137,7 +137,7 @@ public struct TrialConfig: Sendable, Hashable, Codable, CustomStringConvertible,
         guard let value = self[path] else { throw TuneError.missingParameter(path, config: description) }
         switch value {
         case let .int(integer): return integer
-        case let .double(number) where number == number.rounded(): return Int(number)
+        case let .double(number) where number == number.rounded() && abs(number) < 9e18: return Int(number)
         default: throw TuneError.wrongParameterType(path, expected: "an integer", found: value.description)
         }
     }

@@ -11,6 +11,25 @@ import Foundation
 ///     <storage>/<name>/trial_0007/result.json  one JSON object per iteration
 ///     <storage>/<name>/trial_0007/progress.csv the same as CSV
 ///     <storage>/<name>/trial_0007/checkpoint.bin  its latest checkpoint
+/// JSON coders for experiment files: NaN and infinities (a diverged loss) are written as the
+/// strings "nan", "inf" and "-inf" instead of failing the write.
+enum TuneJSON {
+    static func encoder(pretty: Bool = false) -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}
+
 struct ExperimentDirectory: Sendable {
     let path: String
 
@@ -52,16 +71,14 @@ struct ExperimentDirectory: Sendable {
         guard let data = FileManager.default.contents(atPath: statePath) else { return nil }
         var state: State
         do {
-            let decoder = JSONDecoder()
-            decoder.dateDecodingStrategy = .iso8601
-            state = try decoder.decode(State.self, from: data)
+            state = try TuneJSON.decoder().decode(State.self, from: data)
         } catch {
             throw TuneError.experiment(path: path, reason: "experiment_state.json does not parse: \(error)")
         }
         var byID = Dictionary(state.trials.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
         for line in (FileManager.default.contents(atPath: journalPath) ?? Data()).split(separator: 10) {
             // A line cut short (the machine stopped mid-write) is skipped; the lines before it stand.
-            guard let record = try? JSONDecoder().decode(TrialRecord.self, from: Data(line)) else { continue }
+            guard let record = try? TuneJSON.decoder().decode(TrialRecord.self, from: Data(line)) else { continue }
             byID[record.id] = record
         }
         state.trials = byID.values.sorted { $0.id < $1.id }
@@ -69,39 +86,45 @@ struct ExperimentDirectory: Sendable {
     }
 
     func saveState(_ state: State) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        try writeAtomically(try encoder.encode(state), to: statePath)
+        try writeAtomically(try TuneJSON.encoder(pretty: true).encode(state), to: statePath)
     }
 
     func startTrial(_ record: TrialRecord) throws {
         let directory = trialDirectory(record.id)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeFile(try encoder.encode(record.config), to: directory + "/params.json")
+        try writeFile(try TuneJSON.encoder(pretty: true).encode(record.config), to: directory + "/params.json")
     }
 
     /// The trial's results from `result.json`, up to `iteration` when given; the files are
-    /// rewritten to hold just those (a resumed trial reports the later ones again).
+    /// rewritten (to a temporary name, then moved) to hold just those, since a continued trial
+    /// reports the later ones again.
     func loadResults(trial: Int, upTo iteration: Int?) -> [TrialResult] {
         let directory = trialDirectory(trial)
         guard let data = FileManager.default.contents(atPath: directory + "/result.json") else { return [] }
+        let decoder = TuneJSON.decoder()
         var results: [TrialResult] = []
         for line in data.split(separator: 10) {
-            guard var object = try? JSONDecoder().decode([String: Double].self, from: Data(line)),
-                  let step = object.removeValue(forKey: "training_iteration") else { continue }
+            guard var object = try? decoder.decode([String: Double].self, from: Data(line)),
+                  let step = object.removeValue(forKey: "training_iteration"), step.isFinite, step >= 1, step < 1e12 else { continue }
             let elapsed = object.removeValue(forKey: "time_total_s") ?? 0
             results.append(TrialResult(iteration: Int(step), elapsed: elapsed, metrics: object))
         }
         guard let iteration, results.contains(where: { $0.iteration > iteration }) else { return results }
         let kept = results.filter { $0.iteration <= iteration }
-        try? FileManager.default.removeItem(atPath: directory + "/result.json")
-        try? FileManager.default.removeItem(atPath: directory + "/progress.csv")
-        let files = TrialFiles(directory: directory)
+        let staging = directory + "/.rewrite"
+        try? FileManager.default.removeItem(atPath: staging)
+        guard (try? FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)) != nil else { return kept }
+        let files = TrialFiles(directory: staging)
         for result in kept { try? files.append(result) }
         files.close()
+        for name in ["result.json", "progress.csv"] {
+            if FileManager.default.fileExists(atPath: staging + "/" + name) {
+                _ = rename(staging + "/" + name, directory + "/" + name)
+            } else {
+                try? FileManager.default.removeItem(atPath: directory + "/" + name)
+            }
+        }
+        try? FileManager.default.removeItem(atPath: staging)
         return kept
     }
 
@@ -188,9 +211,7 @@ final class TrialFiles {
         var object: [String: Double] = result.metrics
         object["training_iteration"] = Double(result.iteration)
         object["time_total_s"] = result.elapsed
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var line = try encoder.encode(object)
+        var line = try TuneJSON.encoder().encode(object)
         line.append(10)
         if json == nil { json = try AppendFile(directory + "/result.json") }
         try json!.append(line)

@@ -84,7 +84,13 @@ struct ProgressTable {
         lastDraw = Date()
         var text = ""
         if drawnLines > 0 { text += "\u{1B}[\(drawnLines)F\u{1B}[J" }  // up to the table's first line, clear below
-        let lines = Self.render(trials, objective: objective, elapsed: Date().timeIntervalSince(started), total: total, limit: 20)
+        // Lines wider than the terminal would wrap and the redraw would creep down the screen:
+        // cut them to its width, and the rows to its height ($COLUMNS/$LINES when the shell
+        // exports them; 160 × 24 otherwise).
+        let environment = ProcessInfo.processInfo.environment
+        let columns = environment["COLUMNS"].flatMap(Int.init) ?? 160, rows = environment["LINES"].flatMap(Int.init) ?? 24
+        let lines = Self.render(trials, objective: objective, elapsed: Date().timeIntervalSince(started), total: total,
+                                limit: max(3, min(20, rows - 4))).map { String($0.prefix(max(20, columns - 1))) }
         text += lines.joined(separator: "\n") + "\n"
         drawnLines = lines.count
         print(text, terminator: "")

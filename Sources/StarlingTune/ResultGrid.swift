@@ -51,8 +51,6 @@ public struct ResultGrid: Sendable {
         for trial in trials { counts[trial.status.rawValue, default: 0] += 1 }
         let summary = Summary(objective: objective, trials: trials.count, byStatus: counts, wallSeconds: wallSeconds,
                               best: bestResult.map { .init(trial: $0.name, config: $0.config, bestMetric: $0.bestMetric, lastMetrics: $0.lastMetrics, iterations: $0.iterations) })
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return (try? encoder.encode(summary)).map { String(decoding: $0, as: UTF8.self) + "\n" } ?? "{}\n"
+        return (try? TuneJSON.encoder(pretty: true).encode(summary)).map { String(decoding: $0, as: UTF8.self) + "\n" } ?? "{}\n"
     }
 }

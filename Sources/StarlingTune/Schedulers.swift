@@ -24,10 +24,16 @@ public protocol TrialScheduler: Sendable {
     mutating func onTrialComplete(_ trial: Int)
     /// The iteration at which the scheduler ends every trial (a stop there is a normal end), if any.
     var horizon: Int? { get }
+    /// A result recorded before a resume, shown again so the scheduler's state matches the
+    /// experiment's; no decision is taken on it.
+    mutating func replay(_ trial: Int, iteration: Int, metrics: [String: Double])
 }
 
 extension TrialScheduler {
     public var horizon: Int? { nil }
+    public mutating func replay(_ trial: Int, iteration: Int, metrics: [String: Double]) {
+        _ = onResult(trial, iteration: iteration, metrics: metrics)
+    }
     public mutating func onTrialAdd(_ trial: Int, config: TrialConfig) {}
     public mutating func onTrialComplete(_ trial: Int) {}
 }
@@ -100,7 +106,9 @@ public struct MedianStoppingScheduler: TrialScheduler {
     public let gracePeriod: Int
     public let minSamples: Int
     var objective = Objective(metric: "", mode: .max)
-    var history: [Int: [Double]] = [:]
+    /// Each trial's scores by iteration (a trial continued from a checkpoint reports some
+    /// iterations again; the later report replaces the earlier).
+    var history: [Int: [Int: Double]] = [:]
 
     public init(gracePeriod: Int = 1, minSamples: Int = 3) {
         self.gracePeriod = gracePeriod
@@ -116,12 +124,17 @@ public struct MedianStoppingScheduler: TrialScheduler {
 
     public mutating func onResult(_ trial: Int, iteration: Int, metrics: [String: Double]) -> SchedulerDecision {
         guard let score = objective.score(metrics) else { return .continue }
-        history[trial, default: []].append(score)
+        history[trial, default: [:]][iteration] = score
+        // A continued trial forgets what it reported after its checkpoint.
+        history[trial] = history[trial]?.filter { $0.key <= iteration }
         guard iteration >= gracePeriod else { return .continue }
-        let others = history.filter { $0.key != trial && $0.value.count >= iteration }
+        let others = history.filter { $0.key != trial && ($0.value.keys.max() ?? 0) >= iteration }
         guard others.count >= minSamples else { return .continue }
-        let means = others.values.map { Array($0.prefix(iteration)).reduce(0, +) / Double(iteration) }
-        guard let median = Percentile.of(means, 50), let best = history[trial]?.max() else { return .continue }
+        let means = others.values.map { scores -> Double in
+            let upTo = scores.filter { $0.key <= iteration }.map(\.value)
+            return upTo.reduce(0, +) / Double(max(1, upTo.count))
+        }
+        guard let median = Percentile.of(means, 50), let best = history[trial]?.values.max() else { return .continue }
         return best < median ? .stop : .continue
     }
 
@@ -169,7 +182,8 @@ public struct PopulationBasedTraining: TrialScheduler {
         latest[trial] = score
         guard iteration % perturbationInterval == 0 else { return .continue }
         let ranked = latest.sorted { $0.value == $1.value ? $0.key < $1.key : $0.value > $1.value }.map(\.key)
-        let size = Int((Double(ranked.count) * quantile).rounded(.down))
+        // As in Ray: ceil(n · quantile) trials at each end, at most half the population.
+        let size = min(Int((Double(ranked.count) * quantile).rounded(.up)), ranked.count / 2)
         guard size >= 1 else { return .continue }
         let top = Array(ranked.prefix(size)), bottom = Set(ranked.suffix(size))
         guard bottom.contains(trial) else { return .continue }
@@ -182,6 +196,11 @@ public struct PopulationBasedTraining: TrialScheduler {
     }
 
     public mutating func onTrialComplete(_ trial: Int) { latest[trial] = nil }
+
+    /// Only the score is recorded: replaying exploits would draw new configs.
+    public mutating func replay(_ trial: Int, iteration: Int, metrics: [String: Double]) {
+        if let score = objective.score(metrics) { latest[trial] = score }
+    }
 
     /// The donor's config with each mutated parameter resampled or perturbed.
     mutating func explore(_ donor: TrialConfig) -> TrialConfig {

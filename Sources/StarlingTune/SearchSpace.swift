@@ -24,11 +24,12 @@ public indirect enum Domain: Sendable, Hashable {
         case let .choice(values), let .grid(values):
             if values.isEmpty { throw TuneError.invalidSpace(parameter: name, reason: "has no values to pick from") }
         case let .uniform(low, high):
-            if !(low < high) || !low.isFinite || !high.isFinite { throw TuneError.invalidSpace(parameter: name, reason: "uniform(\(low), \(high)) needs finite lower < upper") }
+            if !(low < high) || !(high - low).isFinite { throw TuneError.invalidSpace(parameter: name, reason: "uniform(\(low), \(high)) needs finite lower < upper") }
         case let .logUniform(low, high):
             if !(low > 0 && low < high) || !high.isFinite { throw TuneError.invalidSpace(parameter: name, reason: "logUniform(\(low), \(high)) needs 0 < lower < upper") }
         case let .randInt(low, high):
             if low >= high { throw TuneError.invalidSpace(parameter: name, reason: "randInt(\(low), \(high)) needs lower < upper (upper is excluded)") }
+            if high.subtractingReportingOverflow(low).overflow { throw TuneError.invalidSpace(parameter: name, reason: "randInt(\(low), \(high)) spans more than Int.max values") }
         case .fixed: break
         case let .nested(space): try space.validate(prefix: name + ".")
         }
@@ -117,6 +118,28 @@ public struct SearchSpace: Sendable, Hashable, ExpressibleByDictionaryLiteral {
             points = points.flatMap { point in values.map { point + [(leaf.path, $0)] } }
         }
         return points
+    }
+
+    /// The config with each value given its domain's kind again (JSON writes 1.0 as 1).
+    func normalize(_ config: TrialConfig) -> TrialConfig {
+        var out = config
+        for leaf in leaves {
+            guard let value = config[leaf.path] else { continue }
+            switch leaf.domain {
+            case .uniform, .logUniform:
+                if case let .int(integer) = value { out[leaf.path] = .double(Double(integer)) }
+            case let .choice(values), let .grid(values):
+                if !values.contains(value), let number = value.doubleValue,
+                   let match = values.first(where: { $0.doubleValue == number }) {
+                    out[leaf.path] = match
+                }
+            case let .fixed(fixed):
+                if value != fixed, let number = value.doubleValue, fixed.doubleValue == number { out[leaf.path] = fixed }
+            case .randInt, .nested:
+                break
+            }
+        }
+        return out
     }
 
     func contains(_ config: TrialConfig) -> Bool {

@@ -19,6 +19,7 @@ actor SweepRun {
     }
 
     let objective: Objective
+    let space: SearchSpace
     let runConfig: RunConfig
     let directory: ExperimentDirectory
     var state: ExperimentDirectory.State
@@ -36,9 +37,15 @@ actor SweepRun {
     let clock = ContinuousClock()
     let began: ContinuousClock.Instant
 
-    init(state: ExperimentDirectory.State, directory: ExperimentDirectory, tuneConfig: TuneConfig, runConfig: RunConfig,
-         searcher: any Searcher, total: Int) {
+    /// Trial actors and placement groups the lanes hold, by lane: released by the tuner when
+    /// the sweep ends early (a cancelled lane cannot release its own).
+    var heldRunners: [Int: TrialRunner] = [:]
+    var heldGroups: [Int: PlacementGroup] = [:]
+
+    init(state: ExperimentDirectory.State, directory: ExperimentDirectory, space: SearchSpace, tuneConfig: TuneConfig,
+         runConfig: RunConfig, searcher: any Searcher, total: Int) {
         self.state = state
+        self.space = space
         self.directory = directory
         self.objective = tuneConfig.objective
         self.runConfig = runConfig
@@ -58,24 +65,33 @@ actor SweepRun {
         created = state.trials.count
         for index in state.trials.indices {
             let id = state.trials[index].id
-            scheduler.onTrialAdd(id, config: state.trials[index].config)
+            // JSON does not keep 1.0 apart from 1: give each value its domain's kind again.
+            state.trials[index].config = space.normalize(state.trials[index].config)
             _ = searcher.suggest(trial: id)
             var keepUpTo: Int?
+            var saved: (iteration: Int, bytes: [UInt8])?
             if !state.trials[index].status.isFinished {
-                let saved = directory.loadCheckpoint(trial: id).flatMap(CheckpointFile.decode)
-                if let saved { checkpoints[id] = saved }
+                saved = directory.loadCheckpoint(trial: id).flatMap(CheckpointFile.decode)
                 keepUpTo = saved?.iteration ?? 0
                 state.trials[index].status = .pending
-                state.trials[index].checkpointIteration = saved?.iteration
                 waitingRestart.append(id)
             }
-            let history = directory.loadResults(trial: id, upTo: keepUpTo)
+            var history = directory.loadResults(trial: id, upTo: keepUpTo)
+            if let checkpoint = saved, (history.last?.iteration ?? 0) != checkpoint.iteration {
+                // The results on disk end before the checkpoint (cut short): start over rather
+                // than number new results from the wrong iteration.
+                saved = nil
+                history = directory.loadResults(trial: id, upTo: 0)
+            }
+            if let saved { checkpoints[id] = saved }
+            state.trials[index].checkpointIteration = saved?.iteration
             state.trials[index].history = history
             state.trials[index].iterations = history.last?.iteration ?? 0
             state.trials[index].lastMetrics = history.last?.metrics ?? [:]
             state.trials[index].bestMetric = best(of: history)
             elapsedBefore[id] = history.last?.elapsed ?? 0
-            for result in history { _ = scheduler.onResult(id, iteration: result.iteration, metrics: result.metrics) }
+            scheduler.onTrialAdd(id, config: state.trials[index].config)
+            for result in history { scheduler.replay(id, iteration: result.iteration, metrics: result.metrics) }
             if state.trials[index].status.isFinished {
                 scheduler.onTrialComplete(id)
                 searcher.onTrialComplete(trial: id, config: state.trials[index].config, score: score(state.trials[index]))
@@ -142,20 +158,29 @@ actor SweepRun {
         }
         progress.tick(state.trials)
 
+        if iteration == 1, reply.metrics[objective.metric] == nil {
+            state.trials[index].error = "\(TuneError.missingMetric(objective.metric, reported: reply.metrics.keys.sorted()))"
+            return try finish(trial, .error)
+        }
+        let decision = scheduler.onResult(trial, iteration: iteration, metrics: reply.metrics)
         if let limit = runConfig.stopAfterIterations, iteration >= limit { return try finish(trial, .terminated) }
         if let target = runConfig.stopAtMetric, let value = reply.metrics[objective.metric],
            objective.mode == .max ? value >= target : value <= target {
             return try finish(trial, .terminated)
         }
-        switch scheduler.onResult(trial, iteration: iteration, metrics: reply.metrics) {
+        switch decision {
         case .continue:
             return .next
         case .stop:
             let normalEnd = scheduler.horizon.map { iteration >= $0 } ?? false
             return try finish(trial, normalEnd ? .terminated : .stopped)
         case let .exploit(donor, config):
-            // Without a checkpoint of the donor there is nothing to copy; the trial goes on.
-            guard let copied = checkpoints[donor] else { return .next }
+            guard let copied = checkpoints[donor] else {
+                // Without a checkpoint of the donor there is nothing to copy: the trial goes on
+                // as it was, and the scheduler is told so.
+                scheduler.onTrialAdd(trial, config: state.trials[index].config)
+                return .next
+            }
             state.trials[index].config = config
             state.trials[index].exploitedFrom.append(donor)
             checkpoints[trial] = (iteration, copied.bytes)
@@ -220,6 +245,15 @@ actor SweepRun {
         return .finished
     }
 
+    func hold(lane: Int, runner: TrialRunner?) { heldRunners[lane] = runner }
+    func hold(lane: Int, group: PlacementGroup?) { heldGroups[lane] = group }
+
+    /// What the lanes still hold, emptied.
+    func takeHeld() -> (runners: [TrialRunner], groups: [PlacementGroup]) {
+        defer { heldRunners = [:]; heldGroups = [:] }
+        return (Array(heldRunners.values), Array(heldGroups.values))
+    }
+
     /// Writes the summary, the results table and the plot; marks the experiment finished.
     func complete() throws -> ResultGrid {
         state.finished = true
@@ -239,7 +273,7 @@ actor SweepRun {
     private func save(_ trial: Int) throws {
         let record = state.trials[try indexOf(trial)]
         if journal == nil { journal = try AppendFile(directory.journalPath) }
-        var line = try JSONEncoder().encode(record)
+        var line = try TuneJSON.encoder().encode(record)
         line.append(10)
         try journal!.append(line)
     }
@@ -276,6 +310,7 @@ enum CheckpointFile {
     static func decode(_ file: [UInt8]) -> (iteration: Int, bytes: [UInt8])? {
         guard file.count >= 8 else { return nil }
         let iteration = file.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard iteration < UInt64(Int32.max) else { return nil }  // not a checkpoint file of ours
         return (Int(iteration), Array(file.dropFirst(8)))
     }
 }

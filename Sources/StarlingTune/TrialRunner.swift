@@ -116,12 +116,10 @@ actor FunctionSession: TrialProgram {
     var waitingStep: CheckedContinuation<StepReply, Error>?
     var waitingFunction: CheckedContinuation<Void, Error>?
     var ended: Result<Void, Error>?
-    var lastCheckpoint: [UInt8]?
 
     init(_ function: any TrainingFunction.Type, _ start: TrialStart) {
         self.function = function
         self.start = start
-        lastCheckpoint = start.checkpoint
     }
 
     func step(checkpoint: Bool) async throws -> StepReply {
@@ -138,15 +136,13 @@ actor FunctionSession: TrialProgram {
             waiting.resume()
         }
         if let ended { return try Self.finalReply(ended) }
-        var reply = try await withCheckedThrowingContinuation { waitingStep = $0 }
-        // A function that does not checkpoint every report is continued from its last one.
-        if checkpoint, reply.checkpoint == nil { reply.checkpoint = lastCheckpoint }
-        return reply
+        // A report's checkpoint is the state after that very iteration; a report without one
+        // leaves the trial's last checkpoint (and its iteration) as it was.
+        return try await withCheckedThrowingContinuation { waitingStep = $0 }
     }
 
     func report(_ reply: StepReply) async throws {
         try Task.checkCancellation()
-        if let checkpoint = reply.checkpoint { lastCheckpoint = checkpoint }
         waitingStep?.resume(returning: reply)
         waitingStep = nil
         try await withCheckedThrowingContinuation { waitingFunction = $0 }

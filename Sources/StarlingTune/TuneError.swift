@@ -16,6 +16,8 @@ public enum TuneError: Error, CustomStringConvertible, Equatable {
     case trialFailed(trial: String, error: String)
     /// A checkpoint could not be decoded by the trainable.
     case badCheckpoint(String)
+    /// A trial's first result lacks the sweep's metric (a misspelt name, most often).
+    case missingMetric(String, reported: [String])
 
     public var description: String {
         switch self {
@@ -35,6 +37,8 @@ public enum TuneError: Error, CustomStringConvertible, Equatable {
             return "trial \(trial) failed: \(error)"
         case let .badCheckpoint(detail):
             return "checkpoint: \(detail)"
+        case let .missingMetric(metric, reported):
+            return "the result has no metric \"\(metric)\" to optimise; it reported \(reported.isEmpty ? "no metrics" : reported.joined(separator: ", "))"
         }
     }
 }

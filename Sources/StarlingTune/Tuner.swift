@@ -49,16 +49,17 @@ public struct Tuner: Sendable {
     public func fit(on cluster: Cluster) async throws -> ResultGrid {
         let directory = ExperimentDirectory(path: experimentPath)
         try validate()
-        try directory.create()
-        try directory.clear()
         var searcher = tuneConfig.searcher
         try searcher.setUp(space: space, objective: tuneConfig.objective, numSamples: tuneConfig.numSamples, seed: tuneConfig.seed)
         let state = ExperimentDirectory.State(name: runConfig.name, trainable: spec, objective: tuneConfig.objective,
                                               numSamples: tuneConfig.numSamples, seed: tuneConfig.seed,
                                               searcher: "\(type(of: tuneConfig.searcher))", scheduler: "\(type(of: tuneConfig.scheduler))",
                                               startedAt: Date(), finished: false, trials: [])
-        try directory.saveState(state)
+        // Every setting is checked before a previous experiment of this name is replaced.
         let run = try makeRun(state: state, directory: directory, searcher: searcher)
+        try directory.create()
+        try directory.clear()
+        try directory.saveState(state)
         return try await execute(run, on: cluster)
     }
 
@@ -110,17 +111,26 @@ public struct Tuner: Sendable {
         try scheduler.setUp(objective: tuneConfig.objective)
         var config = tuneConfig
         config.scheduler = scheduler
-        return SweepRun(state: state, directory: directory, tuneConfig: config, runConfig: runConfig, searcher: searcher,
-                        total: searcher.totalTrials)
+        return SweepRun(state: state, directory: directory, space: space, tuneConfig: config, runConfig: runConfig,
+                        searcher: searcher, total: searcher.totalTrials)
     }
 
     private func execute(_ run: SweepRun, on cluster: Cluster) async throws -> ResultGrid {
         let lanes = try await laneCount(cluster, total: await run.total)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<lanes {
-                group.addTask { try await TrialLane(run: run, cluster: cluster, spec: spec, runConfig: runConfig).work() }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for lane in 0..<lanes {
+                    group.addTask { try await TrialLane(lane: lane, run: run, cluster: cluster, spec: spec, runConfig: runConfig).work() }
+                }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+        } catch {
+            // The lanes were cancelled and could not release what they held; this task can
+            // (unless it is cancelled too: then the job's end releases them).
+            let held = await run.takeHeld()
+            for runner in held.runners { try? await cluster.kill(runner) }
+            for group in held.groups { try? await cluster.remove(group) }
+            throw error
         }
         return try await run.complete()
     }
@@ -143,6 +153,7 @@ public struct Tuner: Sendable {
 
 /// One slot of the sweep: runs trials one after another in its trial actor.
 struct TrialLane: Sendable {
+    let lane: Int
     let run: SweepRun
     let cluster: Cluster
     let spec: TrainableSpec
@@ -150,57 +161,57 @@ struct TrialLane: Sendable {
 
     func work() async throws {
         var runner: TrialRunner?
-        do {
-            while let launch = try await run.nextTrial() {
-                try await runTrial(launch, &runner)
-                if !runConfig.reuseActors, let used = runner {
-                    try? await cluster.kill(used)
-                    runner = nil
-                }
+        while true {
+            try Task.checkCancellation()
+            guard let launch = try await run.nextTrial() else { break }
+            try await runTrial(launch, &runner)
+            if !runConfig.reuseActors, let used = runner {
+                try? await cluster.kill(used)
+                runner = nil
+                await run.hold(lane: lane, runner: nil)
             }
-        } catch {
-            if let runner { try? await cluster.kill(runner) }
-            throw error
         }
         // Killed here, not left to the job's end: the next sweep of this job needs the resources.
-        if let runner { try? await cluster.kill(runner) }
+        if let runner {
+            try? await cluster.kill(runner)
+            await run.hold(lane: lane, runner: nil)
+        }
     }
 
     /// Runs one trial to its end. With bundles per trial, the trial gets a placement group of
-    /// its own, and its actor and group are released when it ends.
+    /// its own; its actor and group are released when it ends.
     private func runTrial(_ launch: SweepRun.Launch, _ runner: inout TrialRunner?) async throws {
         var group: PlacementGroup?
-        do {
-            try await runTrial(launch, &runner, &group)
-        } catch {
-            await release(&runner, group)
-            throw error
-        }
-        await release(&runner, group)
-    }
-
-    private func release(_ runner: inout TrialRunner?, _ group: PlacementGroup?) async {
-        guard let group else { return }
-        if let used = runner { try? await cluster.kill(used) }
+        try await runTrial(launch, &runner, &group)
+        guard let used = group else { return }
+        if let actor = runner { try? await cluster.kill(actor) }
         runner = nil
-        try? await cluster.remove(group)
+        await run.hold(lane: lane, runner: nil)
+        try? await cluster.remove(used)
+        await run.hold(lane: lane, group: nil)
     }
 
     private func runTrial(_ launch: SweepRun.Launch, _ runner: inout TrialRunner?, _ group: inout PlacementGroup?) async throws {
         var start = launch.start
         while true {
             do {
+                if let bundles = runConfig.bundlesPerTrial, group == nil {
+                    // Held before waiting for it, so it is removed even if the wait fails.
+                    let created = try await cluster.createPlacementGroup(bundles, strategy: runConfig.placementStrategy)
+                    group = created
+                    await run.hold(lane: lane, group: created)
+                    _ = try await cluster.ready(created)
+                }
                 if runner == nil {
                     var options = ActorOptions(resources: runConfig.resourcesPerTrial)
-                    if let bundles = runConfig.bundlesPerTrial {
-                        if group == nil {
-                            group = try await cluster.ready(cluster.createPlacementGroup(bundles, strategy: runConfig.placementStrategy))
-                        }
-                        options = ActorOptions(resources: bundles.first ?? [:], scheduling: .placementGroup(group!, bundle: 0))
+                    if let group, let bundles = runConfig.bundlesPerTrial {
+                        options = ActorOptions(resources: bundles.first ?? [:], scheduling: .placementGroup(try await cluster.ready(group), bundle: 0))
                     }
-                    runner = try await cluster.spawn(TrialRunner.self, config: spec, options: options)
+                    let spawned = try await cluster.spawn(TrialRunner.self, config: spec, options: options)
+                    runner = spawned
+                    await run.hold(lane: lane, runner: spawned)
                 }
-                if let group { start.context = await run.context(launch.trial, group: group) }
+                if let group { start.context = await run.context(launch.trial, group: try await cluster.ready(group)) }
                 try await runner!.start(start)
                 var iteration = start.iteration
                 stepping: while true {
@@ -215,31 +226,30 @@ struct TrialLane: Sendable {
                         return
                     case let .restart(next):
                         start = next
+                        if let group { start.context = await run.context(launch.trial, group: try await cluster.ready(group)) }
                         try await runner!.start(start)
                         iteration = start.iteration
                         continue stepping
                     }
                 }
-            } catch let error as TuneError {
-                // The experiment's own files failed: the sweep cannot go on.
-                if case .experiment = error { throw error }
-                try await run.errored(launch.trial, error: error)
-                return
-            } catch let error as StarlingError {
+            } catch {
+                // A cancelled sweep leaves the trial as it was (running): a resume continues it.
+                if Task.isCancelled || error is CancellationError { throw error }
                 switch error {
-                case .actorDied, .cluster:
+                case TuneError.experiment:
+                    // The experiment's own files failed: the sweep cannot go on.
+                    throw error
+                case StarlingError.actorDied, StarlingError.cluster:
                     // The worker (or its node) died: a new actor continues from the checkpoint.
                     if let dead = runner { try? await cluster.kill(dead) }
                     runner = nil
+                    await run.hold(lane: lane, runner: nil)
                     guard let retry = try await run.failed(launch.trial, error: error, retryable: true) else { return }
                     start = retry
                 default:
                     try await run.errored(launch.trial, error: error)
                     return
                 }
-            } catch {
-                try await run.errored(launch.trial, error: error)
-                return
             }
         }
     }

@@ -104,6 +104,15 @@ struct TuneTests {
         }
     }
 
+    @Test("a sweep whose metric the trials do not report fails each trial at its first result, naming what they reported")
+    func missingMetric() async throws {
+        try await withExperimentDirectory { directory in
+            let result = try await runScenario(["tune-bad-metric", directory])
+            let expected = "error:1:the result has no metric \"acc\" to optimise; it reported score"
+            #expect(result == "\(expected) | \(expected)", "\(result)")
+        }
+    }
+
     @Test("a trial with several bundles gets a placement group, runs work in it, and releases it at its end")
     func bundles() async throws {
         try await withExperimentDirectory { directory in

@@ -136,6 +136,14 @@ enum TuneScenarios {
             let rows = results.trials.map { "\(Int((try? $0.config.double("quality")) ?? 0)):\($0.status.rawValue):\($0.iterations)" }
             return rows.joined(separator: " ") + " best=\(results.bestResult.map { Int((try? $0.config.double("quality")) ?? 0) } ?? 0)"
 
+        case "tune-bad-metric":
+            // The sweep optimises "acc"; the function reports "score".
+            let tuner = Tuner(function: LinearFunction.self, space: ["quality": .grid([1, 2]), "steps": .fixed(3)],
+                              tuneConfig: TuneConfig(metric: "acc", mode: .max),
+                              runConfig: RunConfig(name: "bad-metric", storagePath: arguments[0], progress: .none))
+            let results = try await tuner.fit(on: cluster)
+            return results.trials.map { "\($0.status.rawValue):\($0.iterations):\($0.error ?? "")" }.joined(separator: " | ")
+
         case "tune-pbt":
             // Four climbers; every 2 steps the slowest copies the fastest's height.
             let directory = arguments[0]

@@ -68,3 +68,65 @@ struct OutputTests {
         #expect(throws: TuneError.self) { try Checkpoint.unpack([1, 2, 3], as: Float.self) }
     }
 }
+
+@Suite("Experiment files")
+struct ExperimentFileTests {
+    @Test("NaN and infinite metrics are written and read back, and rewinding keeps the results up to a checkpoint")
+    func nonFiniteMetrics() throws {
+        let root = NSTemporaryDirectory() + "starling-tune-files-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let directory = ExperimentDirectory(path: root)
+        try directory.create()
+        try directory.startTrial(TrialRecord(id: 3, config: ["lr": 0.5]))
+        let files = TrialFiles(directory: directory.trialDirectory(3))
+        for iteration in 1...4 {
+            try files.append(TrialResult(iteration: iteration, elapsed: Double(iteration),
+                                         metrics: ["loss": iteration == 3 ? .nan : 1 / Double(iteration), "big": .infinity]))
+        }
+        files.close()
+        let all = directory.loadResults(trial: 3, upTo: nil)
+        #expect(all.map(\.iteration) == [1, 2, 3, 4])
+        #expect(all[2].metrics["loss"]?.isNaN == true && all[0].metrics["big"] == .infinity)
+        let rewound = directory.loadResults(trial: 3, upTo: 2)
+        #expect(rewound.map(\.iteration) == [1, 2])
+        #expect(directory.loadResults(trial: 3, upTo: nil).map(\.iteration) == [1, 2], "the files now end at the checkpoint")
+        let csv = try String(contentsOfFile: directory.trialDirectory(3) + "/progress.csv", encoding: .utf8)
+        #expect(csv.split(separator: "\n").count == 3, "\(csv)")
+    }
+
+    @Test("a journal's last record of a trial wins; a line cut short is skipped")
+    func journal() throws {
+        let root = NSTemporaryDirectory() + "starling-tune-journal-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let directory = ExperimentDirectory(path: root)
+        try directory.create()
+        let state = ExperimentDirectory.State(name: "x", trainable: TrainableSpec(kind: .trainable, typeName: "T"),
+                                              objective: Objective(metric: "m", mode: .max), numSamples: 2, seed: 0,
+                                              searcher: "RandomSearch", scheduler: "FIFOScheduler", startedAt: Date(), finished: false, trials: [])
+        try directory.saveState(state)
+        var first = TrialRecord(id: 0, config: ["lr": 0.1])
+        first.status = .running
+        var done = first
+        done.status = .terminated
+        done.lastMetrics = ["m": .nan]
+        let journal = try AppendFile(directory.journalPath)
+        for record in [first, done] { try journal.append(TuneJSON.encoder().encode(record) + Data([10])) }
+        try journal.append(Data("{\"id\":1,\"sta".utf8))
+        journal.close()
+        let loaded = try #require(try directory.loadState())
+        #expect(loaded.trials.count == 1)
+        #expect(loaded.trials[0].status == .terminated)
+        #expect(loaded.trials[0].lastMetrics["m"]?.isNaN == true)
+    }
+
+    @Test("configs read back from JSON get their domains' kinds again")
+    func normalize() {
+        let space: SearchSpace = ["lr": .uniform(0, 2), "scale": .choice([0.5, 1.0]), "n": .randInt(1, 5)]
+        let fromJSON: TrialConfig = ["lr": .int(1), "scale": .int(1), "n": .int(3)]
+        let normal = space.normalize(fromJSON)
+        #expect(normal["lr"] == .double(1))
+        #expect(normal["scale"] == .double(1.0))
+        #expect(normal["n"] == .int(3))
+        #expect(space.contains(normal))
+    }
+}

@@ -81,6 +81,33 @@ struct SchedulerTests {
         #expect(stops(&scheduler, curves) == [nil, nil, 2, nil])
     }
 
+    @Test("median stopping keys scores by iteration: a trial continued from a checkpoint reports again without counting twice")
+    func medianStoppingRepeats() throws {
+        var scheduler = MedianStoppingScheduler(gracePeriod: 1, minSamples: 1)
+        try scheduler.setUp(objective: Objective(metric: "m", mode: .max))
+        _ = scheduler.onResult(0, iteration: 1, metrics: ["m": 1])
+        _ = scheduler.onResult(0, iteration: 2, metrics: ["m": 100])   // then rolled back to iteration 1
+        _ = scheduler.onResult(0, iteration: 2, metrics: ["m": 2])
+        #expect(scheduler.history[0] == [1: 1, 2: 2])
+        // Trial 1 (best 1.6) is judged against trial 0's running mean at 2: (1 + 2) / 2 = 1.5.
+        _ = scheduler.onResult(1, iteration: 1, metrics: ["m": 1.6])
+        #expect(scheduler.onResult(1, iteration: 2, metrics: ["m": 1.0]) == .continue)
+    }
+
+    @Test("PBT needs a population: with two trials and quantile 0.25 one end of one trial each (Ray's rule)")
+    func pbtSmallPopulation() throws {
+        var scheduler = PopulationBasedTraining(perturbationInterval: 1, quantile: 0.25, resampleProbability: 0, mutations: ["lr": .uniform(0, 1)])
+        try scheduler.setUp(objective: Objective(metric: "m", mode: .max))
+        scheduler.onTrialAdd(0, config: ["lr": 0.2])
+        scheduler.onTrialAdd(1, config: ["lr": 0.9])
+        #expect(scheduler.onResult(1, iteration: 1, metrics: ["m": 9]) == .continue, "one trial alone is no population")
+        guard case let .exploit(donor, _) = scheduler.onResult(0, iteration: 1, metrics: ["m": 1]) else {
+            Issue.record("the weaker of two trials should exploit the stronger")
+            return
+        }
+        #expect(donor == 1)
+    }
+
     @Test("PBT: at a perturbation step the bottom-quantile trial copies a top-quantile trial and perturbs its config")
     func pbtExploit() throws {
         var scheduler = PopulationBasedTraining(perturbationInterval: 2, quantile: 0.25, resampleProbability: 0,
