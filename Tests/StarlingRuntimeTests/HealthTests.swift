@@ -120,7 +120,7 @@ struct HealthTests {
         assert "test_items" in names and "test_latency_seconds" in names and "starling_node_cpu_percent" in names, names
         print(len(families))
         """
-        let parsed = try ChildProcessOutput.run("/usr/bin/python3", ["-c", parser, file])
+        let parsed = try await ChildProcessOutput.run("/usr/bin/python3", ["-c", parser, file])
         if parsed.error.contains("No module named 'prometheus_client'") {
             Issue.record("python3-prometheus-client is missing: run `make deps` (it installs it)")
             return
@@ -135,7 +135,7 @@ struct HealthTests {
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
                 .appendingPathComponent("scripts/dashboard-check").path
             let screenshot = cluster.directory + "/dashboard.png"
-            let run = try ChildProcessOutput.run(script, [cluster.dashboardURL, screenshot, "3"])
+            let run = try await ChildProcessOutput.run(script, [cluster.dashboardURL, screenshot, "3"])
             if run.status == 77 {
                 print("dashboard check skipped: \(run.output)")
             } else {

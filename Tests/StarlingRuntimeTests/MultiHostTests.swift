@@ -13,13 +13,13 @@ struct MultiHostTests {
 
     @Test("head and two nodes on three hosts with distinct addresses run Examples/Pi across the hosts")
     func piAcrossHosts() async throws {
-        let check = try ChildProcessOutput.run(Self.script, ["check"])
+        let check = try await ChildProcessOutput.run(Self.script, ["check"])
         guard check.status == 0 else {
             print("multi-host test skipped: \(check.output)")
             return
         }
         let prefix = "st\(getpid() % 100_000)"
-        let up = try ChildProcessOutput.run(Self.script, ["up", "3", prefix])
+        let up = try await ChildProcessOutput.run(Self.script, ["up", "3", prefix])
         #expect(up.status == 0, "\(up)")
         let directory = NSTemporaryDirectory() + "starling-netns-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -27,7 +27,7 @@ struct MultiHostTests {
         defer {
             for member in members where member.isRunning { member.terminate() }
             for member in members { member.waitUntilExit() }
-            _ = try? ChildProcessOutput.run(Self.script, ["down", "3", prefix])
+            _ = try? ChildProcessOutput.runBlocking(Self.script, ["down", "3", prefix])
             try? FileManager.default.removeItem(atPath: directory)
         }
         let cli = try builtProduct("starling").path
@@ -52,7 +52,7 @@ struct MultiHostTests {
         }
         var listed = ""
         for _ in 0..<100 {
-            listed = (try? ChildProcessOutput.run(cli, ["list", "nodes", "--address", "10.77.0.1:6379", "--token-file", token]).output) ?? ""
+            listed = (try? await ChildProcessOutput.run(cli, ["list", "nodes", "--address", "10.77.0.1:6379", "--token-file", token]).output) ?? ""
             if listed.components(separatedBy: "alive").count - 1 == 3 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -65,9 +65,9 @@ struct MultiHostTests {
         // Drivers on host 1: a run of Examples/Pi, then two spread tasks held by a barrier until
         // both started (one on each worker host).
         let driver = ["env", "STARLING_ADDRESS=10.77.0.1:6379", "STARLING_TOKEN_FILE=\(token)"]
-        let pi = try ChildProcessOutput.run("/usr/sbin/ip", ["netns", "exec", "\(prefix)-1"] + driver + [try builtProduct("Pi").path])
+        let pi = try await ChildProcessOutput.run("/usr/sbin/ip", ["netns", "exec", "\(prefix)-1"] + driver + [try builtProduct("Pi").path])
         #expect(pi.status == 0 && pi.output.contains("π ≈ 3.14") && pi.output.contains("on 3 node(s)"), "\(pi)")
-        let spread = try ChildProcessOutput.run("/usr/sbin/ip", ["netns", "exec", "\(prefix)-1"] + driver + [try builtProduct("StarlingTestApp").path, "spread"])
+        let spread = try await ChildProcessOutput.run("/usr/sbin/ip", ["netns", "exec", "\(prefix)-1"] + driver + [try builtProduct("StarlingTestApp").path, "spread"])
         let spreadText = spread.output
         let used = spreadText.split(separator: "\n").first { $0.hasPrefix("RESULT ") }.map { String($0.dropFirst(7)) } ?? spreadText
         #expect(used.hasPrefix("2 ") && used.split(separator: ",").count == 2, "the two tasks ran on both worker hosts: \(used)")

@@ -282,38 +282,38 @@ struct MultiNodeClusterTests {
     func memoryCommand() async throws {
         try await withCluster { cluster in
             let cli = try builtProduct("starling").path
-            let text = try ChildProcessOutput.run(cli, ["memory", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            let text = try await ChildProcessOutput.run(cli, ["memory", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
             for member in cluster.members {
                 #expect(text.output.contains("node \(member.nodeID.prefix(8)): 0 B of "), "\(text)")
             }
-            let json = try ChildProcessOutput.run(cli, ["memory", "--address", cluster.headAddress, "--token-file", cluster.tokenFile, "--json"])
+            let json = try await ChildProcessOutput.run(cli, ["memory", "--address", cluster.headAddress, "--token-file", cluster.tokenFile, "--json"])
             let decoded = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
             #expect((decoded?["nodes"] as? [Any])?.count == 3, "\(json.output)")
             let wrongToken = cluster.directory + "/wrong-token"
             _ = FileManager.default.createFile(atPath: wrongToken, contents: Data(String(repeating: "ab", count: 32).utf8), attributes: [.posixPermissions: 0o600])
-            let refused = try ChildProcessOutput.run(cli, ["memory", "--address", cluster.headAddress, "--token-file", wrongToken])
+            let refused = try await ChildProcessOutput.run(cli, ["memory", "--address", cluster.headAddress, "--token-file", wrongToken])
             #expect(refused.status != 0 && refused.error.contains("cannot reach the head"), "\(refused)")
             // Worker logs: a job ran, so the nodes have worker logs; one can be read by name.
             _ = try await runScenario(["squares"], environment: cluster.environment)
-            let listing = try ChildProcessOutput.run(cli, ["logs", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            let listing = try await ChildProcessOutput.run(cli, ["logs", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
             let name = listing.output.split(whereSeparator: { $0 == " " || $0 == "\n" }).first { $0.hasPrefix("worker-") && $0.hasSuffix(".log") }
             #expect(name != nil, "\(listing)")
             if let name {
-                let shown = try ChildProcessOutput.run(cli, ["logs", String(name), "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+                let shown = try await ChildProcessOutput.run(cli, ["logs", String(name), "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
                 #expect(shown.status == 0 && shown.output.hasPrefix("==> \(name) on node "), "\(shown)")
             }
-            let outside = try ChildProcessOutput.run(cli, ["logs", "../token", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            let outside = try await ChildProcessOutput.run(cli, ["logs", "../token", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
             #expect(outside.status != 0 && outside.error.contains("no live node has a log named ../token"), "\(outside)")
-            let status = try ChildProcessOutput.run(cli, ["status", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            let status = try await ChildProcessOutput.run(cli, ["status", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
             #expect(status.output.hasPrefix("3 node(s) alive, 0 dead"), "\(status)")
             // A driver and a node with the wrong token are refused, and nothing of them runs.
-            let driver = try ChildProcessOutput.run(try builtProduct("Pi").path, [], environment: ["STARLING_ADDRESS": cluster.headAddress, "STARLING_TOKEN_FILE": wrongToken])
+            let driver = try await ChildProcessOutput.run(try builtProduct("Pi").path, [], environment: ["STARLING_ADDRESS": cluster.headAddress, "STARLING_TOKEN_FILE": wrongToken])
             #expect(driver.status == 1 && driver.error.hasPrefix("error: cannot connect to the head") && driver.error.contains("token"), "\(driver)")
-            let node = try ChildProcessOutput.run(cli, ["start", "--address", cluster.headAddress, "--token-file", wrongToken])
+            let node = try await ChildProcessOutput.run(cli, ["start", "--address", cluster.headAddress, "--token-file", wrongToken])
             #expect(node.status != 0 && node.error.contains("authentication") && node.error.contains("token"), "\(node)")
-            let jobs = try ChildProcessOutput.run(cli, ["list", "jobs", "--json", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            let jobs = try await ChildProcessOutput.run(cli, ["list", "jobs", "--json", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
             #expect(((try? JSONSerialization.jsonObject(with: Data(jobs.output.utf8))) as? [Any])?.count == 1, "only the squares job ran: \(jobs)")
-            let listed = try ChildProcessOutput.run(cli, ["list", "nodes", "--json", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            let listed = try await ChildProcessOutput.run(cli, ["list", "nodes", "--json", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
             let nodes = (try? JSONSerialization.jsonObject(with: Data(listed.output.utf8))) as? [[String: Any]] ?? []
             #expect(nodes.filter { $0["state"] as? String == "alive" }.count == 3, "\(listed)")
         }
@@ -327,7 +327,15 @@ struct ChildProcessOutput: CustomStringConvertible {
     let error: String
     var description: String { "exit \(status): \(output) \(error)" }
 
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcessOutput {
+    /// Runs the command to its end on a thread of its own: waiting on Swift's cooperative pool
+    /// would stall every other test's async work (and the in-process servers of the wire
+    /// tests) for as long as the command runs.
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> ChildProcessOutput {
+        try await onOwnThread { Result { try runBlocking(executable, arguments, environment: environment) } }.get()
+    }
+
+    /// `run` for places that cannot await (a `defer`).
+    static func runBlocking(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcessOutput {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
