@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(name: "Sweep", dependencies: ["Starling", "StarlingTune"], path: "Examples/Sweep"),
         // A driver program the runtime tests start as real processes (driver and workers).
         .executableTarget(name: "StarlingTestApp", dependencies: ["Starling", "StarlingNode", "StarlingTune"], path: "Tests/StarlingTestApp"),
-        .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp", "StarlingCLI", "StarlingNode", "StarlingWire"]),
+        .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp", "StarlingCLI", "StarlingNode", "StarlingHead", "StarlingWire"]),
         .testTarget(name: "StarlingCodecTests", dependencies: ["StarlingCodec"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
         .testTarget(name: "StarlingTuneTests", dependencies: ["StarlingTune"]),

@@ -80,7 +80,9 @@ enum ClusterLauncher {
     // MARK: - Processes
 
     private static func launch(_ cli: String, _ arguments: [String], log: String) throws -> Process {
-        FileManager.default.createFile(atPath: log, contents: nil, attributes: [.posixPermissions: 0o600])
+        guard FileManager.default.createFile(atPath: log, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw CLIError("cannot create the log file \(log)")
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: cli)
         process.arguments = arguments

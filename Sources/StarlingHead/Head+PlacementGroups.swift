@@ -132,9 +132,10 @@ extension Head {
                 request.bundles = bundles.map { BundleReservation(placementGroupId: spec.placementGroupId, bundleIndex: $0.index, resources: $0.resources) }
                 asked.insert(nodeID.bytes)
                 do {
-                    _ = try await client.call(NodeManagerRPC.prepareBundles, request, timeout: .seconds(5))
+                    let reply = try await client.call(NodeManagerRPC.prepareBundles, request, timeout: .seconds(5))
                     prepared.insert(nodeID.bytes)
-                    nodes.adjustAvailable(nodeID, by: bundles.reduce(ResourceSet()) { $0 + ResourceSet($1.resources) }, releasing: false)
+                    nodes.adjustAvailable(nodeID, by: bundles.reduce(ResourceSet()) { $0 + ResourceSet($1.resources) }, releasing: false,
+                                          epoch: reply.bundleEpoch)
                 } catch {
                     break
                 }
@@ -171,12 +172,13 @@ extension Head {
             guard let url = nodes.info(UniqueID(bytes: nodeBytes))?.address?.url, let client = try? await nodeClient(url: url) else { continue }
             var request = ReleaseBundlesRequest()
             request.placementGroupId = id.bytes
-            if (try? await client.call(NodeManagerRPC.releaseBundles, request, timeout: .seconds(5))) != nil {
+            if let reply = try? await client.call(NodeManagerRPC.releaseBundles, request, timeout: .seconds(5)) {
                 // What this node held of the group (placed bundles, or the ones just prepared).
                 let held = bundles.filter { $0.nodeId == nodeBytes || $0.nodeId.isEmpty }
                 let placed = bundles.contains { $0.nodeId == nodeBytes }
                 let freed = (placed ? held.filter { $0.nodeId == nodeBytes } : [])
-                nodes.adjustAvailable(UniqueID(bytes: nodeBytes), by: freed.reduce(ResourceSet()) { $0 + ResourceSet($1.resources) }, releasing: true)
+                nodes.adjustAvailable(UniqueID(bytes: nodeBytes), by: freed.reduce(ResourceSet()) { $0 + ResourceSet($1.resources) }, releasing: true,
+                                      epoch: reply.bundleEpoch)
             }
         }
     }

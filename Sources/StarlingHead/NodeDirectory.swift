@@ -9,6 +9,9 @@ struct NodeDirectory {
         var resources: NodeResources
         var lastHeartbeat: ContinuousClock.Instant
         var heartbeatSequence: UInt64 = 0
+        /// The node's bundle epoch after the head's latest reservation change there: reports
+        /// taken before it carry stale `available` figures.
+        var bundleEpoch: UInt64 = 0
         /// The connection the node registered on: when it closes, the node is gone.
         var connection: UInt32
     }
@@ -47,14 +50,18 @@ struct NodeDirectory {
         guard sequence >= entry.heartbeatSequence else { return true }
         entry.heartbeatSequence = sequence
         entry.lastHeartbeat = now
-        if let resources, resources.available != entry.resources.available || resources.draining != entry.resources.draining
-            || resources.queuedLeases != entry.resources.queuedLeases {
-            entry.resources.available = resources.available
-            entry.resources.draining = resources.draining
-            entry.resources.queuedLeases = resources.queuedLeases
-            version += 1
-        }
         if let resources {
+            // A report taken before the node applied the head's latest reservation or release
+            // would undo the head's own adjustment (a placement right after would see stale room).
+            let current = resources.bundleEpoch >= entry.bundleEpoch
+            if current { entry.bundleEpoch = resources.bundleEpoch }
+            if (current && resources.available != entry.resources.available) || resources.draining != entry.resources.draining
+                || resources.queuedLeases != entry.resources.queuedLeases {
+                if current { entry.resources.available = resources.available }
+                entry.resources.draining = resources.draining
+                entry.resources.queuedLeases = resources.queuedLeases
+                version += 1
+            }
             // Store use changes often and schedules nothing: kept, without a new view version.
             entry.resources.objectStoreUsed = resources.objectStoreUsed
             entry.resources.objectStoreCapacity = resources.objectStoreCapacity
@@ -65,8 +72,9 @@ struct NodeDirectory {
 
     /// Applies a change the head itself made (bundles reserved or released) to a node's
     /// available resources at once, before its next heartbeat reports it.
-    mutating func adjustAvailable(_ id: UniqueID, by change: ResourceSet, releasing: Bool) {
+    mutating func adjustAvailable(_ id: UniqueID, by change: ResourceSet, releasing: Bool, epoch: UInt64) {
         guard var entry = entries[id] else { return }
+        entry.bundleEpoch = max(entry.bundleEpoch, epoch)
         let current = ResourceSet(entry.resources.available)
         entry.resources.available = (releasing ? current + change : current - change).quantities
         entries[id] = entry

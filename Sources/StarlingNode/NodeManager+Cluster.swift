@@ -85,6 +85,7 @@ extension NodeManager {
         report.objectStoreUsed = store.used
         report.objectStoreCapacity = store.capacity
         report.draining = stopping
+        report.bundleEpoch = bundleEpoch
         return report
     }
 

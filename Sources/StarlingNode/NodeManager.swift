@@ -20,6 +20,9 @@ public actor NodeManager {
     let token: ClusterToken
     var server: RPCServer?
     var available: ResourceSet
+    /// Bundle reservations and releases applied so far (reported with `available`, so the head
+    /// can tell a report taken before its latest change from one taken after).
+    var bundleEpoch: UInt64 = 0
     var workers: [UniqueID: WorkerRecord] = [:]
     var idle: [UniqueID] = []
     var idleSince: [UniqueID: ContinuousClock.Instant] = [:]
@@ -107,7 +110,7 @@ public actor NodeManager {
         routes.add(NodeManagerRPC.startWorkers) { [self] request, _ in await startWorkers(request) }
         routes.add(NodeManagerRPC.listWorkers) { [self] request, _ in await listWorkers(request) }
         routes.add(NodeManagerRPC.prepareBundles) { [self] request, _ in try await prepareBundles(request) }
-        routes.add(NodeManagerRPC.commitBundles) { [self] _, _ in CommitBundlesReply() }
+        routes.add(NodeManagerRPC.commitBundles) { _, _ in CommitBundlesReply() }
         routes.add(NodeManagerRPC.releaseBundles) { [self] request, _ in await releaseBundles(request) }
         addObjectRoutes(to: &routes)
         addLogRoutes(to: &routes)
@@ -366,7 +369,8 @@ public actor NodeManager {
             bundles[key] = Bundle(total: resources, available: resources)
             available = available - resources
         }
-        return PrepareBundlesReply()
+        bundleEpoch += 1
+        return PrepareBundlesReply(bundleEpoch: bundleEpoch)
     }
 
     /// Gives the bundles' resources back; workers leased inside them are stopped (their
@@ -382,7 +386,8 @@ public actor NodeManager {
             available = available + bundle.total
         }
         wakeWaiters()
-        return ReleaseBundlesReply()
+        bundleEpoch += 1
+        return ReleaseBundlesReply(bundleEpoch: bundleEpoch)
     }
 
     /// Lease requests waiting for resources decide again.

@@ -1899,7 +1899,7 @@ const ProtobufCMessageDescriptor starling__node_resources__labels_entry__descrip
   (ProtobufCMessageInit) starling__node_resources__labels_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__node_resources__field_descriptors[9] =
+static const ProtobufCFieldDescriptor starling__node_resources__field_descriptors[10] =
 {
   {
     "node_id",
@@ -2009,10 +2009,23 @@ static const ProtobufCFieldDescriptor starling__node_resources__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "bundle_epoch",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Starling__NodeResources, bundle_epoch),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__node_resources__field_indices_by_name[] = {
   1,   /* field[1] = address */
   3,   /* field[3] = available */
+  9,   /* field[9] = bundle_epoch */
   8,   /* field[8] = draining */
   4,   /* field[4] = labels */
   0,   /* field[0] = node_id */
@@ -2024,7 +2037,7 @@ static const unsigned starling__node_resources__field_indices_by_name[] = {
 static const ProtobufCIntRange starling__node_resources__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor starling__node_resources__descriptor =
 {
@@ -2034,7 +2047,7 @@ const ProtobufCMessageDescriptor starling__node_resources__descriptor =
   "Starling__NodeResources",
   "starling",
   sizeof(Starling__NodeResources),
-  9,
+  10,
   starling__node_resources__field_descriptors,
   starling__node_resources__field_indices_by_name,
   1,  starling__node_resources__number_ranges,

@@ -3405,7 +3405,7 @@ const ProtobufCMessageDescriptor starling__prepare_bundles_request__descriptor =
   (ProtobufCMessageInit) starling__prepare_bundles_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__prepare_bundles_reply__field_descriptors[1] =
+static const ProtobufCFieldDescriptor starling__prepare_bundles_reply__field_descriptors[2] =
 {
   {
     "status",
@@ -3419,14 +3419,27 @@ static const ProtobufCFieldDescriptor starling__prepare_bundles_reply__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "bundle_epoch",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Starling__PrepareBundlesReply, bundle_epoch),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__prepare_bundles_reply__field_indices_by_name[] = {
+  1,   /* field[1] = bundle_epoch */
   0,   /* field[0] = status */
 };
 static const ProtobufCIntRange starling__prepare_bundles_reply__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor starling__prepare_bundles_reply__descriptor =
 {
@@ -3436,7 +3449,7 @@ const ProtobufCMessageDescriptor starling__prepare_bundles_reply__descriptor =
   "Starling__PrepareBundlesReply",
   "starling",
   sizeof(Starling__PrepareBundlesReply),
-  1,
+  2,
   starling__prepare_bundles_reply__field_descriptors,
   starling__prepare_bundles_reply__field_indices_by_name,
   1,  starling__prepare_bundles_reply__number_ranges,
@@ -3583,7 +3596,7 @@ const ProtobufCMessageDescriptor starling__release_bundles_request__descriptor =
   (ProtobufCMessageInit) starling__release_bundles_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__release_bundles_reply__field_descriptors[1] =
+static const ProtobufCFieldDescriptor starling__release_bundles_reply__field_descriptors[2] =
 {
   {
     "status",
@@ -3597,14 +3610,27 @@ static const ProtobufCFieldDescriptor starling__release_bundles_reply__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "bundle_epoch",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ReleaseBundlesReply, bundle_epoch),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__release_bundles_reply__field_indices_by_name[] = {
+  1,   /* field[1] = bundle_epoch */
   0,   /* field[0] = status */
 };
 static const ProtobufCIntRange starling__release_bundles_reply__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor starling__release_bundles_reply__descriptor =
 {
@@ -3614,7 +3640,7 @@ const ProtobufCMessageDescriptor starling__release_bundles_reply__descriptor =
   "Starling__ReleaseBundlesReply",
   "starling",
   sizeof(Starling__ReleaseBundlesReply),
-  1,
+  2,
   starling__release_bundles_reply__field_descriptors,
   starling__release_bundles_reply__field_indices_by_name,
   1,  starling__release_bundles_reply__number_ranges,

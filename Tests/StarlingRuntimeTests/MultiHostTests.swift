@@ -37,7 +37,7 @@ struct MultiHostTests {
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
             // Info level: the test waits for the head's "sees 3 live nodes".
             process.arguments = ["netns", "exec", "\(prefix)-\(host)", "env", "STARLING_LOG=info", executable] + arguments
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             process.standardOutput = FileHandle(forWritingAtPath: log)
             process.standardError = FileHandle(forWritingAtPath: log)
             try process.run()

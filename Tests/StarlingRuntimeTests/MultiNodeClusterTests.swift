@@ -57,7 +57,7 @@ final class LocalCluster {
         // Info level: the harness waits on the head's "sees N live nodes" line.
         process.environment = ProcessInfo.processInfo.environment.merging(["STARLING_LOG": "info"]) { _, new in new }
         let logPath = "\(directory)/\(name).log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
         process.standardOutput = log
         process.standardError = log

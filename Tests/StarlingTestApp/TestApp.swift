@@ -410,9 +410,15 @@ struct TestApp {
                     // Two tasks at once need two workers; idle past the timeout, all but the
                     // one prestarted worker are stopped.
                     // (A start barrier makes the two run at once however loaded the machine is.)
-                    _ = try await nodesUsed(cluster, count: 2, sleepMillis: 0, barrier: true, options: .init())
-                    let busy = myWorkers().count
-                    var after = busy
+                    // The workers that ran them are counted from the barrier's marker files (one per
+                    // task, named by its worker's pid): counting live workers afterwards would race
+                    // the idle timeout on a loaded machine.
+                    let markers = NSTemporaryDirectory() + "starling-idle-\(getpid())"
+                    try FileManager.default.createDirectory(atPath: markers, withIntermediateDirectories: true)
+                    defer { try? FileManager.default.removeItem(atPath: markers) }
+                    _ = try await nodesUsed(cluster, count: 2, sleepMillis: 0, markerDir: markers, barrier: true, options: .init())
+                    let busy = Set(try FileManager.default.contentsOfDirectory(atPath: markers).map { $0.split(separator: "-")[1] }).count
+                    var after = myWorkers().count
                     for _ in 0..<100 where after > 1 {
                         try await Task.sleep(for: .milliseconds(100))
                         after = myWorkers().count

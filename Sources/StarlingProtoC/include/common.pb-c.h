@@ -562,10 +562,15 @@ struct  Starling__NodeResources
    * True while the node is draining: schedule nothing new there.
    */
   protobuf_c_boolean draining;
+  /*
+   * How many bundle reservations and releases the node had applied when it took this report:
+   * the head ignores `available` from reports older than its own last reservation change.
+   */
+  uint64_t bundle_epoch;
 };
 #define STARLING__NODE_RESOURCES__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__node_resources__descriptor) \
-    , {0,NULL}, NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, 0, 0 }
+    , {0,NULL}, NULL, 0,NULL, 0,NULL, 0,NULL, 0, 0, 0, 0, 0 }
 
 
 struct  Starling__Event__LabelsEntry

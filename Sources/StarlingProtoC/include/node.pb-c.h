@@ -543,10 +543,14 @@ struct  Starling__PrepareBundlesReply
    * RESOURCE_EXHAUSTED when the node cannot hold them all (nothing is then held).
    */
   Starling__Status *status;
+  /*
+   * The node's bundle epoch (NodeResources.bundle_epoch) once these were reserved.
+   */
+  uint64_t bundle_epoch;
 };
 #define STARLING__PREPARE_BUNDLES_REPLY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__prepare_bundles_reply__descriptor) \
-    , NULL }
+    , NULL, 0 }
 
 
 struct  Starling__CommitBundlesRequest
@@ -590,10 +594,14 @@ struct  Starling__ReleaseBundlesReply
 {
   ProtobufCMessage base;
   Starling__Status *status;
+  /*
+   * The node's bundle epoch once these were released.
+   */
+  uint64_t bundle_epoch;
 };
 #define STARLING__RELEASE_BUNDLES_REPLY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__release_bundles_reply__descriptor) \
-    , NULL }
+    , NULL, 0 }
 
 
 struct  Starling__DrainNodeRequest

@@ -220,6 +220,7 @@ extension NodeResources {
         m.objectStoreUsed = rInt(&rng)
         m.objectStoreCapacity = rInt(&rng)
         m.draining = rBool(&rng)
+        m.bundleEpoch = rInt(&rng)
         return m
     }
 }
@@ -1475,6 +1476,7 @@ extension PrepareBundlesReply {
     static func random(using rng: inout some RandomNumberGenerator) -> PrepareBundlesReply {
         var m = PrepareBundlesReply()
         m.status = rMessage(&rng) { Status.random(using: &$0) }
+        m.bundleEpoch = rInt(&rng)
         return m
     }
 }
@@ -1509,6 +1511,7 @@ extension ReleaseBundlesReply {
     static func random(using rng: inout some RandomNumberGenerator) -> ReleaseBundlesReply {
         var m = ReleaseBundlesReply()
         m.status = rMessage(&rng) { Status.random(using: &$0) }
+        m.bundleEpoch = rInt(&rng)
         return m
     }
 }

@@ -614,10 +614,13 @@ public struct NodeResources: ProtoMessage {
     public var objectStoreCapacity: UInt64 = 0
     /// True while the node is draining: schedule nothing new there.
     public var draining: Bool = false
+    /// How many bundle reservations and releases the node had applied when it took this report:
+    /// the head ignores `available` from reports older than its own last reservation change.
+    public var bundleEpoch: UInt64 = 0
 
     public init() {}
 
-    public init(nodeId: [UInt8] = [], address: ProcessAddress? = nil, total: [String: Double] = [:], available: [String: Double] = [:], labels: [String: String] = [:], queuedLeases: UInt32 = 0, objectStoreUsed: UInt64 = 0, objectStoreCapacity: UInt64 = 0, draining: Bool = false) {
+    public init(nodeId: [UInt8] = [], address: ProcessAddress? = nil, total: [String: Double] = [:], available: [String: Double] = [:], labels: [String: String] = [:], queuedLeases: UInt32 = 0, objectStoreUsed: UInt64 = 0, objectStoreCapacity: UInt64 = 0, draining: Bool = false, bundleEpoch: UInt64 = 0) {
         self.nodeId = nodeId
         self.address = address
         self.total = total
@@ -627,6 +630,7 @@ public struct NodeResources: ProtoMessage {
         self.objectStoreUsed = objectStoreUsed
         self.objectStoreCapacity = objectStoreCapacity
         self.draining = draining
+        self.bundleEpoch = bundleEpoch
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -650,6 +654,7 @@ extension NodeResources: ProtoCBacked {
         self.objectStoreUsed = c.object_store_used
         self.objectStoreCapacity = c.object_store_capacity
         self.draining = c.draining != 0
+        self.bundleEpoch = c.bundle_epoch
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__NodeResources>, _ a: ProtoArena) {
@@ -666,6 +671,7 @@ extension NodeResources: ProtoCBacked {
         c.pointee.object_store_used = self.objectStoreUsed
         c.pointee.object_store_capacity = self.objectStoreCapacity
         c.pointee.draining = self.draining ? 1 : 0
+        c.pointee.bundle_epoch = self.bundleEpoch
     }
 }
 

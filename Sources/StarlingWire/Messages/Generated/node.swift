@@ -1016,11 +1016,14 @@ public struct PrepareBundlesReply: ProtoMessage {
 
     /// RESOURCE_EXHAUSTED when the node cannot hold them all (nothing is then held).
     public var status: Status? = nil
+    /// The node's bundle epoch (NodeResources.bundle_epoch) once these were reserved.
+    public var bundleEpoch: UInt64 = 0
 
     public init() {}
 
-    public init(status: Status? = nil) {
+    public init(status: Status? = nil, bundleEpoch: UInt64 = 0) {
         self.status = status
+        self.bundleEpoch = bundleEpoch
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -1036,11 +1039,13 @@ extension PrepareBundlesReply: ProtoCBacked, ProtoReply {
     init(c p: UnsafePointer<Starling__PrepareBundlesReply>) {
         let c = p.pointee
         self.status = protoMessage(c.status)
+        self.bundleEpoch = c.bundle_epoch
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__PrepareBundlesReply>, _ a: ProtoArena) {
         starling__prepare_bundles_reply__init(c)
         c.pointee.status = a.message(self.status)
+        c.pointee.bundle_epoch = self.bundleEpoch
     }
 }
 
@@ -1155,11 +1160,14 @@ public struct ReleaseBundlesReply: ProtoMessage {
     public static var protoName: String { "starling.ReleaseBundlesReply" }
 
     public var status: Status? = nil
+    /// The node's bundle epoch once these were released.
+    public var bundleEpoch: UInt64 = 0
 
     public init() {}
 
-    public init(status: Status? = nil) {
+    public init(status: Status? = nil, bundleEpoch: UInt64 = 0) {
         self.status = status
+        self.bundleEpoch = bundleEpoch
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -1175,11 +1183,13 @@ extension ReleaseBundlesReply: ProtoCBacked, ProtoReply {
     init(c p: UnsafePointer<Starling__ReleaseBundlesReply>) {
         let c = p.pointee
         self.status = protoMessage(c.status)
+        self.bundleEpoch = c.bundle_epoch
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__ReleaseBundlesReply>, _ a: ProtoArena) {
         starling__release_bundles_reply__init(c)
         c.pointee.status = a.message(self.status)
+        c.pointee.bundle_epoch = self.bundleEpoch
     }
 }
 
