@@ -28,7 +28,8 @@ public enum ClusterListing {
             var request = ListJobsRequest()
             request.includeFinished = true
             rows = try await head.call(HeadRPC.listJobs, request).jobs.map { job in
-                ["job_id": UniqueID(bytes: job.jobId).hex, "name": job.name, "state": "\(job.state)", "driver": job.driver?.url ?? "",
+                ["job_id": job.jobId.isEmpty ? "" : UniqueID(bytes: job.jobId).hex, "name": job.name, "state": "\(job.state)",
+                 "driver": job.driver?.url ?? "", "submission_id": job.submissionId,
                  "start_time_unix_ms": job.startTimeUnixMs, "end_time_unix_ms": job.endTimeUnixMs]
             }
         default:

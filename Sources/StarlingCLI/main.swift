@@ -21,6 +21,8 @@ usage:
   starling status [--address HOST:PORT] [--token-file PATH] [--json]
   starling logs [NAME] [--tail BYTES] [--address HOST:PORT] [--token-file PATH]
   starling list nodes|actors|jobs [--json] [--address HOST:PORT] [--token-file PATH]
+  starling submit [--no-wait] [--name NAME] [--address HOST:PORT] [--token-file PATH] BINARY [ARGS...]
+  starling job status|logs|stop ID [--follow] [--force] [--address HOST:PORT] [--token-file PATH]
   starling stop                  stop the starling processes started on this host (recorded by pid)
   starling up CONFIG.json        bring up the cluster a config describes (provider local)
   starling down CONFIG.json      stop it and remove its files
@@ -41,7 +43,27 @@ usage:
                 --tail bytes (default 16384), from whichever node has it
   memory        every node's object store: use, spilled objects, objects by size, owner, copy
                 kind; --address defaults to $STARLING_ADDRESS
+  submit        uploads BINARY to the head and runs it there as a job's driver (with the
+                cluster's address and token); streams its output and exits with its exit code,
+                or with --no-wait prints the job's id and returns
+  job           status ID, logs ID [--follow], stop ID [--force] of a submitted job
+
+`starling COMMAND --help` shows one command's usage.
 """
+
+/// One command's usage, for `starling COMMAND --help`.
+let commandHelp: [String: String] = [
+    "start": "starling start --head [--port 6379] [--host 127.0.0.1] [--resources CPU=4] [--labels k=v] [--object-store-memory BYTES]\n               [--token-file PATH] [--dashboard-host 127.0.0.1] [--dashboard-port 8265|0|none] [--node-timeout SECONDS]\nstarling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--labels ...] [--token-file PATH]\n  runs a head (which is also a node) or a node that joins one, in the foreground until SIGINT/SIGTERM",
+    "status": "starling status [--address HOST:PORT] [--token-file PATH] [--json]\n  nodes, resources used/total, workers, actors, pending tasks, recent failures",
+    "memory": "starling memory [--address HOST:PORT] [--token-file PATH] [--json]\n  every node's object store: use, spilled objects, objects by size, owner, copy kind",
+    "logs": "starling logs [NAME] [--tail BYTES] [--address HOST:PORT] [--token-file PATH]\n  without NAME: every node's worker logs; with NAME: its last --tail bytes (default 16384)",
+    "list": "starling list nodes|actors|jobs [--json] [--address HOST:PORT] [--token-file PATH]",
+    "stop": "starling stop\n  stops the starling processes `starling start` recorded on this host (by pid), and their files",
+    "up": "starling up CONFIG.json\n  brings up the cluster a config describes (provider local; see cluster/local-3.json)",
+    "down": "starling down CONFIG.json\n  stops the cluster `up` started from this config and removes its files",
+    "submit": "starling submit [--no-wait] [--name NAME] [--submission-id ID] [--address HOST:PORT] [--token-file PATH] BINARY [ARGS...]\n  uploads BINARY to the head and runs it there as a job's driver; streams its output and exits\n  with its exit code (--no-wait: prints the job's id and returns). Options go before BINARY;\n  everything after it is the job's own arguments.",
+    "job": "starling job status ID [--address HOST:PORT] [--token-file PATH]\nstarling job logs ID [--follow] [--address HOST:PORT] [--token-file PATH]\nstarling job stop ID [--force] [--address HOST:PORT] [--token-file PATH]\n  a submitted job's state, its driver's output, or stop it (SIGTERM, then SIGKILL after 5 s; --force: SIGKILL)",
+]
 
 struct CLIError: Error, CustomStringConvertible {
     let description: String
@@ -228,6 +250,12 @@ guard let command = arguments.first else {
     exit(2)
 }
 arguments.removeFirst()
+// `starling COMMAND --help` (for `submit`, only before the binary: later flags are the job's).
+let optionsPart = command == "submit" ? Array(arguments.prefix { $0.hasPrefix("-") }) : arguments
+if optionsPart.contains("--help") || optionsPart.contains("-h"), let help = commandHelp[command] {
+    print(help)
+    exit(0)
+}
 do {
     switch command {
     case "start":
@@ -282,6 +310,73 @@ do {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print(report)
+        }
+    case "submit":
+        var wait = true
+        var name: String?
+        var submissionID: String?
+        var options: [String] = []
+        var rest = arguments[...]
+        while let flag = rest.first, flag.hasPrefix("-") {
+            rest.removeFirst()
+            switch flag {
+            case "--no-wait": wait = false
+            case "--name":
+                guard let value = rest.popFirst() else { throw CLIError("submit: --name needs a name") }
+                name = value
+            case "--submission-id":
+                guard let value = rest.popFirst() else { throw CLIError("submit: --submission-id needs an id") }
+                submissionID = value
+            case "--address", "--token-file":
+                guard let value = rest.popFirst() else { throw CLIError("submit: \(flag) needs a value") }
+                options += [flag, value]
+            default:
+                throw CLIError("submit: unknown option \(flag) (options go before the binary; see starling submit --help)")
+            }
+        }
+        guard let binary = rest.popFirst() else { throw CLIError("submit: give the executable to run (starling submit [options] BINARY [ARGS...])") }
+        let (address, tokenFile, _) = try clientOptions(options, command: "submit")
+        let id = try await JobSubmission.submit(address: address, tokenFile: tokenFile, executable: binary, arguments: Array(rest),
+                                                name: name, submissionID: submissionID)
+        guard wait else {
+            print(id)
+            exit(0)
+        }
+        FileHandle.standardError.write(Data("starling: submitted job \(id); its output follows\n".utf8))
+        let status = try await JobSubmission.logs(address: address, tokenFile: tokenFile, id: id, follow: true) { data in
+            FileHandle.standardOutput.write(data)
+        }
+        FileHandle.standardError.write(Data("starling: \(status)\n".utf8))
+        exit(status.state == "SUCCEEDED" ? 0 : (status.exitCode != 0 ? status.exitCode : 1))
+    case "job":
+        guard arguments.count >= 2, ["status", "logs", "stop"].contains(arguments[0]) else {
+            throw CLIError("job: say status ID, logs ID [--follow] or stop ID [--force]")
+        }
+        let (action, id) = (arguments[0], arguments[1])
+        var follow = false, force = false
+        var options: [String] = []
+        var rest = arguments.dropFirst(2)
+        while let flag = rest.popFirst() {
+            switch flag {
+            case "--follow" where action == "logs": follow = true
+            case "--force" where action == "stop": force = true
+            case "--address", "--token-file":
+                guard let value = rest.popFirst() else { throw CLIError("job \(action): \(flag) needs a value") }
+                options += [flag, value]
+            default: throw CLIError("job \(action): unknown option \(flag) (see starling job --help)")
+            }
+        }
+        let (address, tokenFile, _) = try clientOptions(options, command: "job \(action)")
+        switch action {
+        case "status":
+            print(try await JobSubmission.status(address: address, tokenFile: tokenFile, id: id))
+        case "logs":
+            _ = try await JobSubmission.logs(address: address, tokenFile: tokenFile, id: id, follow: follow) { data in
+                FileHandle.standardOutput.write(data)
+            }
+        default:
+            let stopped = try await JobSubmission.stop(address: address, tokenFile: tokenFile, id: id, force: force)
+            print(stopped ? "job \(id): stopping" : "job \(id) had already finished")
         }
     case "help", "--help", "-h":
         print(usage)

@@ -92,6 +92,15 @@ struct ExecutableStore {
 
     private func path(_ hex: String) -> String { "\(directory)/\(hex)" }
 
+    /// The file of a complete executable, made runnable (for a job `starling submit` starts on
+    /// the head's host); nil when it is unknown or incomplete.
+    func runnablePath(_ hash: [UInt8]) -> String? {
+        let hex = UniqueID(bytes: hash).hex
+        guard complete[hex] != nil else { return nil }
+        let file = path(hex)
+        return chmod(file, 0o755) == 0 ? file : nil
+    }
+
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: off_t, path: String) throws {
         var done = 0
         while done < bytes.count {

@@ -43,6 +43,8 @@ public actor Head {
     var server: RPCServer?
     var nodes = NodeDirectory()
     var jobs = JobDirectory()
+    /// Jobs started by `starling submit`, by submission id.
+    var submissions: [String: Submission] = [:]
     var actors = ActorDirectory()
     var groups = PlacementGroupDirectory()
     var objectDirectory = ObjectDirectory()
@@ -52,7 +54,7 @@ public actor Head {
     var nodeStats = NodeStatsHistory()
     var publisher: EventPublisher?
     var http: HTTPServer?
-    private var executables: ExecutableStore
+    var executables: ExecutableStore
     private var failures: [WorkerFailure] = []
     /// Connections to nodes and to actors' workers.
     let peers: ConnectionPool
@@ -84,6 +86,9 @@ public actor Head {
         routes.add(HeadRPC.fetchExecutable) { [self] request, _ in try await fetch(request) }
         routes.add(HeadRPC.getJob) { [self] request, _ in try await job(request) }
         routes.add(HeadRPC.listJobs) { [self] request, _ in await listJobs(request) }
+        routes.add(HeadRPC.submitJob) { [self] request, _ in try await submitJob(request) }
+        routes.add(HeadRPC.stopJob) { [self] request, _ in try await stopJob(request) }
+        routes.add(HeadRPC.getJobLogs) { [self] request, _ in try await jobLogs(request) }
         routes.add(HeadRPC.reportWorkerFailure) { [self] request, _ in await reportWorkerFailure(request) }
         routes.add(HealthMetricsRPC.heartbeat) { [self] request, _ in await heartbeat(request) }
         routes.add(HeadRPC.createActor) { [self] request, _ in try await createActor(request) }
@@ -121,6 +126,7 @@ public actor Head {
     public var dashboardURL: String? { http?.url }
 
     public func stop() async {
+        stopSubmissions()
         monitor?.cancel()
         http?.close()
         http = nil
@@ -259,16 +265,26 @@ public actor Head {
     }
 
     private func job(_ request: GetJobRequest) throws -> GetJobReply {
+        var reply = GetJobReply()
+        if !request.submissionId.isEmpty {
+            guard let info = submittedJob(request.submissionId) else {
+                throw RPCFailure(.notFound, "no submitted job \(request.submissionId) on this cluster")
+            }
+            reply.job = info
+            return reply
+        }
         let id = UniqueID(bytes: request.jobId)
         guard let info = jobs.info(id) else { throw RPCFailure(.notFound, "no job \(id.short) on this cluster") }
-        var reply = GetJobReply()
-        reply.job = info
+        reply.job = info.submissionId.isEmpty ? info : (submittedJob(info.submissionId) ?? info)
         return reply
     }
 
     private func listJobs(_ request: ListJobsRequest) -> ListJobsReply {
         var reply = ListJobsReply()
-        reply.jobs = jobs.all.filter { request.includeFinished || $0.state == .running }
+        // Submitted jobs as their submission describes them (also before or without a driver).
+        let listed = jobs.all.filter { $0.submissionId.isEmpty } + submissions.keys.compactMap(submittedJob)
+        reply.jobs = listed.filter { request.includeFinished || $0.state == .running || $0.state == .pending }
+            .sorted { $0.startTimeUnixMs < $1.startTimeUnixMs }
         return reply
     }
 

@@ -42,6 +42,17 @@ struct CLITests {
         for pid in pids { try await expectNoLeftovers(of: pid) }
     }
 
+    @Test("every command answers --help with its own usage")
+    func helpPerCommand() async throws {
+        let cli = try builtProduct("starling").path
+        for command in ["start", "status", "memory", "logs", "list", "stop", "up", "down", "submit", "job"] {
+            let help = try await ChildProcessOutput.run(cli, [command, "--help"])
+            #expect(help.status == 0 && help.output.hasPrefix("starling \(command)"), "\(command): \(help)")
+        }
+        let unknown = try await ChildProcessOutput.run(cli, ["submit", "--frobnicate", "x"])
+        #expect(unknown.status == 2 && unknown.error.contains("submit: unknown option --frobnicate"), "\(unknown)")
+    }
+
     @Test("a config with a bad field fails naming the field and the expected form")
     func badConfig() async throws {
         let cli = try builtProduct("starling").path

@@ -278,6 +278,56 @@ struct MultiNodeClusterTests {
         }
     }
 
+    @Test("starling submit runs a binary as a job's driver and streams its output; job status, logs and stop; a failing job fails; a wrong token is refused")
+    func submitJobs() async throws {
+        try await withCluster { cluster in
+            let cli = try builtProduct("starling").path
+            let app = try builtProduct("StarlingTestApp").path
+            let at = ["--address", cluster.headAddress, "--token-file", cluster.tokenFile]
+            // Waiting: the job's output arrives, and submit exits with the job's exit code.
+            let squares = try await ChildProcessOutput.run(cli, ["submit"] + at + [app, "squares"])
+            #expect(squares.status == 0 && squares.output.contains("RESULT 328350"), "\(squares)")
+            #expect(squares.error.contains("SUCCEEDED"), "\(squares)")
+            let failing = try await ChildProcessOutput.run(cli, ["submit"] + at + [app, "no-such-scenario"])
+            #expect(failing.status == 1 && failing.output.contains("ERROR unknown scenario no-such-scenario"), "\(failing)")
+            #expect(failing.error.contains("FAILED") && failing.error.contains("exited with status 1"), "\(failing)")
+
+            // --no-wait prints the id; the job runs until `job stop`.
+            let started = try await ChildProcessOutput.run(cli, ["submit", "--no-wait", "--name", "sleeper"] + at + [app, "sleep"])
+            let id = started.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(started.status == 0 && id.hasPrefix("job-"), "\(started)")
+            var status = ""
+            for _ in 0..<200 {
+                status = try await ChildProcessOutput.run(cli, ["job", "status", id] + at).output
+                let logs = try await ChildProcessOutput.run(cli, ["job", "logs", id] + at).output
+                if status.contains("RUNNING"), logs.contains("SLEEPING") { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(status.contains("job \(id) (sleeper): RUNNING") && status.contains("[job id "), "\(status)")
+            let stop = try await ChildProcessOutput.run(cli, ["job", "stop", id] + at)
+            #expect(stop.output.contains("stopping"), "\(stop)")
+            for _ in 0..<100 where !status.contains("STOPPED") {
+                try await Task.sleep(for: .milliseconds(100))
+                status = try await ChildProcessOutput.run(cli, ["job", "status", id] + at).output
+            }
+            #expect(status.contains("STOPPED") && status.contains("stopped by `starling job stop`"), "\(status)")
+            let again = try await ChildProcessOutput.run(cli, ["job", "stop", id] + at)
+            #expect(again.output.contains("had already finished"), "\(again)")
+            let unknown = try await ChildProcessOutput.run(cli, ["job", "status", "job-nope"] + at)
+            #expect(unknown.status != 0 && unknown.error.contains("no submitted job job-nope"), "\(unknown)")
+
+            // Without the token nothing is uploaded or run.
+            let wrongToken = cluster.directory + "/wrong-token-submit"
+            _ = FileManager.default.createFile(atPath: wrongToken, contents: Data(String(repeating: "cd", count: 32).utf8), attributes: [.posixPermissions: 0o600])
+            let refused = try await ChildProcessOutput.run(cli, ["submit", "--address", cluster.headAddress, "--token-file", wrongToken, app, "squares"])
+            #expect(refused.status != 0 && refused.error.contains("cannot reach the head") && !refused.output.contains("RESULT"), "\(refused)")
+            let listed = try await ChildProcessOutput.run(cli, ["list", "jobs", "--json"] + at).output
+            let rows = (try? JSONSerialization.jsonObject(with: Data(listed.utf8))) as? [[String: Any]] ?? []
+            let submitted = rows.compactMap { $0["submission_id"] as? String }.filter { !$0.isEmpty }
+            #expect(submitted.count == 3 && submitted.contains(id), "the three submissions above, nothing from the refused one: \(listed)")
+        }
+    }
+
     @Test("starling memory, logs and status against a running cluster; a wrong token is refused")
     func memoryCommand() async throws {
         try await withCluster { cluster in

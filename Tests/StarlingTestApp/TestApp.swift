@@ -321,6 +321,12 @@ struct TestApp {
                                                    dashboardPort: scenario == "metrics" ? 0 : nil)) { cluster in
                 let result: String
                 switch scenario {
+                case "sleep":
+                    // Runs until stopped (the `starling job stop` test).
+                    print("SLEEPING")
+                    fflush(nil)
+                    try await Task.sleep(for: .seconds(600))
+                    result = "woke"
                 case "squares":
                     let refs = try await (0..<100).asyncMap { try await cluster.submit(Square.self, $0) }
                     result = String(try await cluster.get(refs).reduce(0, +))

@@ -120,6 +120,8 @@ struct DriverSession: Sendable {
             var job = JobInfo()
             job.jobId = UniqueID.random().bytes
             job.name = (CommandLine.arguments.first ?? "job").split(separator: "/").last.map(String.init) ?? "job"
+            // Set by the head for a driver it started for `starling submit`: links the two.
+            job.submissionId = ProcessInfo.processInfo.environment["STARLING_SUBMISSION_ID"] ?? ""
             var hash: [UInt8] = []
             if let executable {
                 hash = try FileDigest.sha256(ofFileAt: executable)
@@ -141,7 +143,8 @@ struct DriverSession: Sendable {
         }
     }
 
-    private static func upload(_ path: String, hash: [UInt8], name: String, to head: RPCClient) async throws {
+    /// Uploads the executable at `path` to the head in chunks (the head checks its SHA-256).
+    static func upload(_ path: String, hash: [UInt8], name: String, to head: RPCClient) async throws {
         guard let file = FileHandle(forReadingAtPath: path) else { throw StarlingError.cluster("cannot read \(path) to upload it") }
         defer { try? file.close() }
         let size = try file.seekToEnd()
