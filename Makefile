@@ -2,7 +2,7 @@
 # Each installs what is missing (Debian packages) first.
 
 SWIFT ?= swift
-APT_PACKAGES := libnng-dev libprotobuf-c-dev protobuf-c-compiler libmbedtls-dev pkg-config python3-prometheus-client
+APT_PACKAGES := libnng-dev libprotobuf-c-dev protobuf-c-compiler libmbedtls-dev pkg-config python3-prometheus-client openssh-server openssh-client
 RUN_EXAMPLE ?= Sweep
 
 .PHONY: run test deps build release bench proto check-proto clean

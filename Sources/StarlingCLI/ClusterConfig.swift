@@ -9,7 +9,24 @@ import Foundation
 ///   "workers": { "count": 2, "resources": { "CPU": 1 } },
 ///   "token_file": "~/.starling/local-3.token" }
 /// ```
+/// The `ssh` provider runs the head on the first of `provider.hosts` and a node on each other
+/// one (`workers.count` is then the number of other hosts):
+/// ```json
+/// { "name": "ssh-3", "provider": { "type": "ssh", "user": "root", "key": "~/.ssh/id_ed25519",
+///                                  "hosts": ["10.0.0.1", "10.0.0.2", "10.0.0.3"] },
+///   "head": { "port": 6379 }, "workers": { "resources": { "CPU": 8 } } }
+/// ```
 struct ClusterConfig {
+    /// How `up` reaches the hosts of the `ssh` provider.
+    struct SSH {
+        var user: String
+        var key: String?
+        var hosts: [String]
+        var port = 22
+        /// Extra `ssh` options (e.g. ["-o", "StrictHostKeyChecking=no"]).
+        var options: [String] = []
+    }
+
     struct Node {
         var resources: [String: Double]?
         var objectStoreMemory: UInt64?
@@ -17,6 +34,7 @@ struct ClusterConfig {
 
     var name: String
     var provider: String
+    var ssh: SSH?
     var host = "127.0.0.1"
     var headPort = 6379
     var dashboardPort = 8265
@@ -57,12 +75,40 @@ struct ClusterConfig {
         guard let provider = root["provider"] as? [String: Any], let type = provider["type"] as? String else {
             throw fail("provider", "an object with \"type\": \"local\" or \"ssh\"", root["provider"])
         }
-        guard type == "local" else {
-            throw CLIError("\(file): provider.type: \"\(type)\" is not supported by this build (expected \"local\"; the ssh provider is not done yet)")
+        guard type == "local" || type == "ssh" else {
+            throw CLIError("\(file): provider.type: expected \"local\" or \"ssh\", found \"\(type)\"")
         }
         self.provider = type
+        let providerFields: Set<String> = type == "local" ? ["type"] : ["type", "user", "key", "hosts", "port", "ssh_options"]
+        if let unknown = provider.keys.first(where: { !providerFields.contains($0) }) {
+            throw CLIError("\(file): provider: unknown field \"\(unknown)\" for type \(type) (expected \(providerFields.sorted().joined(separator: ", ")))")
+        }
+        if type == "ssh" {
+            guard let hosts = provider["hosts"] as? [String], !hosts.isEmpty, hosts.allSatisfy({ !$0.isEmpty && !$0.contains(" ") }) else {
+                throw fail("provider.hosts", "a non-empty list of host names or addresses (the first runs the head)", provider["hosts"])
+            }
+            guard Set(hosts).count == hosts.count else { throw fail("provider.hosts", "distinct hosts", hosts) }
+            let user = provider["user"] as? String ?? ProcessInfo.processInfo.environment["USER"] ?? "root"
+            guard !user.isEmpty, user.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else { throw fail("provider.user", "a user name", provider["user"]) }
+            var ssh = SSH(user: user, hosts: hosts)
+            if let key = provider["key"] {
+                guard let text = key as? String, !text.isEmpty else { throw fail("provider.key", "a path to a private key", key) }
+                ssh.key = text.hasPrefix("~/") ? Self.home + text.dropFirst() : text
+            }
+            if let port = provider["port"] {
+                guard let number = port as? Int, (1...65535).contains(number) else { throw fail("provider.port", "an ssh port 1-65535", port) }
+                ssh.port = number
+            }
+            if let options = provider["ssh_options"] {
+                guard let list = options as? [String] else { throw fail("provider.ssh_options", "a list of strings", options) }
+                ssh.options = list
+            }
+            self.ssh = ssh
+            host = hosts[0]
+        }
         if let host = root["host"] {
             guard let text = host as? String, !text.isEmpty else { throw fail("host", "an address string such as \"127.0.0.1\"", host) }
+            guard ssh == nil else { throw CLIError("\(file): host: not used with the ssh provider (each node listens on its own host in provider.hosts)") }
             self.host = text
         }
         func port(_ value: Any?, _ field: String) throws -> Int? {
@@ -102,8 +148,12 @@ struct ClusterConfig {
         self.workers = workers
         if let count = workerObject["count"] {
             guard let number = count as? Int, (0...64).contains(number) else { throw fail("workers.count", "an integer 0-64", count) }
+            if let ssh, number != ssh.hosts.count - 1 {
+                throw CLIError("\(file): workers.count: with the ssh provider it is one node per host after the first (\(ssh.hosts.count - 1)), found \(number)")
+            }
             workerCount = number
         }
+        if let ssh { workerCount = ssh.hosts.count - 1 }
         if let token = root["token_file"] {
             guard let text = token as? String, !text.isEmpty else { throw fail("token_file", "a path", token) }
             tokenFile = text.hasPrefix("~/") ? Self.home + text.dropFirst() : text
@@ -112,13 +162,14 @@ struct ClusterConfig {
         }
     }
 
-    /// `starling start` arguments of one member.
-    func startArguments(head: Bool, headAddress: String) -> [String] {
+    /// `starling start` arguments of one member (`host`: where it listens; `tokenFile`: its
+    /// token's path where it runs).
+    func startArguments(head: Bool, headAddress: String, host: String? = nil, tokenFile: String? = nil) -> [String] {
         let node = head ? self.head : workers
         var arguments = ["start"]
         arguments += head ? ["--head", "--port", String(headPort), "--dashboard-port", String(dashboardPort)]
                           : ["--address", headAddress]
-        arguments += ["--host", host, "--token-file", tokenFile]
+        arguments += ["--host", host ?? self.host, "--token-file", tokenFile ?? self.tokenFile]
         if let resources = node.resources {
             arguments += ["--resources", resources.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")]
         }

@@ -11,6 +11,7 @@ enum ClusterLauncher {
     /// Brings up the config's head, then its worker nodes, as background `starling start`
     /// processes; returns once every node has registered with the head.
     static func up(_ config: ClusterConfig, cli: String) async throws {
+        if let ssh = config.ssh { return try await SSHLauncher.up(config, ssh: ssh, cli: cli) }
         let state = config.stateDirectory
         if let alive = livePIDs(in: state), !alive.isEmpty {
             throw CLIError("cluster \(config.name) is already up (processes \(alive.map(String.init).joined(separator: ", "))); run `starling down` first")
@@ -46,6 +47,7 @@ enum ClusterLauncher {
 
     /// Stops every process `up` started for the config and removes their files.
     static func down(_ config: ClusterConfig) async throws {
+        if let ssh = config.ssh { return try SSHLauncher.down(config, ssh: ssh) }
         let state = config.stateDirectory
         guard let pids = recorded(in: state) else {
             throw CLIError("cluster \(config.name) is not up (no \(state)/pids)")

@@ -72,4 +72,63 @@ struct MultiHostTests {
         let used = spreadText.split(separator: "\n").first { $0.hasPrefix("RESULT ") }.map { String($0.dropFirst(7)) } ?? spreadText
         #expect(used.hasPrefix("2 ") && used.split(separator: ",").count == 2, "the two tasks ran on both worker hosts: \(used)")
     }
+
+    @Test("starling up with the ssh provider: Debian's sshd on three hosts; head and nodes come up, a submitted job runs, down removes everything")
+    func sshProvider() async throws {
+        let check = try await ChildProcessOutput.run(Self.script, ["check"])
+        guard check.status == 0 else {
+            print("ssh provider test skipped: \(check.output)")
+            return
+        }
+        // Another subnet than the test above, so the two sets of hosts never collide.
+        let subnet = ["NETNS_SUBNET": "10.78.0"]
+        let prefix = "ss\(getpid() % 100_000)"
+        let directory = NSTemporaryDirectory() + "starling-ssh-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let up = try await ChildProcessOutput.run(Self.script, ["up", "3", prefix], environment: subnet)
+        #expect(up.status == 0, "\(up)")
+        defer {
+            _ = try? ChildProcessOutput.runBlocking(Self.script, ["down", "3", prefix], environment: subnet)
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let sshd = try await ChildProcessOutput.run(Self.script, ["sshd", "3", prefix, directory], environment: subnet)
+        guard sshd.status == 0 else {
+            #expect(sshd.status == 77, "\(sshd)")
+            print("ssh provider test skipped: \(sshd.output)")
+            return
+        }
+        let name = "ssh3-\(getpid())"
+        let config = directory + "/ssh-3.json"
+        try """
+        { "name": "\(name)",
+          "provider": { "type": "ssh", "user": "root", "key": "\(directory)/id_ed25519",
+                        "hosts": ["10.78.0.1", "10.78.0.2", "10.78.0.3"],
+                        "ssh_options": ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"] },
+          "head": { "port": 6379, "dashboard_port": 0, "resources": { "CPU": 1 } },
+          "workers": { "resources": { "CPU": 1 } },
+          "token_file": "\(directory)/token" }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let cli = try builtProduct("starling").path
+        let started = try await ChildProcessOutput.run(cli, ["up", config])
+        let sshdLog = (try? String(contentsOfFile: directory + "/sshd-1.log", encoding: .utf8)) ?? ""
+        #expect(started.status == 0 && started.output.contains("3 node(s) alive on 10.78.0.1, 10.78.0.2, 10.78.0.3"), "\(started) sshd: \(sshdLog.suffix(1500))")
+        let at = ["--address", "10.78.0.1:6379", "--token-file", directory + "/token"]
+        if started.status == 0 {
+            let listed = try await ChildProcessOutput.run(cli, ["list", "nodes", "--json"] + at).output
+            for host in 1...3 { #expect(listed.contains("10.78.0.\(host)"), "\(listed)") }
+            // A job submitted from this machine runs on the head's host and uses the nodes.
+            let pi = try await ChildProcessOutput.run(cli, ["submit"] + at + [try builtProduct("Pi").path])
+            #expect(pi.status == 0 && pi.output.contains("π ≈ 3.14"), "\(pi)")
+        }
+        let down = try await ChildProcessOutput.run(cli, ["down", config])
+        #expect(down.status == 0 && down.output.contains("3 process(es) stopped on 3 host(s)"), "\(down)")
+        let remote = ClusterLauncherPaths.home + "/.starling/remote/\(name)"
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: remote)) ?? []
+        #expect(left.isEmpty, "files left on the hosts: \(left)")
+        try? FileManager.default.removeItem(atPath: remote)
+    }
+}
+
+enum ClusterLauncherPaths {
+    static var home: String { ProcessInfo.processInfo.environment["HOME"] ?? "/tmp" }
 }
