@@ -268,10 +268,26 @@ actor SweepRun {
         return grid
     }
 
+    /// The experiment's progress as user metrics (`tune_trials{experiment,status}` and
+    /// `tune_best_metric{experiment,metric}`): the head's dashboard and `/metrics` show them.
+    private func publishProgress() {
+        var counts: [TrialStatus: Int] = [:]
+        for trial in state.trials { counts[trial.status, default: 0] += 1 }
+        for status in [TrialStatus.pending, .running, .terminated, .stopped, .error] {
+            Metrics.Gauge("tune_trials", description: "Trials of a Tune experiment by status",
+                          tags: ["experiment": state.name, "status": status.rawValue]).set(Double(counts[status] ?? 0))
+        }
+        if let best = ProgressTable.best(state.trials, objective)?.bestMetric {
+            Metrics.Gauge("tune_best_metric", description: "Best value of a Tune experiment's objective so far",
+                          tags: ["experiment": state.name, "metric": objective.metric]).set(best)
+        }
+    }
+
     /// Records one trial's current state in the journal (one line; the whole state file is
     /// written only at the start and the end).
     private func save(_ trial: Int) throws {
         let record = state.trials[try indexOf(trial)]
+        publishProgress()
         if journal == nil { journal = try AppendFile(directory.journalPath) }
         var line = try TuneJSON.encoder().encode(record)
         line.append(10)

@@ -162,12 +162,10 @@ struct EmbeddedClusterTests {
 
     @Test("cancel stops a running task and drops a queued one; get reports the cancellation")
     func cancelTasks() async throws {
-        let clock = ContinuousClock()
-        let start = clock.now
+        // The running task's sleep (60 s) records that it was cancelled, not that it ran out;
+        // the queued one never started.
         let result = try await runScenario(["cancel"])
-        #expect(result == "task Pid was cancelled | task Pid was cancelled")
-        // The running task sleeps 20 s: finishing well before means it really was stopped.
-        #expect(clock.now - start < .seconds(15))
+        #expect(result == "task SleepOrMark was cancelled | task SleepOrMark was cancelled | running: cancelled, queued ran: false", "\(result)")
     }
 
     @Test("the node takes back the leases of an owner that died (a nested-task owner killed)")

@@ -32,6 +32,21 @@ struct DieOnce: RemoteFunction {
     }
 }
 
+/// Sleeps; records in `marker` whether the sleep ran out ("completed") or was cancelled.
+struct SleepOrMark: RemoteFunction {
+    struct Input: Codable, Sendable { var millis: Int; var marker: String }
+    static func run(_ input: Input) async throws -> Int32 {
+        do {
+            try await Task.sleep(for: .milliseconds(input.millis))
+        } catch {
+            _ = FileManager.default.createFile(atPath: input.marker, contents: Data("cancelled".utf8))
+            throw error
+        }
+        _ = FileManager.default.createFile(atPath: input.marker, contents: Data("completed".utf8))
+        return getpid()
+    }
+}
+
 /// Returns `n` bytes.
 struct Blob: RemoteFunction {
     static func run(_ n: Int) async throws -> [UInt8] { [UInt8](repeating: 7, count: n) }
@@ -385,17 +400,23 @@ struct TestApp {
                     result = "\(try await cluster.get(b)) | \(downstreamError)"
                 case "cancel":
                     // A running 20 s task and a queued one behind it (both need the whole node).
+                    // The running one records whether its sleep was cancelled or ran out.
                     let whole = TaskOptions(resources: ["CPU": 2])
-                    let running = try await cluster.submit(Pid.self, 20_000, options: whole)
-                    let queued = try await cluster.submit(Pid.self, 20_000, options: whole)
+                    let marker = NSTemporaryDirectory() + "starling-cancel-\(getpid())"
+                    defer { try? FileManager.default.removeItem(atPath: marker) }
+                    let running = try await cluster.submit(SleepOrMark.self, .init(millis: 60_000, marker: marker), options: whole)
+                    let queued = try await cluster.submit(SleepOrMark.self, .init(millis: 60_000, marker: marker + "-queued"), options: whole)
                     try await Task.sleep(for: .milliseconds(500))
                     await cluster.cancel(queued)
                     await cluster.cancel(running)
                     var outcomes: [String] = []
                     for ref in [running, queued] {
-                        do { _ = try await cluster.get(ref, timeout: .seconds(10)); outcomes.append("value") } catch { outcomes.append("\(error)") }
+                        do { _ = try await cluster.get(ref, timeout: .seconds(30)); outcomes.append("value") } catch { outcomes.append("\(error)") }
                     }
-                    result = outcomes.joined(separator: " | ")
+                    for _ in 0..<300 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(for: .milliseconds(100)) }
+                    let stopped = (try? String(contentsOfFile: marker, encoding: .utf8)) ?? "no marker"
+                    let queuedRan = FileManager.default.fileExists(atPath: marker + "-queued")
+                    result = outcomes.joined(separator: " | ") + " | running: \(stopped), queued ran: \(queuedRan)"
                 case "owner-dies":
                     let marker = NSTemporaryDirectory() + "starling-orphan-\(getpid())"
                     defer { try? FileManager.default.removeItem(atPath: marker) }

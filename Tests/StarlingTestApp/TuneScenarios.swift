@@ -134,7 +134,13 @@ enum TuneScenarios {
                               runConfig: RunConfig(name: "function", storagePath: directory, progress: .none))
             let results = try await tuner.fit(on: cluster)
             let rows = results.trials.map { "\(Int((try? $0.config.double("quality")) ?? 0)):\($0.status.rawValue):\($0.iterations)" }
+            // The experiment's progress reached the head as metrics.
+            let metrics = try await cluster.metrics(prefix: "tune_").filter { $0.tags["experiment"] == "function" }
+            let byStatus = metrics.filter { $0.name == "tune_trials" }.sorted { ($0.tags["status"] ?? "") < ($1.tags["status"] ?? "") }
+                .map { "\($0.tags["status"] ?? "?")=\(Int($0.value))" }.joined(separator: ",")
+            let best = metrics.first { $0.name == "tune_best_metric" }?.value ?? -1
             return rows.joined(separator: " ") + " best=\(results.bestResult.map { Int((try? $0.config.double("quality")) ?? 0) } ?? 0)"
+                + " metrics=\(byStatus) best_metric=\(best)"
 
         case "tune-bad-metric":
             // The sweep optimises "acc"; the function reports "score".
