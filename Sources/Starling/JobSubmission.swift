@@ -79,9 +79,15 @@ public enum JobSubmission {
         return try await status(connection.head, id)
     }
 
+    /// A job named by its submission id, or by its 32-hex-digit job id (as `list jobs` shows).
+    static func identify(_ id: String) -> (submission: String, job: [UInt8]) {
+        if id.count == 32, let job = UniqueID(hex: id) { return ("", job.bytes) }
+        return (id, [])
+    }
+
     static func status(_ head: RPCClient, _ id: String) async throws -> Status {
         var request = GetJobRequest()
-        request.submissionId = id
+        (request.submissionId, request.jobId) = identify(id)
         do {
             guard let info = try await head.call(HeadRPC.getJob, request).job else { throw StarlingError.cluster("the head described no job \(id)") }
             return Status(info)
@@ -99,7 +105,7 @@ public enum JobSubmission {
         let connection = try await HeadConnection.open(address: address, tokenFile: tokenFile, name: "starling job")
         defer { connection.head.close() }
         var request = GetJobLogsRequest()
-        request.submissionId = id
+        (request.submissionId, request.jobId) = identify(id)
         request.waitMs = follow ? 2_000 : 0
         while true {
             let reply: GetJobLogsReply
@@ -121,7 +127,7 @@ public enum JobSubmission {
         let connection = try await HeadConnection.open(address: address, tokenFile: tokenFile, name: "starling job")
         defer { connection.head.close() }
         var request = StopJobRequest()
-        request.submissionId = id
+        (request.submissionId, request.jobId) = identify(id)
         request.force = force
         do {
             return try await connection.head.call(HeadRPC.stopJob, request).stopped

@@ -84,8 +84,9 @@ struct ClusterConfig {
             throw CLIError("\(file): provider: unknown field \"\(unknown)\" for type \(type) (expected \(providerFields.sorted().joined(separator: ", ")))")
         }
         if type == "ssh" {
-            guard let hosts = provider["hosts"] as? [String], !hosts.isEmpty, hosts.allSatisfy({ !$0.isEmpty && !$0.contains(" ") }) else {
-                throw fail("provider.hosts", "a non-empty list of host names or addresses (the first runs the head)", provider["hosts"])
+            guard let hosts = provider["hosts"] as? [String], !hosts.isEmpty,
+                  hosts.allSatisfy({ !$0.isEmpty && !$0.hasPrefix("-") && !$0.hasPrefix(".") && $0.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || ".-:".contains($0)) } }) else {
+                throw fail("provider.hosts", "a non-empty list of host names or addresses (letters, digits, '.', '-', ':'; the first runs the head)", provider["hosts"])
             }
             guard Set(hosts).count == hosts.count else { throw fail("provider.hosts", "distinct hosts", hosts) }
             let user = provider["user"] as? String ?? ProcessInfo.processInfo.environment["USER"] ?? "root"

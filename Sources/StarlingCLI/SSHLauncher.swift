@@ -29,27 +29,32 @@ enum SSHLauncher {
             let headAddress = "\(headHost):\(config.headPort)"
             for (index, host) in ssh.hosts.enumerated() {
                 let directory = ".starling/remote/\(config.name)/\(host)"
+                let quoted = quote(directory)
+                // Recorded before anything is copied, so a failed `up` (or `down`) cleans this host too.
+                members.append(Member(host: host, pid: 0, directory: directory))
+                try save(members, state)
                 // The binary travels on ssh's stdin: no scp or sftp needed on the host.
-                _ = try run(ssh, host, "mkdir -p \(directory) && chmod 700 \(directory) && cat > \(directory)/starling.new && chmod 755 \(directory)/starling.new && mv \(directory)/starling.new \(directory)/starling",
+                _ = try run(ssh, host, "mkdir -p \(quoted) && chmod 700 \(quoted) && cat > \(quoted)/starling.new && chmod 755 \(quoted)/starling.new && mv \(quoted)/starling.new \(quoted)/starling",
                             input: cli)
                 if index > 0 {
                     let token = try Data(contentsOf: URL(fileURLWithPath: config.tokenFile))
-                    _ = try run(ssh, host, "umask 077 && cat > \(directory)/token", data: token)
+                    _ = try run(ssh, host, "umask 077 && cat > \(quoted)/token", data: token)
                 }
                 let arguments = config.startArguments(head: index == 0, headAddress: headAddress, host: host, tokenFile: "\(directory)/token")
                 let log = "\(directory)/\(index == 0 ? "head" : "node").log"
                 // Only the one command goes to the background, with every standard stream
                 // redirected: a backgrounded list would keep ssh's session open.
-                let started = try run(ssh, host, "cd ~; STARLING_LOG=${STARLING_LOG:-info} nohup \(directory)/starling \(arguments.map(quote).joined(separator: " ")) > \(log) 2>&1 < /dev/null & echo $!")
-                guard let pid = Int32(started.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                let started = try run(ssh, host, "cd ~; STARLING_LOG=${STARLING_LOG:-info} nohup \(quoted)/starling \(arguments.map(quote).joined(separator: " ")) > \(quote(log)) 2>&1 < /dev/null & echo $!")
+                // The last line: a login shell may print something first.
+                guard let last = started.split(separator: "\n").last, let pid = Int32(last.trimmingCharacters(in: .whitespaces)) else {
                     throw CLIError("\(host): starting starling printed no pid: \(started)")
                 }
-                members.append(Member(host: host, pid: pid, directory: directory))
+                members[members.count - 1].pid = pid
                 try save(members, state)
                 if index == 0 {
                     // The head makes the token; this machine and the nodes get a copy.
                     try await waitRemote(ssh, host, log: log, containing: "starling head listening at ")
-                    let token = try run(ssh, host, "cat \(directory)/token")
+                    let token = try run(ssh, host, "cat \(quoted)/token")
                     guard FileManager.default.createFile(atPath: config.tokenFile, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600]) else {
                         throw CLIError("cannot write the cluster token to \(config.tokenFile)")
                     }
@@ -59,8 +64,8 @@ enum SSHLauncher {
             print("cluster \(config.name) is up: \(ssh.hosts.count) node(s) alive on \(ssh.hosts.joined(separator: ", ")), head at tcp://\(headAddress)")
             print("use it with: export STARLING_ADDRESS=tcp://\(headAddress) STARLING_TOKEN_FILE=\(config.tokenFile)")
         } catch {
-            stop(ssh, members)
-            try? FileManager.default.removeItem(atPath: state)
+            let (_, failed) = stop(ssh, members)
+            if failed.isEmpty { try? FileManager.default.removeItem(atPath: state) } else { try? save(failed.map(\.member), state) }
             throw error
         }
     }
@@ -71,29 +76,41 @@ enum SSHLauncher {
               let members = try? JSONDecoder().decode([Member].self, from: data) else {
             throw CLIError("cluster \(config.name) is not up (no \(state)/members.json)")
         }
-        let stopped = stop(ssh, members)
+        let (stopped, failed) = stop(ssh, members)
+        guard failed.isEmpty else {
+            // The hosts that could not be reached stay recorded: `down` again retries them.
+            try save(failed.map(\.member), state)
+            throw CLIError("cluster \(config.name): \(stopped) process(es) stopped; could not stop on " +
+                           failed.map { "\($0.member.host) (\($0.error))" }.joined(separator: "; ") + "; run `starling down` again")
+        }
         try? FileManager.default.removeItem(atPath: state)
         print("cluster \(config.name) is down: \(stopped) process(es) stopped on \(Set(members.map(\.host)).count) host(s), their files removed")
     }
 
     /// SIGTERM to each recorded process that still runs that host's starling, SIGKILL after
-    /// 15 s, then removes the host's files. Returns how many were running.
+    /// 15 s, then removes the host's files. Returns how many were running, and the hosts that
+    /// could not be reached.
     @discardableResult
-    static func stop(_ ssh: ClusterConfig.SSH, _ members: [Member]) -> Int {
+    static func stop(_ ssh: ClusterConfig.SSH, _ members: [Member]) -> (stopped: Int, failed: [(member: Member, error: String)]) {
         var stopped = 0
+        var failed: [(Member, String)] = []
         for member in members.reversed() {
             let script = """
             pid=\(member.pid); ran=0
-            if grep -q starling /proc/$pid/cmdline 2>/dev/null; then
+            if [ "$pid" -gt 0 ] && grep -q starling /proc/$pid/cmdline 2>/dev/null; then
               ran=1; kill -TERM $pid
               for i in $(seq 150); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
               kill -KILL $pid 2>/dev/null
             fi
-            rm -rf \(member.directory); echo $ran
+            rm -rf \(quote(member.directory)); echo $ran
             """
-            if let output = try? run(ssh, member.host, script), output.trimmingCharacters(in: .whitespacesAndNewlines) == "1" { stopped += 1 }
+            do {
+                if try run(ssh, member.host, script).split(separator: "\n").last == "1" { stopped += 1 }
+            } catch {
+                failed.append((member, "\(error)"))
+            }
         }
-        return stopped
+        return (stopped, failed)
     }
 
     private static func save(_ members: [Member], _ state: String) throws {
@@ -105,13 +122,26 @@ enum SSHLauncher {
     static func run(_ ssh: ClusterConfig.SSH, _ host: String, _ command: String, input: String? = nil, data: Data? = nil) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/ssh")
-        var arguments = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-p", String(ssh.port)]
+        // Keepalives: a host that drops mid-command fails the command within ~15 s.
+        var arguments = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5",
+                         "-o", "ServerAliveCountMax=3", "-p", String(ssh.port)]
         if let key = ssh.key { arguments += ["-i", key, "-o", "IdentitiesOnly=yes"] }
         arguments += ssh.options + ["\(ssh.user)@\(host)", command]
         process.arguments = arguments
-        let output = Pipe(), errors = Pipe()
+        // stderr goes to a file: with two pipes read one after the other, ssh blocks when the
+        // unread one fills.
+        let errorPath = NSTemporaryDirectory() + "starling-ssh-stderr-\(UUID().uuidString)"
+        guard FileManager.default.createFile(atPath: errorPath, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let errorFile = FileHandle(forWritingAtPath: errorPath) else {
+            throw CLIError("cannot create \(errorPath) for ssh's messages")
+        }
+        defer {
+            try? errorFile.close()
+            try? FileManager.default.removeItem(atPath: errorPath)
+        }
+        let output = Pipe()
         process.standardOutput = output
-        process.standardError = errors
+        process.standardError = errorFile
         var feeder: Pipe?
         if let input {
             guard let file = FileHandle(forReadingAtPath: input) else { throw CLIError("cannot read \(input) to copy it to \(host)") }
@@ -128,8 +158,8 @@ enum SSHLauncher {
             try? feeder.fileHandleForWriting.close()
         }
         let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        let err = FileManager.default.contents(atPath: errorPath) ?? Data()
         guard process.terminationStatus == 0 else {
             let said = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             throw CLIError("ssh \(ssh.user)@\(host) failed (exit \(process.terminationStatus)): \(said.isEmpty ? "no message" : said)")

@@ -126,7 +126,7 @@ public actor Head {
     public var dashboardURL: String? { http?.url }
 
     public func stop() async {
-        stopSubmissions()
+        await stopSubmissions()
         monitor?.cancel()
         http?.close()
         http = nil
@@ -245,7 +245,14 @@ public actor Head {
     // MARK: - Jobs
 
     private func registerJob(_ request: RegisterJobRequest, connection: UInt32) throws -> RegisterJobReply {
-        guard let job = request.job else { throw RPCFailure(.invalidArgument, "RegisterJob without a job") }
+        guard var job = request.job else { throw RPCFailure(.invalidArgument, "RegisterJob without a job") }
+        // A submission id links a driver to `starling submit` only for the submission's own
+        // driver: the first to register while it runs (programs it starts inherit the variable).
+        if !job.submissionId.isEmpty {
+            let running = submissions[job.submissionId].map { !$0.isFinished } ?? false
+            let linked = jobs.all.contains { $0.submissionId == job.submissionId }
+            if !running || linked { job.submissionId = "" }
+        }
         let id = try jobs.register(job, connection: connection, nowUnixMs: Self.unixMs())
         log.info("job \(id.short) (\(job.name)) registered")
         record(.jobStarted, .info, "job \(id.short) (\(job.name)) started", job: id.bytes)

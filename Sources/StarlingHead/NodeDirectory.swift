@@ -12,6 +12,9 @@ struct NodeDirectory {
         /// The node's bundle epoch after the head's latest reservation change there: reports
         /// taken before it carry stale `available` figures.
         var bundleEpoch: UInt64 = 0
+        /// The bundle epoch of the last report whose `available` was taken: a change at or
+        /// below it is already in that figure.
+        var reportedEpoch: UInt64 = 0
         /// The connection the node registered on: when it closes, the node is gone.
         var connection: UInt32
     }
@@ -54,7 +57,10 @@ struct NodeDirectory {
             // A report taken before the node applied the head's latest reservation or release
             // would undo the head's own adjustment (a placement right after would see stale room).
             let current = resources.bundleEpoch >= entry.bundleEpoch
-            if current { entry.bundleEpoch = resources.bundleEpoch }
+            if current {
+                entry.bundleEpoch = resources.bundleEpoch
+                entry.reportedEpoch = resources.bundleEpoch
+            }
             if (current && resources.available != entry.resources.available) || resources.draining != entry.resources.draining
                 || resources.queuedLeases != entry.resources.queuedLeases {
                 if current { entry.resources.available = resources.available }
@@ -75,6 +81,12 @@ struct NodeDirectory {
     mutating func adjustAvailable(_ id: UniqueID, by change: ResourceSet, releasing: Bool, epoch: UInt64) {
         guard var entry = entries[id] else { return }
         entry.bundleEpoch = max(entry.bundleEpoch, epoch)
+        // A report taken after the node applied this change may have arrived first: its
+        // figure already holds the change, which must not be counted twice.
+        guard entry.reportedEpoch < epoch else {
+            entries[id] = entry
+            return
+        }
         let current = ResourceSet(entry.resources.available)
         entry.resources.available = (releasing ? current + change : current - change).quantities
         entries[id] = entry

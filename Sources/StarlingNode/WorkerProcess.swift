@@ -9,10 +9,10 @@ import StarlingCore
 /// Uses `posix_spawn` with an empty signal mask and default handlers: a child started from
 /// async Swift code would otherwise inherit blocked signals and ignore SIGTERM (PITFALLS.md).
 /// Standard output and error go to a per-worker log file.
-enum WorkerProcess {
-    struct Spawned: Sendable {
-        let pid: pid_t
-        let logPath: String
+public enum WorkerProcess {
+    public struct Spawned: Sendable {
+        public let pid: pid_t
+        public let logPath: String
     }
 
     enum SpawnError: Error, CustomStringConvertible {
@@ -25,7 +25,12 @@ enum WorkerProcess {
         }
     }
 
-    static func spawn(executable: String, environment: [String: String], logPath: String) throws -> Spawned {
+    /// Starts `executable` with no signals blocked or ignored (a process started from a thread
+    /// of Swift's pool would inherit its mask otherwise, and never see SIGTERM), stdin from
+    /// /dev/null, stdout and stderr appended to `logPath`; optionally as the leader of a new
+    /// process group (so the group can be signalled as one).
+    public static func spawn(executable: String, arguments: [String] = [], environment: [String: String], logPath: String,
+                             newProcessGroup: Bool = false) throws -> Spawned {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -37,7 +42,12 @@ enum WorkerProcess {
         sigdelset(&defaults, SIGKILL)
         sigdelset(&defaults, SIGSTOP)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+        if newProcessGroup {
+            posix_spawnattr_setpgroup(&attributes, 0)
+            flags |= POSIX_SPAWN_SETPGROUP
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -46,7 +56,7 @@ enum WorkerProcess {
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
 
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(executable), nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             for pointer in argv { free(pointer) }
@@ -70,7 +80,7 @@ enum WorkerProcess {
         return ended
     }
 
-    static func describe(_ status: Int32) -> String {
+    public static func describe(_ status: Int32) -> String {
         let signal = status & 0x7f
         if signal == 0 { return "exited with code \((status >> 8) & 0xff)" }
         return "killed by signal \(signal)\(signal == SIGKILL ? " (SIGKILL)" : signal == SIGSEGV ? " (SIGSEGV)" : "")"

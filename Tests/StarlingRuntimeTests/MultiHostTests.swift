@@ -83,8 +83,8 @@ struct MultiHostTests {
         // Another subnet than the test above, so the two sets of hosts never collide.
         let subnet = ["NETNS_SUBNET": "10.78.0"]
         let prefix = "ss\(getpid() % 100_000)"
-        let directory = NSTemporaryDirectory() + "starling-ssh-\(getpid())"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = NSTemporaryDirectory() + "starling-ssh-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         let up = try await ChildProcessOutput.run(Self.script, ["up", "3", prefix], environment: subnet)
         #expect(up.status == 0, "\(up)")
         defer {

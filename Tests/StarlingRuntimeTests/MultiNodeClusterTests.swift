@@ -290,7 +290,7 @@ struct MultiNodeClusterTests {
             #expect(squares.error.contains("SUCCEEDED"), "\(squares)")
             let failing = try await ChildProcessOutput.run(cli, ["submit"] + at + [app, "no-such-scenario"])
             #expect(failing.status == 1 && failing.output.contains("ERROR unknown scenario no-such-scenario"), "\(failing)")
-            #expect(failing.error.contains("FAILED") && failing.error.contains("exited with status 1"), "\(failing)")
+            #expect(failing.error.contains("FAILED") && failing.error.contains("exited with code 1"), "\(failing)")
 
             // --no-wait prints the id; the job runs until `job stop`.
             let started = try await ChildProcessOutput.run(cli, ["submit", "--no-wait", "--name", "sleeper"] + at + [app, "sleep"])

@@ -29,4 +29,17 @@ struct NodeDirectoryTests {
         beat(3, cpu: 1, epoch: 2)
         #expect(available() == 1)
     }
+
+    @Test("a heartbeat taken after the change that arrives before the head's own adjustment is not counted twice")
+    func heartbeatBeforeAdjustment() throws {
+        var directory = NodeDirectory()
+        let id = UniqueID.random()
+        let now = ContinuousClock.now
+        try directory.register(NodeInfo(nodeId: id.bytes, address: ProcessAddress(url: "tcp://127.0.0.1:1", nodeId: id.bytes),
+                                        totalResources: ["CPU": 2]), connection: 1, now: now)
+        // The node reserved 2 CPUs (epoch 1) and its heartbeat says so before the prepare reply is handled.
+        _ = directory.heartbeat(id, sequence: 1, resources: NodeResources(nodeId: id.bytes, total: ["CPU": 2], available: ["CPU": 0], bundleEpoch: 1), now: now)
+        directory.adjustAvailable(id, by: ResourceSet(["CPU": 2]), releasing: false, epoch: 1)
+        #expect(directory.entries[id]?.resources.available["CPU"] == 0)
+    }
 }

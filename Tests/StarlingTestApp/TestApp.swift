@@ -36,6 +36,7 @@ struct DieOnce: RemoteFunction {
 struct SleepOrMark: RemoteFunction {
     struct Input: Codable, Sendable { var millis: Int; var marker: String }
     static func run(_ input: Input) async throws -> Int32 {
+        _ = FileManager.default.createFile(atPath: input.marker + "-started", contents: Data())
         do {
             try await Task.sleep(for: .milliseconds(input.millis))
         } catch {
@@ -406,7 +407,9 @@ struct TestApp {
                     defer { try? FileManager.default.removeItem(atPath: marker) }
                     let running = try await cluster.submit(SleepOrMark.self, .init(millis: 60_000, marker: marker), options: whole)
                     let queued = try await cluster.submit(SleepOrMark.self, .init(millis: 60_000, marker: marker + "-queued"), options: whole)
-                    try await Task.sleep(for: .milliseconds(500))
+                    defer { for suffix in ["-started", "-queued", "-queued-started"] { try? FileManager.default.removeItem(atPath: marker + suffix) } }
+                    // Cancelled once it really runs (a worker may take a while to start under load).
+                    for _ in 0..<600 where !FileManager.default.fileExists(atPath: marker + "-started") { try await Task.sleep(for: .milliseconds(50)) }
                     await cluster.cancel(queued)
                     await cluster.cancel(running)
                     var outcomes: [String] = []
@@ -415,7 +418,7 @@ struct TestApp {
                     }
                     for _ in 0..<300 where !FileManager.default.fileExists(atPath: marker) { try await Task.sleep(for: .milliseconds(100)) }
                     let stopped = (try? String(contentsOfFile: marker, encoding: .utf8)) ?? "no marker"
-                    let queuedRan = FileManager.default.fileExists(atPath: marker + "-queued")
+                    let queuedRan = FileManager.default.fileExists(atPath: marker + "-queued-started")
                     result = outcomes.joined(separator: " | ") + " | running: \(stopped), queued ran: \(queuedRan)"
                 case "owner-dies":
                     let marker = NSTemporaryDirectory() + "starling-orphan-\(getpid())"
