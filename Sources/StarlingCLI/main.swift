@@ -17,6 +17,7 @@ usage:
   starling start --head [--port 6379] [--host 127.0.0.1] [--resources CPU=4,GPU=1] [--token-file PATH]
                  [--dashboard-host 127.0.0.1] [--dashboard-port 8265] [--node-timeout SECONDS]
   starling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--token-file PATH]
+                 (--host 0.0.0.0 listens everywhere; --advertise-host ADDRESS says what others dial)
   starling memory [--address HOST:PORT] [--token-file PATH] [--json]
   starling status [--address HOST:PORT] [--token-file PATH] [--json]
   starling logs [NAME] [--tail BYTES] [--address HOST:PORT] [--token-file PATH]
@@ -53,7 +54,7 @@ usage:
 
 /// One command's usage, for `starling COMMAND --help`.
 let commandHelp: [String: String] = [
-    "start": "starling start --head [--port 6379] [--host 127.0.0.1] [--resources CPU=4] [--labels k=v] [--object-store-memory BYTES]\n               [--token-file PATH] [--dashboard-host 127.0.0.1] [--dashboard-port 8265|0|none] [--node-timeout SECONDS]\nstarling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--labels ...] [--token-file PATH]\n  runs a head (which is also a node) or a node that joins one, in the foreground until SIGINT/SIGTERM",
+    "start": "starling start --head [--port 6379] [--host 127.0.0.1] [--resources CPU=4] [--labels k=v] [--object-store-memory BYTES]\n               [--token-file PATH] [--dashboard-host 127.0.0.1] [--dashboard-port 8265|0|none] [--node-timeout SECONDS]\nstarling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--labels ...] [--token-file PATH]\n  runs a head (which is also a node) or a node that joins one, in the foreground until SIGINT/SIGTERM\n  --host 0.0.0.0 listens on every interface; --advertise-host ADDRESS is what other hosts dial\n  (default: this host's address on the route to the head, or to the outside for a head)",
     "status": "starling status [--address HOST:PORT] [--token-file PATH] [--json]\n  nodes, resources used/total, workers, actors, pending tasks, recent failures",
     "memory": "starling memory [--address HOST:PORT] [--token-file PATH] [--json]\n  every node's object store: use, spilled objects, objects by size, owner, copy kind",
     "logs": "starling logs [NAME] [--tail BYTES] [--address HOST:PORT] [--token-file PATH]\n  without NAME: every node's worker logs; with NAME: its last --tail bytes (default 16384)",
@@ -74,6 +75,8 @@ struct StartOptions {
     var head = false
     var address: String?
     var host = "127.0.0.1"
+    /// What other hosts dial when `host` is a wildcard (default: found from the route).
+    var advertiseHost: String?
     var port: Int?
     var resources: ResourceSet?
     var labels: [String: String] = [:]
@@ -95,6 +98,7 @@ struct StartOptions {
             case "--head": head = true
             case "--address": address = try value(flag)
             case "--host": host = try value(flag)
+            case "--advertise-host": advertiseHost = try value(flag)
             case "--port":
                 let text = try value(flag)
                 guard let number = Int(text), (0...65535).contains(number) else { throw CLIError("--port \(text) is not a port number") }
@@ -160,17 +164,29 @@ func start(_ options: StartOptions) async throws -> Int32 {
     }
     var head: Head?
     var headAddress: Address
+    // Listening on every interface: other hosts need an address of this one that they can reach.
+    var advertiseHost = options.advertiseHost
+    if advertiseHost == nil, ["0.0.0.0", "::", "[::]"].contains(options.host) {
+        let towards = options.address.flatMap { text in (try? Address(text.contains("://") ? text : "tcp://\(text)"))?.host }
+        advertiseHost = towards.flatMap { LocalAddress.toward($0) } ?? LocalAddress.toward("192.0.2.1") ?? LocalAddress.firstNonLoopback()
+        guard advertiseHost != nil else {
+            throw CLIError("start: --host \(options.host) listens everywhere, but no route tells which address other hosts reach; give --advertise-host ADDRESS")
+        }
+    }
     if options.head {
         var settings = HeadSettings(listenAddress: try Address("tcp://\(options.host):\(options.port ?? 6379)"), sessionDir: directory.path)
         settings.httpHost = options.dashboardHost
         settings.httpPort = options.dashboardPort
         settings.eventsAddress = try Address("tcp://\(options.host):0")
+        settings.advertiseHost = advertiseHost
         if let timeout = options.nodeTimeout { settings.nodeTimeout = timeout }
         let started = Head(settings: settings, token: token)
         try await started.start()
         head = started
-        headAddress = await started.address!
-        print("starling head listening at \(headAddress) (token \(options.tokenFile), session \(directory.path))")
+        let listening = await started.address!
+        // The head's own node dials the head like any other node: at its reachable address.
+        headAddress = listening.isWildcard ? listening.withHost(advertiseHost ?? "127.0.0.1") : listening
+        print("starling head listening at \(headAddress)\(listening.isWildcard ? " (on every interface)" : "") (token \(options.tokenFile), session \(directory.path))")
         if let url = await started.dashboardURL { print("starling dashboard at \(url)") }
     } else {
         let text = options.address!
@@ -183,6 +199,7 @@ func start(_ options: StartOptions) async throws -> Int32 {
     settings.listenAddress = try Address("tcp://\(options.host):\(options.head ? 0 : options.port ?? 0)")
     settings.headAddress = headAddress
     settings.isHead = options.head
+    settings.advertiseHost = advertiseHost
     let node = NodeManager(settings: settings, token: token)
     do {
         try await node.start()
@@ -190,7 +207,7 @@ func start(_ options: StartOptions) async throws -> Int32 {
         await head?.stop()
         throw error
     }
-    print("starling node \(node.nodeID.hex) listening at \(await node.address!) with \(settings.resources)")
+    print("starling node \(node.nodeID.hex) listening at \(await node.advertisedAddress!) with \(settings.resources)")
     fflush(nil)
     // The first of SIGINT, SIGTERM (through Dispatch, so no async-signal-safety concerns) or
     // the node failing on its own ends the process.

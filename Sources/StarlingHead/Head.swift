@@ -21,6 +21,8 @@ public struct HeadSettings: Sendable {
     public var httpPort: Int?
     /// Where events are published (PUB/SUB, signed frames); nil: not published.
     public var eventsAddress: Address?
+    /// The host other hosts reach the head at, when it listens on a wildcard host (0.0.0.0).
+    public var advertiseHost: String?
 
     public init(listenAddress: Address, sessionDir: String) {
         self.listenAddress = listenAddress
@@ -192,7 +194,9 @@ public actor Head {
         reply.startTimeUnixMs = startTime
         reply.headNodeId = nodes.entries.values.first { $0.info.isHead && $0.info.state != .dead }?.info.nodeId ?? []
         reply.dashboardUrl = http?.url ?? ""
-        reply.pubsubUrl = publisher?.address.description ?? ""
+        if let address = publisher?.address {
+            reply.pubsubUrl = (address.isWildcard ? settings.advertiseHost.map(address.withHost) : nil)?.description ?? address.description
+        }
         return reply
     }
 

@@ -13,9 +13,9 @@ extension NodeManager {
         self.head = head
         var info = NodeInfo()
         info.nodeId = nodeID.bytes
-        info.address = ProcessAddress(url: server?.address.description ?? "", nodeId: nodeID.bytes)
+        info.address = ProcessAddress(url: advertisedAddress?.description ?? "", nodeId: nodeID.bytes)
         info.hostname = ProcessInfo.processInfo.hostName
-        info.ipAddress = settings.listenAddress?.host ?? ""
+        info.ipAddress = advertisedAddress?.host ?? ""
         info.totalResources = settings.resources.quantities
         info.labels = settings.labels
         info.isHead = settings.isHead
@@ -77,7 +77,7 @@ extension NodeManager {
     func resourceReport() -> NodeResources {
         var report = NodeResources()
         report.nodeId = nodeID.bytes
-        report.address = ProcessAddress(url: server?.address.description ?? "", nodeId: nodeID.bytes)
+        report.address = ProcessAddress(url: advertisedAddress?.description ?? "", nodeId: nodeID.bytes)
         report.total = settings.resources.quantities
         report.available = available.quantities
         report.labels = settings.labels

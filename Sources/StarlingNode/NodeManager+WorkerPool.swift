@@ -52,7 +52,7 @@ extension NodeManager {
         environment[WorkerEnvironment.sessionDir] = settings.sessionDir
         environment[WorkerEnvironment.headURL] = settings.headAddress?.description
         if let listen = settings.listenAddress, listen.scheme != .ipc {
-            environment[WorkerEnvironment.listenHost] = listen.host ?? "127.0.0.1"
+            environment[WorkerEnvironment.listenHost] = listen.isWildcard ? (settings.advertiseHost ?? "127.0.0.1") : (listen.host ?? "127.0.0.1")
         } else {
             environment[WorkerEnvironment.listenHost] = nil
         }

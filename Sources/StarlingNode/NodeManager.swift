@@ -90,6 +90,14 @@ public actor NodeManager {
     /// The node's RPC address (valid after `start`).
     public var address: Address? { server?.address }
 
+    /// The address other processes dial: the listener's, with a wildcard host replaced by
+    /// `settings.advertiseHost`.
+    public var advertisedAddress: Address? {
+        guard let address = server?.address else { return nil }
+        if address.isWildcard, let host = settings.advertiseHost { return address.withHost(host) }
+        return address
+    }
+
     public init(settings: NodeSettings, token: ClusterToken) {
         self.settings = settings
         self.token = token

@@ -23,6 +23,9 @@ public struct NodeSettings: Sendable {
     /// cluster); a `tcp://HOST:PORT` address to be reachable from other hosts. Workers then
     /// listen on the same host, on ports the system picks.
     public var listenAddress: Address?
+    /// The host other hosts reach this node at, when `listenAddress` is a wildcard (0.0.0.0):
+    /// its registered address and its workers' use it.
+    public var advertiseHost: String?
     /// The head to register with; nil for a node alone (no spillback, no cluster view).
     public var headAddress: Address?
     /// True for the node inside the head's process.

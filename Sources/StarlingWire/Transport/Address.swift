@@ -47,6 +47,16 @@ public struct Address: Sendable, Hashable, CustomStringConvertible {
         return Int(rest[rest.index(after: colon)...])
     }
 
+    /// True for a tcp address on every interface (0.0.0.0 or [::]): fine to listen on, not to
+    /// hand to another host.
+    public var isWildcard: Bool { host == "0.0.0.0" || host == "[::]" || host == "::" }
+
+    /// The address with another host (tcp only), e.g. a wildcard listener's reachable address.
+    public func withHost(_ newHost: String) -> Address {
+        guard scheme == .tcp || scheme == .tlsTCP, let port else { return self }
+        return (try? Address("\(scheme.rawValue)://\(newHost):\(port)")) ?? self
+    }
+
     /// The host of a tcp address ("127.0.0.1", "[::1]"); nil for ipc and inproc.
     public var host: String? {
         guard scheme == .tcp || scheme == .tlsTCP, let colon = rest.lastIndex(of: ":") else { return nil }
