@@ -14,7 +14,7 @@ struct HeadConnection {
             throw StarlingError.cluster("cannot read the cluster token \(tokenFile): \(error)")
         }
         do {
-            let head = try await RPCClient.connect(to: Address(address.contains("://") ? address : "tcp://\(address)"), token: token, name: name)
+            let head = try await RPCClient.connect(to: Address.parse(address), token: token, name: name)
             return HeadConnection(head: head, token: token)
         } catch {
             throw StarlingError.cluster("cannot reach the head at \(address): \(error)")

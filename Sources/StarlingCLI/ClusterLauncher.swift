@@ -166,7 +166,7 @@ enum ClusterLauncher {
 
     private static func waitForNodes(_ count: Int, address: String, tokenFile: String, state: String) async throws {
         let token = try ClusterToken.load(from: tokenFile)
-        let head = try await RPCClient.connect(to: Address(address.contains("://") ? address : "tcp://\(address)"), token: token, name: "up")
+        let head = try await RPCClient.connect(to: Address.parse(address), token: token, name: "up")
         defer { head.close() }
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {

@@ -180,7 +180,7 @@ enum SSHLauncher {
 
     private static func waitForNodes(_ count: Int, address: String, tokenFile: String) async throws {
         let token = try ClusterToken.load(from: tokenFile)
-        let head = try await RPCClient.connect(to: Address("tcp://\(address)"), token: token, name: "up")
+        let head = try await RPCClient.connect(to: Address.parse(address), token: token, name: "up")
         defer { head.close() }
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {

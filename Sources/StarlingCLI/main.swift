@@ -18,6 +18,9 @@ usage:
                  [--dashboard-host 127.0.0.1] [--dashboard-port 8265] [--node-timeout SECONDS]
   starling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--token-file PATH]
                  (--host 0.0.0.0 listens everywhere; --advertise-host ADDRESS says what others dial)
+                 [--tls-cert CERT_AND_KEY.pem --tls-ca CA.pem]: mutual TLS (tls+tcp://) between
+                 all processes; drivers and commands take $STARLING_TLS_CERT and $STARLING_TLS_CA;
+                 certificates carry the DNS name "starling" (or $STARLING_TLS_SERVER_NAME)
   starling memory [--address HOST:PORT] [--token-file PATH] [--json]
   starling status [--address HOST:PORT] [--token-file PATH] [--json]
   starling logs [NAME] [--tail BYTES] [--address HOST:PORT] [--token-file PATH]
@@ -54,7 +57,7 @@ usage:
 
 /// One command's usage, for `starling COMMAND --help`.
 let commandHelp: [String: String] = [
-    "start": "starling start --head [--port 6379] [--host 127.0.0.1] [--resources CPU=4] [--labels k=v] [--object-store-memory BYTES]\n               [--token-file PATH] [--dashboard-host 127.0.0.1] [--dashboard-port 8265|0|none] [--node-timeout SECONDS]\nstarling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--labels ...] [--token-file PATH]\n  runs a head (which is also a node) or a node that joins one, in the foreground until SIGINT/SIGTERM\n  --host 0.0.0.0 listens on every interface; --advertise-host ADDRESS is what other hosts dial\n  (default: this host's address on the route to the head, or to the outside for a head)",
+    "start": "starling start --head [--port 6379] [--host 127.0.0.1] [--resources CPU=4] [--labels k=v] [--object-store-memory BYTES]\n               [--token-file PATH] [--dashboard-host 127.0.0.1] [--dashboard-port 8265|0|none] [--node-timeout SECONDS]\nstarling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--labels ...] [--token-file PATH]\n  runs a head (which is also a node) or a node that joins one, in the foreground until SIGINT/SIGTERM\n  --host 0.0.0.0 listens on every interface; --advertise-host ADDRESS is what other hosts dial\n  (default: this host's address on the route to the head, or to the outside for a head)\n  --tls-cert PEM (certificate then key) --tls-ca PEM: every connection uses mutual TLS (tls+tcp://);\n  drivers and other commands set STARLING_TLS_CERT and STARLING_TLS_CA to the same kind of files;\n  certificates must carry the DNS name \"starling\" (or $STARLING_TLS_SERVER_NAME)",
     "status": "starling status [--address HOST:PORT] [--token-file PATH] [--json]\n  nodes, resources used/total, workers, actors, pending tasks, recent failures",
     "memory": "starling memory [--address HOST:PORT] [--token-file PATH] [--json]\n  every node's object store: use, spilled objects, objects by size, owner, copy kind",
     "logs": "starling logs [NAME] [--tail BYTES] [--address HOST:PORT] [--token-file PATH]\n  without NAME: every node's worker logs; with NAME: its last --tail bytes (default 16384)",
@@ -99,6 +102,12 @@ struct StartOptions {
             case "--address": address = try value(flag)
             case "--host": host = try value(flag)
             case "--advertise-host": advertiseHost = try value(flag)
+            // TLS for every connection of this process and its workers: through the
+            // environment, which the workers inherit (TLSSettings.fromEnvironment).
+            case "--tls-cert", "--tls-ca":
+                let path = try value(flag)
+                guard FileManager.default.isReadableFile(atPath: path) else { throw CLIError("start: \(flag) \(path): no readable PEM file there") }
+                setenv(flag == "--tls-cert" ? TLSSettings.certificateVariable : TLSSettings.caVariable, path, 1)
             case "--port":
                 let text = try value(flag)
                 guard let number = Int(text), (0...65535).contains(number) else { throw CLIError("--port \(text) is not a port number") }
@@ -167,17 +176,17 @@ func start(_ options: StartOptions) async throws -> Int32 {
     // Listening on every interface: other hosts need an address of this one that they can reach.
     var advertiseHost = options.advertiseHost
     if advertiseHost == nil, ["0.0.0.0", "::", "[::]"].contains(options.host) {
-        let towards = options.address.flatMap { text in (try? Address(text.contains("://") ? text : "tcp://\(text)"))?.host }
+        let towards = options.address.flatMap { text in (try? Address.parse(text))?.host }
         advertiseHost = towards.flatMap { LocalAddress.toward($0) } ?? LocalAddress.toward("192.0.2.1") ?? LocalAddress.firstNonLoopback()
         guard advertiseHost != nil else {
             throw CLIError("start: --host \(options.host) listens everywhere, but no route tells which address other hosts reach; give --advertise-host ADDRESS")
         }
     }
     if options.head {
-        var settings = HeadSettings(listenAddress: try Address("tcp://\(options.host):\(options.port ?? 6379)"), sessionDir: directory.path)
+        var settings = HeadSettings(listenAddress: try Address.network(host: options.host, port: options.port ?? 6379), sessionDir: directory.path)
         settings.httpHost = options.dashboardHost
         settings.httpPort = options.dashboardPort
-        settings.eventsAddress = try Address("tcp://\(options.host):0")
+        settings.eventsAddress = try Address.network(host: options.host, port: 0)
         settings.advertiseHost = advertiseHost
         if let timeout = options.nodeTimeout { settings.nodeTimeout = timeout }
         let started = Head(settings: settings, token: token)
@@ -190,13 +199,13 @@ func start(_ options: StartOptions) async throws -> Int32 {
         if let url = await started.dashboardURL { print("starling dashboard at \(url)") }
     } else {
         let text = options.address!
-        headAddress = try Address(text.contains("://") ? text : "tcp://\(text)")
+        headAddress = try Address.parse(text)
     }
     var settings = NodeSettings(sessionDir: directory.path, tokenFile: options.tokenFile, workerExecutable: nil)
     if let resources = options.resources { settings.resources = resources }
     settings.labels = options.labels
     if let bytes = options.objectStoreMemory { settings.objectStoreCapacity = bytes }
-    settings.listenAddress = try Address("tcp://\(options.host):\(options.head ? 0 : options.port ?? 0)")
+    settings.listenAddress = try Address.network(host: options.host, port: options.head ? 0 : options.port ?? 0)
     settings.headAddress = headAddress
     settings.isHead = options.head
     settings.advertiseHost = advertiseHost

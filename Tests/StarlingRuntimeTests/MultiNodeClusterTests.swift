@@ -24,8 +24,12 @@ final class LocalCluster {
 
     var environment: [String: String] { ["STARLING_ADDRESS": headAddress, "STARLING_TOKEN_FILE": tokenFile] }
 
+    /// Extra environment of every member (TLS variables, for one).
+    let memberEnvironment: [String: String]
+
     /// Starts a head with `headResources` and one node per entry of `nodeResources`.
-    init(headResources: String, nodeResources: [String], headArguments: [String] = []) async throws {
+    init(headResources: String, nodeResources: [String], headArguments: [String] = [], memberEnvironment: [String: String] = [:]) async throws {
+        self.memberEnvironment = memberEnvironment
         directory = NSTemporaryDirectory() + "starling-test-cluster-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         tokenFile = directory + "/token"
@@ -55,7 +59,7 @@ final class LocalCluster {
         process.executableURL = try builtProduct("starling")
         process.arguments = arguments
         // Info level: the harness waits on the head's "sees N live nodes" line.
-        process.environment = ProcessInfo.processInfo.environment.merging(["STARLING_LOG": "info"]) { _, new in new }
+        process.environment = ProcessInfo.processInfo.environment.merging(["STARLING_LOG": "info"].merging(memberEnvironment) { _, new in new }) { _, new in new }
         let logPath = "\(directory)/\(name).log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
@@ -326,6 +330,42 @@ struct MultiNodeClusterTests {
             let submitted = rows.compactMap { $0["submission_id"] as? String }.filter { !$0.isEmpty }
             #expect(submitted.count == 3 && submitted.contains(id), "the three submissions above, nothing from the refused one: \(listed)")
         }
+    }
+
+    @Test("with --tls-cert/--tls-ca every connection is mutual TLS: a driver with the certificates runs Pi across the nodes; plain tcp and a client without them are refused")
+    func mutualTLS() async throws {
+        let certificates = NSTemporaryDirectory() + "starling-tls-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: certificates) }
+        let made = try await ChildProcessOutput.run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", certificates + "/key.pem",
+                                                                       "-out", certificates + "/cert.pem", "-days", "1", "-subj", "/CN=starling-test",
+                                                                       "-addext", "subjectAltName=DNS:starling,IP:127.0.0.1"])
+        guard made.status == 0 else {
+            print("TLS cluster test skipped: openssl could not make a certificate: \(made)")
+            return
+        }
+        let both = try String(contentsOfFile: certificates + "/cert.pem", encoding: .utf8) + String(contentsOfFile: certificates + "/key.pem", encoding: .utf8)
+        try both.write(toFile: certificates + "/node.pem", atomically: true, encoding: .utf8)
+        let tls = ["STARLING_TLS_CERT": certificates + "/node.pem", "STARLING_TLS_CA": certificates + "/cert.pem"]
+        let cluster = try await LocalCluster(headResources: "CPU=0", nodeResources: ["CPU=2", "CPU=2"], memberEnvironment: tls)
+        do {
+            #expect(cluster.headAddress.hasPrefix("tls+tcp://127.0.0.1:"), "\(cluster.headAddress)")
+            let pi = try await ChildProcessOutput.run(try builtProduct("Pi").path, [], environment: cluster.environment.merging(tls) { _, new in new })
+            #expect(pi.status == 0 && pi.output.contains("π ≈ 3.14") && pi.output.contains("on 3 node(s)"), "\(pi)")
+            let cli = try builtProduct("starling").path
+            let status = try await ChildProcessOutput.run(cli, ["status", "--address", cluster.headAddress, "--token-file", cluster.tokenFile], environment: tls)
+            #expect(status.status == 0 && status.output.contains("alive"), "\(status)")
+            // Without the certificates: a tls+tcp address cannot be dialled, and plain tcp gets no answer.
+            let noCertificates = try await ChildProcessOutput.run(cli, ["status", "--address", cluster.headAddress, "--token-file", cluster.tokenFile])
+            #expect(noCertificates.status != 0 && noCertificates.error.contains("caFile"), "\(noCertificates)")
+            let plain = cluster.headAddress.replacingOccurrences(of: "tls+tcp://", with: "tcp://")
+            let plainTCP = try await ChildProcessOutput.run(cli, ["status", "--address", plain, "--token-file", cluster.tokenFile])
+            #expect(plainTCP.status != 0 && plainTCP.error.contains("cannot reach the head"), "\(plainTCP)")
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        await cluster.stop()
     }
 
     @Test("starling memory, logs and status against a running cluster; a wrong token is refused")

@@ -45,6 +45,30 @@ struct TLSTests {
         await server.close()
     }
 
+    @Test("mutual TLS: both ends present the cluster certificate and verify the other's")
+    func mutualTLS() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        guard let files = try Self.makeCertificate(in: directory) else {
+            print("TLSTests: skipped, the openssl command is not installed")
+            return
+        }
+        var settings = TransportSettings()
+        settings.tls = TLSSettings(certificateAndKeyFile: files.certAndKey, caFile: files.ca)
+        let token = ClusterToken.generate()
+        var routes = RouteTable()
+        routes.add(DiagnosticsRPC.echo) { request, _ in EchoReply(payload: request.payload) }
+        let server = try RPCServer(listeningOn: Address("tls+tcp://127.0.0.1:0"), token: token, routes: routes, settings: settings)
+        var client = settings
+        client.connectTimeout = .seconds(20)
+        client.handshakeTimeout = .seconds(20)
+        client.tls?.serverName = "localhost"  // mbedtls 2.28 matches names, not IP addresses
+        let connected = try await RPCClient.connect(to: server.address, token: token, settings: client)
+        #expect(try await connected.call(DiagnosticsRPC.echo, EchoRequest(payload: [7])).payload == [7])
+        connected.close()
+        await server.close()
+    }
+
     @Test("tls+tcp without certificates is a configuration error")
     func tlsNeedsCertificates() {
         #expect {

@@ -69,7 +69,7 @@ struct DriverSession: Sendable {
     static func join(address: String, tokenFile: String) async throws -> DriverSession {
         let headAddress: Address
         do {
-            headAddress = try Address(address.contains("://") ? address : "tcp://\(address)")
+            headAddress = try Address.parse(address)
         } catch {
             throw StarlingError.cluster("STARLING_ADDRESS \(address) is not an address: \(error)")
         }
@@ -97,7 +97,7 @@ struct DriverSession: Sendable {
             // Reachable where the node is: workers on other hosts ask this driver for its objects.
             let host = (try? Address(url))?.host ?? "127.0.0.1"
             return DriverSession(head: headClient, node: nodeClient, nodeID: UniqueID(bytes: local.nodeId), jobID: jobID,
-                                 token: token, ownerListen: try Address("tcp://\(host):0"), embedded: nil)
+                                 token: token, ownerListen: try Address.network(host: host, port: 0), embedded: nil)
         } catch {
             head.close()
             throw error

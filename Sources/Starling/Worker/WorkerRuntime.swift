@@ -83,7 +83,7 @@ enum WorkerRuntime {
                 return reply
             }
             // Owners on other hosts reach a worker of a tcp node over tcp (a port the system picks).
-            let listen = environment[WorkerEnvironment.listenHost].map { "tcp://\($0):0" } ?? "ipc://\(sessionDir)/worker-\(idHex.prefix(8)).sock"
+            let listen = environment[WorkerEnvironment.listenHost].map { host in (try? Address.network(host: host, port: 0))?.description ?? "tcp://\(host):0" } ?? "ipc://\(sessionDir)/worker-\(idHex.prefix(8)).sock"
             // Contexts beyond the default: an actor's calls wait in them for their turn, and
             // each caller keeps up to `StarlingActorSystem.callWindow` in flight.
             var serverSettings = TransportSettings()

@@ -34,6 +34,20 @@ public struct Address: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(scheme.rawValue)://\(rest)" }
 
+    /// `HOST:PORT` on the network: `tls+tcp` when this process has TLS configured
+    /// (`STARLING_TLS_CERT`), else `tcp`.
+    public static func network(host: String, port: Int) throws -> Address {
+        try Address("\(TLSSettings.fromEnvironment?.certificateAndKeyFile != nil ? "tls+tcp" : "tcp")://\(host):\(port)")
+    }
+
+    /// A full address (`tcp://…`, `tls+tcp://…`) or `HOST:PORT`, which gets the scheme of
+    /// `network(host:port:)` (plain tcp unless this process has TLS configured).
+    public static func parse(_ text: String) throws -> Address {
+        if text.contains("://") { return try Address(text) }
+        let scheme = TLSSettings.fromEnvironment?.certificateAndKeyFile != nil ? "tls+tcp" : "tcp"
+        return try Address("\(scheme)://\(text)")
+    }
+
     /// `host:port` for tcp addresses with the port replaced (for port 0 binds).
     func withPort(_ port: Int) -> Address {
         guard scheme == .tcp || scheme == .tlsTCP, let colon = rest.lastIndex(of: ":") else { return self }

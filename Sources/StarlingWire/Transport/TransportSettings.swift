@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Every transport tunable, declared once with its default and why.
 ///
 /// Override per process by passing a modified value, e.g.
@@ -31,16 +35,37 @@ public struct TransportSettings: Sendable, Equatable {
     /// letting NNG resend them on the next connection (which could run a request twice).
     public var failCallsOnDisconnect: Bool = true
 
-    /// TLS for `tls+tcp://` addresses (ignored for others).
-    public var tls: TLSSettings? = nil
+    /// TLS for `tls+tcp://` addresses (ignored for others). Defaults to the process's
+    /// environment (`TLSSettings.fromEnvironment`), so every process of a cluster started with
+    /// the same variables speaks TLS, workers included.
+    public var tls: TLSSettings?
 
-    public init() {}
+    public init() { tls = TLSSettings.fromEnvironment }
 
     public static let `default` = TransportSettings()
 }
 
 /// Certificates for `tls+tcp://` endpoints, as PEM files.
 public struct TLSSettings: Sendable, Equatable {
+    /// The variable naming this process's certificate followed by its private key (PEM).
+    public static let certificateVariable = "STARLING_TLS_CERT"
+    /// The variable naming the CA certificates that peers' certificates must chain to (PEM).
+    public static let caVariable = "STARLING_TLS_CA"
+    /// The variable naming the DNS name every server's certificate carries (default
+    /// "starling"). Nodes are dialled by IP address, which libnng's mbedtls does not match
+    /// against certificates, so a cluster's certificates name the cluster instead.
+    public static let serverNameVariable = "STARLING_TLS_SERVER_NAME"
+
+    /// TLS from `STARLING_TLS_CERT` and `STARLING_TLS_CA`; nil when neither is set. With a CA,
+    /// peers must present certificates too (mutual TLS): give every process both.
+    public static var fromEnvironment: TLSSettings? {
+        let certificate = getenv(certificateVariable).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        let ca = getenv(caVariable).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        guard certificate != nil || ca != nil else { return nil }
+        let name = getenv(serverNameVariable).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "starling"
+        return TLSSettings(certificateAndKeyFile: certificate, caFile: ca, serverName: name)
+    }
+
     /// This endpoint's certificate followed by its private key (one PEM file).
     public var certificateAndKeyFile: String?
     /// CA certificates used to verify the peer.
