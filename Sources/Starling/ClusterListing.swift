@@ -5,7 +5,8 @@ import StarlingWire
 /// `starling list nodes|actors|jobs`: one line per item, or JSON.
 public enum ClusterListing {
     public static func list(_ what: String, address: String, tokenFile: String, json: Bool) async throws -> String {
-        let head = try await HeadConnection.open(address: address, tokenFile: tokenFile, name: "list").head
+        let connection = try await HeadConnection.open(address: address, tokenFile: tokenFile, name: "list")
+        let head = connection.head
         defer { head.close() }
         var rows: [[String: Any]] = []
         switch what {
@@ -24,6 +25,30 @@ public enum ClusterListing {
                  "state": "\(actor.state)", "node_id": actor.lastNodeId.isEmpty ? "" : UniqueID(bytes: actor.lastNodeId).hex,
                  "restarts": actor.numRestarts, "pid": actor.pid]
             }
+        case "tasks":
+            // Tasks live with their owners (drivers and workers); the nodes know the workers
+            // leased to run them, each with the task its lease was asked for, and the lease
+            // requests still waiting.
+            let nodes = try await head.call(HeadRPC.listNodes, ListNodesRequest()).nodes.filter { $0.state == .alive }
+            let view = try await head.call(HeadRPC.getClusterView, GetClusterViewRequest()).nodes
+            for node in nodes {
+                guard let url = node.address?.url, let nodeAddress = try? Address(url) else { continue }
+                let nodeID = UniqueID(bytes: node.nodeId).hex
+                let client = try await RPCClient.connect(to: nodeAddress, token: connection.token, name: "list")
+                defer { client.close() }
+                let workers = try await client.call(NodeManagerRPC.listWorkers, ListWorkersRequest()).workers
+                for worker in workers where worker.state == .leased && worker.actorId.isEmpty {
+                    rows.append(["node_id": nodeID, "state": "running", "task": worker.taskName, "pid": worker.pid,
+                                 "job_id": worker.jobId.count == 16 ? UniqueID(bytes: worker.jobId).hex : "",
+                                 "worker_id": UniqueID(bytes: worker.workerId).hex])
+                }
+                let queued = view.first { $0.nodeId == node.nodeId }?.queuedLeases ?? 0
+                if queued > 0 {
+                    rows.append(["node_id": nodeID, "state": "queued", "task": "\(queued) lease request(s) waiting for resources",
+                                 "pid": 0, "job_id": "", "worker_id": ""])
+                }
+            }
+            if rows.isEmpty && !json { return "no tasks running or queued" }
         case "jobs":
             var request = ListJobsRequest()
             request.includeFinished = true
@@ -33,7 +58,7 @@ public enum ClusterListing {
                  "start_time_unix_ms": job.startTimeUnixMs, "end_time_unix_ms": job.endTimeUnixMs]
             }
         default:
-            throw StarlingError.cluster("cannot list \(what): expected nodes, actors or jobs")
+            throw StarlingError.cluster("cannot list \(what): expected nodes, actors, tasks or jobs")
         }
         if json {
             let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])

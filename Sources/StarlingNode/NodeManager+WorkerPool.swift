@@ -181,6 +181,7 @@ extension NodeManager {
 
     func listWorkers(_ request: ListWorkersRequest) -> ListWorkersReply {
         let leased = Set(leases.values.map(\.worker))
+        let leaseOf = Dictionary(leases.values.map { ($0.worker, $0) }, uniquingKeysWith: { first, _ in first })
         var reply = ListWorkersReply()
         reply.workers = workers.compactMap { id, worker in
             guard request.jobId.isEmpty || worker.pool == request.jobId else { return nil }
@@ -192,6 +193,10 @@ extension NodeManager {
             info.address = ProcessAddress(url: worker.url ?? "", nodeId: nodeID.bytes, workerId: id.bytes)
             info.state = starting[id] != nil ? .starting : leased.contains(id) ? .leased : .idle
             info.rssBytes = ProcessTable.residentBytes(worker.pid)
+            if let lease = leaseOf[id] {
+                info.taskName = lease.taskName
+                info.actorId = lease.actor
+            }
             return info
         }
         return reply

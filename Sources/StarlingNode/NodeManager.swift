@@ -74,6 +74,8 @@ public actor NodeManager {
         var actor: [UInt8] = []
         /// The placement-group bundle its resources come from (nil: the node's own).
         var bundle: BundleKey?
+        /// The task the lease was asked for (`starling list tasks`).
+        var taskName = ""
     }
 
     /// A bundle of a placement group reserved on this node.
@@ -267,7 +269,7 @@ public actor NodeManager {
             throw RPCFailure(.notFound, "placement group \(UniqueID(bytes: bundle.group).short) was removed")
         }
         let leaseID = request.leaseId.isEmpty ? UniqueID.random() : UniqueID(bytes: request.leaseId)
-        leases[leaseID] = Lease(worker: workerID, demand: demand, owner: owner, actor: request.actorId, bundle: bundle)
+        leases[leaseID] = Lease(worker: workerID, demand: demand, owner: owner, actor: request.actorId, bundle: bundle, taskName: request.taskName)
         var reply = RequestWorkerLeaseReply()
         reply.granted = true
         reply.workerAddress = ProcessAddress(url: workers[workerID]?.url ?? "", nodeId: nodeID.bytes, workerId: workerID.bytes)

@@ -2380,7 +2380,7 @@ const ProtobufCMessageDescriptor starling__resource_demand__descriptor =
   (ProtobufCMessageInit) starling__resource_demand__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__worker_info__field_descriptors[10] =
+static const ProtobufCFieldDescriptor starling__worker_info__field_descriptors[11] =
 {
   {
     "worker_id",
@@ -2502,6 +2502,18 @@ static const ProtobufCFieldDescriptor starling__worker_info__field_descriptors[1
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "task_name",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Starling__WorkerInfo, task_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__worker_info__field_indices_by_name[] = {
   6,   /* field[6] = actor_id */
@@ -2513,12 +2525,13 @@ static const unsigned starling__worker_info__field_indices_by_name[] = {
   9,   /* field[9] = rss_bytes */
   8,   /* field[8] = start_time_unix_ms */
   3,   /* field[3] = state */
+  10,   /* field[10] = task_name */
   0,   /* field[0] = worker_id */
 };
 static const ProtobufCIntRange starling__worker_info__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor starling__worker_info__descriptor =
 {
@@ -2528,7 +2541,7 @@ const ProtobufCMessageDescriptor starling__worker_info__descriptor =
   "Starling__WorkerInfo",
   "starling",
   sizeof(Starling__WorkerInfo),
-  10,
+  11,
   starling__worker_info__field_descriptors,
   starling__worker_info__field_indices_by_name,
   1,  starling__worker_info__number_ranges,

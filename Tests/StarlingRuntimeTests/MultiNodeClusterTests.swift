@@ -320,6 +320,20 @@ struct MultiNodeClusterTests {
             let unknown = try await ChildProcessOutput.run(cli, ["job", "status", "job-nope"] + at)
             #expect(unknown.status != 0 && unknown.error.contains("no submitted job job-nope"), "\(unknown)")
 
+            // A running task shows in `list tasks` with its name, node and worker pid.
+            let tasker = try await ChildProcessOutput.run(cli, ["submit", "--no-wait"] + at + [app, "task-sleep"])
+            let taskJob = tasker.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            var taskRows: [[String: Any]] = []
+            for _ in 0..<200 where !taskRows.contains(where: { ($0["task"] as? String) == "Pid" }) {
+                try await Task.sleep(for: .milliseconds(100))
+                let listedTasks = try await ChildProcessOutput.run(cli, ["list", "tasks", "--json"] + at).output
+                taskRows = (try? JSONSerialization.jsonObject(with: Data(listedTasks.utf8))) as? [[String: Any]] ?? []
+            }
+            let running = taskRows.first { ($0["task"] as? String) == "Pid" }
+            #expect(running?["state"] as? String == "running" && (running?["pid"] as? Int ?? 0) > 0
+                    && cluster.members.contains { $0.nodeID == running?["node_id"] as? String }, "\(taskRows)")
+            _ = try await ChildProcessOutput.run(cli, ["job", "stop", taskJob, "--force"] + at)
+
             // Without the token nothing is uploaded or run.
             let wrongToken = cluster.directory + "/wrong-token-submit"
             _ = FileManager.default.createFile(atPath: wrongToken, contents: Data(String(repeating: "cd", count: 32).utf8), attributes: [.posixPermissions: 0o600])
@@ -328,7 +342,7 @@ struct MultiNodeClusterTests {
             let listed = try await ChildProcessOutput.run(cli, ["list", "jobs", "--json"] + at).output
             let rows = (try? JSONSerialization.jsonObject(with: Data(listed.utf8))) as? [[String: Any]] ?? []
             let submitted = rows.compactMap { $0["submission_id"] as? String }.filter { !$0.isEmpty }
-            #expect(submitted.count == 3 && submitted.contains(id), "the three submissions above, nothing from the refused one: \(listed)")
+            #expect(submitted.count == 4 && submitted.contains(id), "the four submissions above, nothing from the refused one: \(listed)")
         }
     }
 

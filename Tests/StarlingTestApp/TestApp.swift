@@ -337,6 +337,12 @@ struct TestApp {
                                                    dashboardPort: scenario == "metrics" ? 0 : nil)) { cluster in
                 let result: String
                 switch scenario {
+                case "task-sleep":
+                    // A task that runs until the job is stopped (the `list tasks` test).
+                    let ref = try await cluster.submit(Pid.self, 600_000)
+                    print("SUBMITTED")
+                    fflush(nil)
+                    result = "\(try await cluster.get(ref))"
                 case "sleep":
                     // Runs until stopped (the `starling job stop` test).
                     print("SLEEPING")

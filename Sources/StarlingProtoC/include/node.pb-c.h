@@ -322,10 +322,15 @@ struct  Starling__WorkerInfo
   char *log_path;
   int64_t start_time_unix_ms;
   uint64_t rss_bytes;
+  /*
+   * For a leased task worker: the task its lease was granted for (a lease may run more tasks
+   * of the same shape after it).
+   */
+  char *task_name;
 };
 #define STARLING__WORKER_INFO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__worker_info__descriptor) \
-    , {0,NULL}, {0,NULL}, STARLING__WORKER_KIND__WORKER_KIND_UNSPECIFIED, STARLING__WORKER_STATE__WORKER_STATE_UNSPECIFIED, NULL, 0, {0,NULL}, (char *)protobuf_c_empty_string, 0, 0 }
+    , {0,NULL}, {0,NULL}, STARLING__WORKER_KIND__WORKER_KIND_UNSPECIFIED, STARLING__WORKER_STATE__WORKER_STATE_UNSPECIFIED, NULL, 0, {0,NULL}, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Starling__RegisterWorkerRequest

@@ -1348,6 +1348,7 @@ extension WorkerInfo {
         m.logPath = rString(&rng)
         m.startTimeUnixMs = rInt(&rng)
         m.rssBytes = rInt(&rng)
+        m.taskName = rString(&rng)
         return m
     }
 }

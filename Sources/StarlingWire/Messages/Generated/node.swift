@@ -458,10 +458,13 @@ public struct WorkerInfo: ProtoMessage {
     public var logPath: String = ""
     public var startTimeUnixMs: Int64 = 0
     public var rssBytes: UInt64 = 0
+    /// For a leased task worker: the task its lease was granted for (a lease may run more tasks
+    /// of the same shape after it).
+    public var taskName: String = ""
 
     public init() {}
 
-    public init(workerId: [UInt8] = [], jobId: [UInt8] = [], kind: WorkerKind = .unspecified, state: WorkerState = .unspecified, address: ProcessAddress? = nil, pid: Int32 = 0, actorId: [UInt8] = [], logPath: String = "", startTimeUnixMs: Int64 = 0, rssBytes: UInt64 = 0) {
+    public init(workerId: [UInt8] = [], jobId: [UInt8] = [], kind: WorkerKind = .unspecified, state: WorkerState = .unspecified, address: ProcessAddress? = nil, pid: Int32 = 0, actorId: [UInt8] = [], logPath: String = "", startTimeUnixMs: Int64 = 0, rssBytes: UInt64 = 0, taskName: String = "") {
         self.workerId = workerId
         self.jobId = jobId
         self.kind = kind
@@ -472,6 +475,7 @@ public struct WorkerInfo: ProtoMessage {
         self.logPath = logPath
         self.startTimeUnixMs = startTimeUnixMs
         self.rssBytes = rssBytes
+        self.taskName = taskName
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -496,6 +500,7 @@ extension WorkerInfo: ProtoCBacked {
         self.logPath = protoString(c.log_path)
         self.startTimeUnixMs = c.start_time_unix_ms
         self.rssBytes = c.rss_bytes
+        self.taskName = protoString(c.task_name)
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__WorkerInfo>, _ a: ProtoArena) {
@@ -510,6 +515,7 @@ extension WorkerInfo: ProtoCBacked {
         c.pointee.log_path = a.string(self.logPath)
         c.pointee.start_time_unix_ms = self.startTimeUnixMs
         c.pointee.rss_bytes = self.rssBytes
+        c.pointee.task_name = a.string(self.taskName)
     }
 }
 
