@@ -29,14 +29,13 @@ public enum ClusterListing {
             // Tasks live with their owners (drivers and workers); the nodes know the workers
             // leased to run them, each with the task its lease was asked for, and the lease
             // requests still waiting.
-            let nodes = try await head.call(HeadRPC.listNodes, ListNodesRequest()).nodes.filter { $0.state == .alive }
             let view = try await head.call(HeadRPC.getClusterView, GetClusterViewRequest()).nodes
-            for node in nodes {
-                guard let url = node.address?.url, let nodeAddress = try? Address(url) else { continue }
+            let pool = ConnectionPool(token: connection.token, name: "list")
+            defer { pool.closeAll() }
+            for node in try await head.liveNodes() {
+                guard let url = node.address?.url else { continue }
                 let nodeID = UniqueID(bytes: node.nodeId).hex
-                let client = try await RPCClient.connect(to: nodeAddress, token: connection.token, name: "list")
-                defer { client.close() }
-                let workers = try await client.call(NodeManagerRPC.listWorkers, ListWorkersRequest()).workers
+                let workers = try await pool.client(url).call(NodeManagerRPC.listWorkers, ListWorkersRequest()).workers
                 for worker in workers where worker.state == .leased && worker.actorId.isEmpty {
                     rows.append(["node_id": nodeID, "state": "running", "task": worker.taskName, "pid": worker.pid,
                                  "job_id": worker.jobId.count == 16 ? UniqueID(bytes: worker.jobId).hex : "",

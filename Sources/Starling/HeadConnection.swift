@@ -21,3 +21,15 @@ struct HeadConnection {
         }
     }
 }
+
+extension RPCClient {
+    /// The cluster's live nodes, as the head at the other end lists them (commands that ask
+    /// every node: `logs`, `memory`, `list tasks`).
+    func liveNodes() async throws -> [NodeInfo] {
+        do {
+            return try await call(HeadRPC.listNodes, ListNodesRequest()).nodes.filter { $0.state == .alive }
+        } catch {
+            throw StarlingError.cluster("cannot list nodes: \(error)")
+        }
+    }
+}

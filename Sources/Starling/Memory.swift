@@ -70,12 +70,7 @@ extension MemoryReport {
     /// how an object (id, owner address) is referenced, as far as the asker knows.
     static func collect(head: RPCClient, pool: ConnectionPool,
                         reference: (UniqueID, String) -> String) async throws -> MemoryReport {
-        let listed: [NodeInfo]
-        do {
-            listed = try await head.call(HeadRPC.listNodes, ListNodesRequest()).nodes.filter { $0.state == .alive }
-        } catch {
-            throw StarlingError.cluster("cannot list nodes: \(error)")
-        }
+        let listed = try await head.liveNodes()
         var nodes: [MemoryReport.Node] = []
         for node in listed {
             let id = UniqueID(bytes: node.nodeId).hex, address = node.address?.url ?? ""

@@ -11,7 +11,7 @@ public enum NodeLogs {
         let (head, token) = (connection.head, connection.token)
         let pool = ConnectionPool(token: token, name: "logs")
         defer { head.close(); pool.closeAll() }
-        let nodes = try await head.call(HeadRPC.listNodes, ListNodesRequest()).nodes.filter { $0.state == .alive }
+        let nodes = try await head.liveNodes()
         var lines: [String] = []
         for node in nodes {
             let id = UniqueID(bytes: node.nodeId).short
