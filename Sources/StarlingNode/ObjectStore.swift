@@ -286,8 +286,10 @@ struct ObjectStore {
         return true
     }
 
+    /// The objects a departed process created: its own primaries, and any it never sealed (a
+    /// worker's result whose seal did not arrive would otherwise wait for the job's end).
     mutating func freeAll(ownedBy owner: UInt32) {
-        for (id, entry) in entries where entry.owner == owner && entry.job == nil && entry.primary { free(id) }
+        for (id, entry) in entries where entry.owner == owner && ((entry.job == nil && entry.primary) || !entry.sealed) { free(id) }
     }
 
     /// Results workers stored for a job that ended, and the job's copies pulled here.

@@ -76,7 +76,15 @@ final class StoredObjects: Sendable {
             _ = try? await node.call(ObjectStoreRPC.sealObject, seal)
             throw error
         }
-        _ = try await node.call(ObjectStoreRPC.sealObject, seal)
+        do {
+            _ = try await node.call(ObjectStoreRPC.sealObject, seal)
+        } catch {
+            // Not sealed: give the space back now (if the connection is gone, the node frees
+            // what this process left unsealed when it notices).
+            seal.abort = true
+            _ = try? await node.call(ObjectStoreRPC.sealObject, seal, timeout: .seconds(5))
+            throw error
+        }
         return location
     }
 
