@@ -204,6 +204,8 @@ final class TrialFiles {
     private var json: AppendFile?
     private var csv: AppendFile?
     private var columns: [String] = []
+    /// One encoder for every result of the trial (results arrive once per iteration).
+    private let encoder = TuneJSON.encoder()
 
     init(directory: String) { self.directory = directory }
 
@@ -211,7 +213,7 @@ final class TrialFiles {
         var object: [String: Double] = result.metrics
         object["training_iteration"] = Double(result.iteration)
         object["time_total_s"] = result.elapsed
-        var line = try TuneJSON.encoder().encode(object)
+        var line = try encoder.encode(object)
         line.append(10)
         if json == nil { json = try AppendFile(directory + "/result.json") }
         try json!.append(line)

@@ -68,11 +68,7 @@ struct ProgressTable {
     }
 
     func summary(_ trials: [TrialRecord]) -> String {
-        var counts: [TrialStatus: Int] = [:]
-        for trial in trials { counts[trial.status, default: 0] += 1 }
-        let order: [TrialStatus] = [.running, .pending, .terminated, .stopped, .error]
-        let parts = order.compactMap { status in counts[status].map { "\($0) \(status.rawValue)" } }
-        var line = "\(trials.filter { $0.status.isFinished }.count)/\(total) trials done (\(parts.joined(separator: ", ")))"
+        var line = "\(trials.filter { $0.status.isFinished }.count)/\(total) trials done (\(trials.statusSummary))"
         if let best = Self.best(trials, objective), let metric = best.bestMetric {
             line += "; best \(objective.metric) \(Self.number(metric)) by \(best.name) \(best.config)"
         }
@@ -119,10 +115,7 @@ struct ProgressTable {
         }
         header = [line(header)]
         rows = rows.map { [line($0)] }
-        var counts: [TrialStatus: Int] = [:]
-        for trial in trials { counts[trial.status, default: 0] += 1 }
-        let status = [TrialStatus.running, .pending, .terminated, .stopped, .error].compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }
-        var out = ["== tune: \(trials.filter { $0.status.isFinished }.count)/\(total) trials done (\(status.joined(separator: ", "))), \(clock(elapsed)) =="]
+        var out = ["== tune: \(trials.filter { $0.status.isFinished }.count)/\(total) trials done (\(trials.statusSummary)), \(clock(elapsed)) =="]
         out += header + rows.map { $0[0] }
         if trials.count > shown.count { out.append("… \(trials.count - shown.count) more (all in results.txt)") }
         return out
@@ -130,13 +123,13 @@ struct ProgressTable {
 
     /// Running trials first, then by best metric.
     private static func rank(_ trial: TrialRecord, _ objective: Objective) -> Double {
-        let score = trial.bestMetric.map { objective.mode == .max ? $0 : -$0 } ?? -Double.infinity
+        let score = trial.bestMetric.map(objective.mode.oriented) ?? -Double.infinity
         return trial.status == .running ? Double.infinity : score
     }
 
     static func best(_ trials: [TrialRecord], _ objective: Objective) -> TrialRecord? {
         trials.filter { $0.bestMetric != nil }.max { a, b in
-            objective.mode == .max ? a.bestMetric! < b.bestMetric! : a.bestMetric! > b.bestMetric!
+            objective.mode.oriented(a.bestMetric!) < objective.mode.oriented(b.bestMetric!)
         }
     }
 

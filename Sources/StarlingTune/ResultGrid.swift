@@ -15,7 +15,7 @@ public struct ResultGrid: Sendable {
     /// The best trial by another metric or mode (over each trial's last result).
     public func best(metric: String, mode: Objective.Mode) -> TrialRecord? {
         trials.filter { $0.lastMetrics[metric]?.isFinite ?? false }.max { a, b in
-            mode == .max ? a.lastMetrics[metric]! < b.lastMetrics[metric]! : a.lastMetrics[metric]! > b.lastMetrics[metric]!
+            mode.oriented(a.lastMetrics[metric]!) < mode.oriented(b.lastMetrics[metric]!)
         }
     }
 
@@ -47,8 +47,7 @@ public struct ResultGrid: Sendable {
                 var iterations: Int
             }
         }
-        var counts: [String: Int] = [:]
-        for trial in trials { counts[trial.status.rawValue, default: 0] += 1 }
+        let counts = Dictionary(uniqueKeysWithValues: trials.statusCounts.map { ($0.key.rawValue, $0.value) })
         let summary = Summary(objective: objective, trials: trials.count, byStatus: counts, wallSeconds: wallSeconds,
                               best: bestResult.map { .init(trial: $0.name, config: $0.config, bestMetric: $0.bestMetric, lastMetrics: $0.lastMetrics, iterations: $0.iterations) })
         return (try? TuneJSON.encoder(pretty: true).encode(summary)).map { String(decoding: $0, as: UTF8.self) + "\n" } ?? "{}\n"

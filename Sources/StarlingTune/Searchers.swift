@@ -2,7 +2,12 @@ import Foundation
 
 /// What a sweep optimises: one reported metric, maximised or minimised.
 public struct Objective: Sendable, Hashable, Codable {
-    public enum Mode: String, Sendable, Hashable, Codable { case max, min }
+    public enum Mode: String, Sendable, Hashable, Codable {
+        case max, min
+
+        /// The value turned so that larger is always better.
+        func oriented(_ value: Double) -> Double { self == .max ? value : -value }
+    }
     public var metric: String
     public var mode: Mode
 
@@ -14,7 +19,7 @@ public struct Objective: Sendable, Hashable, Codable {
     /// The metric turned so that larger is always better (nil when absent or not finite).
     func score(_ metrics: [String: Double]) -> Double? {
         guard let value = metrics[metric], value.isFinite else { return nil }
-        return mode == .max ? value : -value
+        return mode.oriented(value)
     }
 }
 

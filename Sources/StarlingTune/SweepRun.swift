@@ -33,6 +33,7 @@ actor SweepRun {
     var startedAt: [Int: ContinuousClock.Instant] = [:]
     var files: [Int: TrialFiles] = [:]
     var journal: AppendFile?
+    let journalEncoder = TuneJSON.encoder()
     var elapsedBefore: [Int: Double] = [:]
     let clock = ContinuousClock()
     let began: ContinuousClock.Instant
@@ -147,7 +148,7 @@ actor SweepRun {
         state.trials[index].elapsed = result.elapsed
         if let value = reply.metrics[objective.metric], value.isFinite {
             let previous = state.trials[index].bestMetric
-            if previous == nil || (objective.mode == .max ? value > previous! : value < previous!) { state.trials[index].bestMetric = value }
+            if previous.map({ objective.mode.oriented(value) > objective.mode.oriented($0) }) ?? true { state.trials[index].bestMetric = value }
         }
         if files[trial] == nil { files[trial] = TrialFiles(directory: directory.trialDirectory(trial)) }
         try files[trial]!.append(result)
@@ -165,7 +166,7 @@ actor SweepRun {
         let decision = scheduler.onResult(trial, iteration: iteration, metrics: reply.metrics)
         if let limit = runConfig.stopAfterIterations, iteration >= limit { return try finish(trial, .terminated) }
         if let target = runConfig.stopAtMetric, let value = reply.metrics[objective.metric],
-           objective.mode == .max ? value >= target : value <= target {
+           objective.mode.oriented(value) >= objective.mode.oriented(target) {
             return try finish(trial, .terminated)
         }
         switch decision {
@@ -271,9 +272,8 @@ actor SweepRun {
     /// The experiment's progress as user metrics (`tune_trials{experiment,status}` and
     /// `tune_best_metric{experiment,metric}`): the head's dashboard and `/metrics` show them.
     private func publishProgress() {
-        var counts: [TrialStatus: Int] = [:]
-        for trial in state.trials { counts[trial.status, default: 0] += 1 }
-        for status in [TrialStatus.pending, .running, .terminated, .stopped, .error] {
+        let counts = state.trials.statusCounts
+        for status in TrialStatus.displayOrder {
             Metrics.Gauge("tune_trials", description: "Trials of a Tune experiment by status",
                           tags: ["experiment": state.name, "status": status.rawValue]).set(Double(counts[status] ?? 0))
         }
@@ -289,7 +289,7 @@ actor SweepRun {
         let record = state.trials[try indexOf(trial)]
         publishProgress()
         if journal == nil { journal = try AppendFile(directory.journalPath) }
-        var line = try TuneJSON.encoder().encode(record)
+        var line = try journalEncoder.encode(record)
         line.append(10)
         try journal!.append(line)
     }
@@ -307,11 +307,11 @@ actor SweepRun {
 
     private func best(of history: [TrialResult]) -> Double? {
         let values = history.compactMap { $0.metrics[objective.metric] }.filter(\.isFinite)
-        return objective.mode == .max ? values.max() : values.min()
+        return values.max { objective.mode.oriented($0) < objective.mode.oriented($1) }
     }
 
     private func score(_ record: TrialRecord) -> Double? {
-        record.bestMetric.map { objective.mode == .max ? $0 : -$0 }
+        record.bestMetric.map(objective.mode.oriented)
     }
 }
 

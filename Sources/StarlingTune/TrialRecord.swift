@@ -13,6 +13,24 @@ public enum TrialStatus: String, Sendable, Codable, Hashable {
     case error
 
     var isFinished: Bool { self == .terminated || self == .stopped || self == .error }
+
+    /// Every status, in the order tables and summaries list them.
+    static let displayOrder: [TrialStatus] = [.running, .pending, .terminated, .stopped, .error]
+}
+
+extension Array where Element == TrialRecord {
+    /// How many trials have each status.
+    var statusCounts: [TrialStatus: Int] {
+        var counts: [TrialStatus: Int] = [:]
+        for trial in self { counts[trial.status, default: 0] += 1 }
+        return counts
+    }
+
+    /// "2 running, 5 terminated": the statuses present, in display order.
+    var statusSummary: String {
+        let counts = statusCounts
+        return TrialStatus.displayOrder.compactMap { status in counts[status].map { "\($0) \(status.rawValue)" } }.joined(separator: ", ")
+    }
 }
 
 /// One iteration's metrics as the tuner records them.
