@@ -46,6 +46,7 @@ public struct Cluster: Sendable {
         self.actorSystem = actorSystem
         references = ReferenceCounter(objects: objects, stored: stored, node: node,
                                       forgetLineage: { [submitter] id in Task { await submitter.forgetLineage(id) } })
+        HealthReporter.shared.attach(self)
     }
 
     /// Starts an actor of type `A` on a worker of its own, initialised there with `config`;

@@ -2,7 +2,7 @@ import Foundation
 import StarlingCore
 import StarlingWire
 
-/// `starling list nodes|actors|jobs`: one line per item, or JSON.
+/// `starling list nodes|actors|tasks|workers|jobs`: one line per item, or JSON.
 public enum ClusterListing {
     public static func list(_ what: String, address: String, tokenFile: String, json: Bool) async throws -> String {
         let connection = try await HeadConnection.open(address: address, tokenFile: tokenFile, name: "list")
@@ -26,9 +26,24 @@ public enum ClusterListing {
                  "restarts": actor.numRestarts, "pid": actor.pid]
             }
         case "tasks":
-            // Tasks live with their owners (drivers and workers); the nodes know the workers
-            // leased to run them, each with the task its lease was asked for, and the lease
-            // requests still waiting.
+            // Tasks live with their owners (drivers and workers), who report their counts per
+            // function to the head, and their failures as events.
+            let reply = try await head.call(HealthMetricsRPC.listTasks, ListTasksRequest())
+            rows = reply.functions.map { entry in
+                let counts = entry.counts ?? TaskStateCounts()
+                return ["job_id": entry.jobId.count == 16 ? UniqueID(bytes: entry.jobId).hex : "", "task": counts.functionName,
+                        "pending": counts.pending, "running": counts.running, "finished": counts.finished,
+                        "failed": counts.failed, "retried": counts.retried]
+            }
+            if !json {
+                guard !rows.isEmpty else { return "no tasks reported by any owner" }
+                let failures = reply.recentFailures.suffix(5).map { "  " + $0.message }
+                return table(rows, columns: ["job_id", "task", "pending", "running", "finished", "failed", "retried"])
+                    + (failures.isEmpty ? "" : "\nrecent failures:\n" + failures.joined(separator: "\n"))
+            }
+        case "workers":
+            // Every node's workers: idle, running an actor, or leased to run an owner's tasks
+            // (with the task the lease was asked for); and lease requests still waiting.
             let view = try await head.call(HeadRPC.getClusterView, GetClusterViewRequest()).nodes
             let pool = ConnectionPool(token: connection.token, name: "list")
             defer { pool.closeAll() }
@@ -36,9 +51,10 @@ public enum ClusterListing {
                 guard let url = node.address?.url else { continue }
                 let nodeID = UniqueID(bytes: node.nodeId).hex
                 let workers = try await pool.client(url).call(NodeManagerRPC.listWorkers, ListWorkersRequest()).workers
-                for worker in workers where worker.state == .leased && worker.actorId.isEmpty {
-                    rows.append(["node_id": nodeID, "state": "running", "task": worker.taskName, "pid": worker.pid,
-                                 "job_id": worker.jobId.count == 16 ? UniqueID(bytes: worker.jobId).hex : "",
+                for worker in workers {
+                    let state = !worker.actorId.isEmpty ? "actor" : worker.state == .leased ? "running" : "\(worker.state)"
+                    rows.append(["node_id": nodeID, "state": state, "task": worker.actorId.isEmpty ? worker.taskName : UniqueID(bytes: worker.actorId).hex,
+                                 "pid": worker.pid, "job_id": worker.jobId.count == 16 ? UniqueID(bytes: worker.jobId).hex : "",
                                  "worker_id": UniqueID(bytes: worker.workerId).hex])
                 }
                 let queued = view.first { $0.nodeId == node.nodeId }?.queuedLeases ?? 0
@@ -47,7 +63,7 @@ public enum ClusterListing {
                                  "pid": 0, "job_id": "", "worker_id": ""])
                 }
             }
-            if rows.isEmpty && !json { return "no tasks running or queued" }
+            if rows.isEmpty && !json { return "no workers" }
         case "jobs":
             var request = ListJobsRequest()
             request.includeFinished = true
@@ -57,15 +73,19 @@ public enum ClusterListing {
                  "start_time_unix_ms": job.startTimeUnixMs, "end_time_unix_ms": job.endTimeUnixMs]
             }
         default:
-            throw StarlingError.cluster("cannot list \(what): expected nodes, actors, tasks or jobs")
+            throw StarlingError.cluster("cannot list \(what): expected nodes, actors, tasks, workers or jobs")
         }
         if json {
             let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])
             return String(decoding: data, as: UTF8.self)
         }
         guard let first = rows.first else { return "no \(what)" }
-        let columns = first.keys.sorted { a, b in (a.hasSuffix("_id") ? 0 : 1, a) < (b.hasSuffix("_id") ? 0 : 1, b) }
-        return ([columns.joined(separator: "  ")] + rows.map { row in
+        return table(rows, columns: first.keys.sorted { a, b in (a.hasSuffix("_id") ? 0 : 1, a) < (b.hasSuffix("_id") ? 0 : 1, b) })
+    }
+
+    /// Rows as lines of space-separated columns under a header (ids cut to 8 characters).
+    private static func table(_ rows: [[String: Any]], columns: [String]) -> String {
+        ([columns.joined(separator: "  ")] + rows.map { row in
             columns.map { key in
                 let value: String
                 if let resources = row[key] as? [String: Double] {

@@ -27,6 +27,9 @@ public struct ClusterStatus: Sendable, CustomStringConvertible {
     public let actorsDead: Int
     public let jobsRunning: Int
     public let pendingTasks: Int
+    /// Tasks by state as their owners report them: "PENDING", "RUNNING", "FINISHED", "FAILED",
+    /// "RETRIED" (finished, failed and retried count since each owner started).
+    public let tasksByState: [String: Int]
     public let dashboardURL: String
     /// The latest failure events (node, worker, task, actor deaths; lost objects), oldest first.
     public let recentFailures: [String]
@@ -49,6 +52,7 @@ public struct ClusterStatus: Sendable, CustomStringConvertible {
         eventRequest.kinds = [.nodeDied, .workerDied, .taskFailed, .actorDied, .objectLost]
         eventRequest.limit = 5
         let failures = try await head.call(HealthMetricsRPC.listEvents, eventRequest).events
+        let tasks = try await head.call(HealthMetricsRPC.listTasks, ListTasksRequest()).countsByState.mapValues { Int($0) }
         let nodes = nodeInfos.map { node -> Node in
             let resources = view.first { $0.nodeId == node.nodeId }
             let latest = stats.last { $0.nodeId == node.nodeId }
@@ -64,13 +68,16 @@ public struct ClusterStatus: Sendable, CustomStringConvertible {
         return ClusterStatus(nodes: nodes, actorsAlive: actors.filter { $0.state == .alive }.count,
                              actorsDead: actors.filter { $0.state == .dead }.count,
                              jobsRunning: jobs.filter { $0.state == .running }.count,
-                             pendingTasks: view.reduce(0) { $0 + Int($1.queuedLeases) }, dashboardURL: info.dashboardUrl,
+                             pendingTasks: view.reduce(0) { $0 + Int($1.queuedLeases) }, tasksByState: tasks, dashboardURL: info.dashboardUrl,
                              recentFailures: failures.map { "\(formatter.string(from: Date(timeIntervalSince1970: Double($0.timeUnixMs) / 1000))) \($0.message)" })
     }
 
     public var description: String {
         let alive = nodes.filter(\.alive)
         var lines = ["\(alive.count) node(s) alive, \(nodes.count - alive.count) dead; \(actorsAlive) actor(s) alive; \(jobsRunning) job(s) running; \(pendingTasks) lease request(s) pending"]
+        let count = { (state: String) in self.tasksByState[state] ?? 0 }
+        lines.append("tasks: \(count("PENDING")) pending, \(count("RUNNING")) running, \(count("FINISHED")) finished, "
+                     + "\(count("FAILED")) failed, \(count("RETRIED")) retried")
         if !dashboardURL.isEmpty { lines.append("dashboard: \(dashboardURL)") }
         lines.append("")
         for node in nodes {
@@ -102,7 +109,7 @@ public struct ClusterStatus: Sendable, CustomStringConvertible {
                  "cpu_percent": node.cpuPercent, "memory_used": node.memoryUsed, "memory_total": node.memoryTotal,
                  "object_store_used": node.storeUsed, "object_store_capacity": node.storeCapacity, "death_reason": node.deathReason]
             },
-            "actors_alive": actorsAlive, "actors_dead": actorsDead, "jobs_running": jobsRunning, "pending_tasks": pendingTasks,
+            "actors_alive": actorsAlive, "actors_dead": actorsDead, "jobs_running": jobsRunning, "pending_tasks": pendingTasks, "tasks": tasksByState,
             "dashboard_url": dashboardURL, "recent_failures": recentFailures,
         ]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()

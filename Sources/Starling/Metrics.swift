@@ -16,7 +16,7 @@ extension Metrics {
 /// samples.increment(by: 128)
 /// ```
 public struct Counter: Sendable {
-    let key: MetricsRegistry.Key
+    let key: HealthReporter.Key
     let description: String
 
     public init(_ name: String, description: String = "", tags: [String: String] = [:]) {
@@ -25,14 +25,14 @@ public struct Counter: Sendable {
     }
 
     public func increment(by amount: Double = 1) {
-        MetricsRegistry.shared.record(key, kind: .counter, description: description) { $0.value += amount }
+        HealthReporter.shared.record(key, kind: .counter, description: description) { $0.value += amount }
     }
 }
 
 /// A user metric whose latest value counts (a loss, a queue length); the head keeps the last
 /// value reported.
 public struct Gauge: Sendable {
-    let key: MetricsRegistry.Key
+    let key: HealthReporter.Key
     let description: String
 
     public init(_ name: String, description: String = "", tags: [String: String] = [:]) {
@@ -41,14 +41,14 @@ public struct Gauge: Sendable {
     }
 
     public func set(_ value: Double) {
-        MetricsRegistry.shared.record(key, kind: .gauge, description: description) { $0.value = value }
+        HealthReporter.shared.record(key, kind: .gauge, description: description) { $0.value = value }
     }
 }
 
 /// A user metric counting observations into buckets (latencies, sizes); the head merges every
 /// process's buckets. `boundaries` are the buckets' upper bounds, increasing.
 public struct Histogram: Sendable {
-    let key: MetricsRegistry.Key
+    let key: HealthReporter.Key
     let description: String
     let boundaries: [Double]
 
@@ -60,7 +60,7 @@ public struct Histogram: Sendable {
 
     public func observe(_ value: Double) {
         let boundaries = self.boundaries
-        MetricsRegistry.shared.record(key, kind: .histogram, description: description) { point in
+        HealthReporter.shared.record(key, kind: .histogram, description: description) { point in
             if point.bucketCounts.count != boundaries.count + 1 {
                 point.boundaries = boundaries
                 point.bucketCounts = Array(repeating: 0, count: boundaries.count + 1)
@@ -74,11 +74,17 @@ public struct Histogram: Sendable {
 
 }
 
-/// This process's metrics since their last report to the head: counters and histograms as
-/// increments, gauges as their last value. Reported at the end of every task that recorded
-/// any, and once a second while anything is unreported.
-final class MetricsRegistry: Sendable {
-    static let shared = MetricsRegistry()
+/// This process's reports to the head's health service:
+/// - user metrics since their last report: counters and histograms as increments, gauges as
+///   their last value;
+/// - the counts of the tasks this process owns, by function and state, and of the calls its
+///   hosted actors served (totals; the head keeps each reporter's latest);
+/// - task-failed events, at most `maxFailureEvents` a report (the rest are counted in one).
+/// Sent at the end of every task that recorded metrics, and within a second of anything else.
+/// One report at a time, so the head sees each reporter's totals in the order they were taken.
+final class HealthReporter: Sendable {
+    static let shared = HealthReporter()
+    static let maxFailureEvents = 20
 
     struct Key: Hashable, Sendable {
         let name: String
@@ -89,11 +95,31 @@ final class MetricsRegistry: Sendable {
         var pending: [Key: MetricPoint] = [:]
         var sequence: UInt64 = 0
         var flusher: Task<Void, Never>?
+        /// The report being sent; the next one waits for it.
+        var sending: Task<Void, Never>?
         var system: StarlingActorSystem?
+        weak var owner: TaskSubmitter?
+        var jobID: [UInt8] = []
+        var nodeID: [UInt8] = []
+        var activityChanged = false
+        var failures: [Event] = []
+        var failuresNotShown = 0
     }
 
     private let state = Mutex(State())
-    private let reporterID = UniqueID.random().bytes
+    /// A worker reports as itself (the head forgets its running work when it dies).
+    private let reporterID = ProcessInfo.processInfo.environment[WorkerEnvironment.workerID].flatMap { UniqueID(hex: $0) }?.bytes
+        ?? UniqueID.random().bytes
+
+    /// Reports go to `cluster`'s head from now on, with the counts of its task owner.
+    func attach(_ cluster: Cluster) {
+        state.withLock { state in
+            state.system = cluster.actorSystem
+            state.owner = cluster.submitter
+            state.jobID = cluster.jobID
+            state.nodeID = UniqueID(hex: cluster.nodeID)?.bytes ?? []
+        }
+    }
 
     func record(_ key: Key, kind: MetricKind, description: String, _ update: (inout MetricPoint) -> Void) {
         let system = Cluster.ambient?.actorSystem
@@ -106,39 +132,105 @@ final class MetricsRegistry: Sendable {
             update(&point)
             state.pending[key] = point
             if state.system == nil { state.system = system }
-            if state.flusher == nil, state.system != nil {
-                state.flusher = Task.detached { [weak self] in
-                    try? await Task.sleep(for: .seconds(1))
-                    await self?.flush()
-                }
-            }
+            schedule(&state)
         }
     }
 
-    /// Sends what is unreported to the head (nothing when nothing is).
-    func flush() async {
-        let (points, sequence, system) = state.withLock { state -> ([MetricPoint], UInt64, StarlingActorSystem?) in
-            state.flusher = nil
-            guard !state.pending.isEmpty else { return ([], 0, nil) }
-            let points = Array(state.pending.values)
-            state.pending.removeAll()
-            state.sequence += 1
-            return (points, state.sequence, state.system)
+    /// The owner's tasks or a hosted actor's calls changed: report their counts within a second.
+    func activityChanged() {
+        state.withLock { state in
+            state.activityChanged = true
+            schedule(&state)
         }
-        guard !points.isEmpty, let system else { return }
+    }
+
+    /// A task failed for good (or an actor method threw): tell the head's event log.
+    func failed(_ event: Event) {
+        state.withLock { state in
+            if state.failures.count < Self.maxFailureEvents { state.failures.append(event) } else { state.failuresNotShown += 1 }
+            schedule(&state)
+        }
+    }
+
+    private func schedule(_ state: inout State) {
+        guard state.flusher == nil, state.system != nil else { return }
+        state.flusher = Task.detached { [weak self] in
+            try? await Task.sleep(for: .seconds(1))
+            await self?.flush()
+        }
+    }
+
+    /// Sends what is unreported to the head (nothing when nothing is), after any report
+    /// already on its way.
+    func flush() async {
+        let next = state.withLock { state -> Task<Void, Never>? in
+            guard !state.pending.isEmpty || state.activityChanged || !state.failures.isEmpty || state.failuresNotShown > 0,
+                  state.system != nil else { return nil }
+            let previous = state.sending
+            let task = Task { [self] in
+                await previous?.value
+                await send()
+            }
+            state.sending = task
+            return task
+        }
+        await next?.value
+    }
+
+    private func send() async {
+        let (activity, owner, system) = state.withLock { state in
+            let activity = state.activityChanged
+            state.activityChanged = false
+            state.flusher?.cancel()
+            state.flusher = nil
+            return (activity, state.owner, state.system)
+        }
+        guard let system else { return }
         var request = ReportMetricsRequest()
+        if activity {
+            request.tasks = await owner?.stateReport() ?? []
+            request.actorCalls = system.callCounts()
+        }
+        var events: [Event] = []
+        state.withLock { state in
+            request.points = Array(state.pending.values)
+            state.pending.removeAll()
+            events = state.failures
+            state.failures.removeAll()
+            if state.failuresNotShown > 0 {
+                var summary = Event()
+                summary.kind = .taskFailed
+                summary.severity = .error
+                summary.jobId = state.jobID
+                summary.message = "\(state.failuresNotShown) more task failure(s) in this second not logged one by one; counts by function: /api/tasks"
+                summary.source = events.first?.source ?? ""
+                events.append(summary)
+                state.failuresNotShown = 0
+            }
+            state.sequence += 1
+            request.sequence = state.sequence
+            request.jobId = state.jobID
+            request.nodeId = state.nodeID
+        }
         request.reporterId = reporterID
-        request.sequence = sequence
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        request.points = points.map { var point = $0; point.timeUnixMs = now; return point }
-        _ = try? await system.head().call(HealthMetricsRPC.reportMetrics, request, timeout: .seconds(5))
+        request.points = request.points.map { var point = $0; point.timeUnixMs = now; return point }
+        guard let head = try? await system.head() else { return }
+        if !request.points.isEmpty || !request.tasks.isEmpty || !request.actorCalls.isEmpty {
+            _ = try? await head.call(HealthMetricsRPC.reportMetrics, request, timeout: .seconds(5))
+        }
+        if !events.isEmpty {
+            var report = ReportEventsRequest()
+            report.events = events
+            _ = try? await head.call(HealthMetricsRPC.reportEvents, report, timeout: .seconds(5))
+        }
     }
 }
 
 extension Cluster {
     /// The user metrics aggregated at the head (name prefix and tags filter them).
     public func metrics(prefix: String = "") async throws -> [MetricSample] {
-        await MetricsRegistry.shared.flush()
+        await HealthReporter.shared.flush()
         var request = GetMetricsRequest()
         request.namePrefix = prefix
         do {

@@ -24,7 +24,7 @@ usage:
   starling memory [--address HOST:PORT] [--token-file PATH] [--json]
   starling status [--address HOST:PORT] [--token-file PATH] [--json]
   starling logs [NAME] [--tail BYTES] [--address HOST:PORT] [--token-file PATH]
-  starling list nodes|actors|tasks|jobs [--json] [--address HOST:PORT] [--token-file PATH]
+  starling list nodes|actors|tasks|workers|jobs [--json] [--address HOST:PORT] [--token-file PATH]
   starling submit [--no-wait] [--name NAME] [--address HOST:PORT] [--token-file PATH] BINARY [ARGS...]
   starling job status|logs|stop ID [--follow] [--force] [--address HOST:PORT] [--token-file PATH]
   starling stop                  stop the starling processes started on this host (recorded by pid)
@@ -61,7 +61,7 @@ let commandHelp: [String: String] = [
     "status": "starling status [--address HOST:PORT] [--token-file PATH] [--json]\n  nodes, resources used/total, workers, actors, pending tasks, recent failures",
     "memory": "starling memory [--address HOST:PORT] [--token-file PATH] [--json]\n  every node's object store: use, spilled objects, objects by size, owner, copy kind",
     "logs": "starling logs [NAME] [--tail BYTES] [--address HOST:PORT] [--token-file PATH]\n  without NAME: every node's worker logs; with NAME: its last --tail bytes (default 16384)",
-    "list": "starling list nodes|actors|tasks|jobs [--json] [--address HOST:PORT] [--token-file PATH]",
+    "list": "starling list nodes|actors|tasks|workers|jobs [--json] [--address HOST:PORT] [--token-file PATH]\n  tasks: per job and function, pending/running/finished/failed/retried as their owners report them, and recent failures\n  workers: every node's workers (idle, running a task, hosting an actor) and queued lease requests",
     "stop": "starling stop\n  stops the starling processes `starling start` recorded on this host (by pid), and their files",
     "up": "starling up CONFIG.json\n  brings up the cluster a config describes (provider local; see cluster/local-3.json)",
     "down": "starling down CONFIG.json\n  stops the cluster `up` started from this config and removes its files",
@@ -309,8 +309,8 @@ do {
         let stopped = ClusterLauncher.stopRecorded()
         print("stopped \(stopped) starling process(es)")
     case "list":
-        guard let what = arguments.first, ["nodes", "actors", "tasks", "jobs"].contains(what) else {
-            throw CLIError("list: say what to list: nodes, actors, tasks or jobs")
+        guard let what = arguments.first, ["nodes", "actors", "tasks", "workers", "jobs"].contains(what) else {
+            throw CLIError("list: say what to list: nodes, actors, tasks, workers or jobs")
         }
         let (address, tokenFile, json) = try clientOptions(Array(arguments.dropFirst()), command: "list \(what)")
         print(try await ClusterListing.list(what, address: address, tokenFile: tokenFile, json: json))

@@ -37,7 +37,7 @@ enum Dashboard {
   <section><h2>CPU over time (%)</h2><div id="cpu-chart"></div></section>
   <section><h2>Memory and object store over time</h2><div id="mem-chart"></div></section>
   <section><h2>Tasks by state</h2><div id="tasks"></div></section>
-  <section><h2>Actors</h2><table id="actors"><thead><tr><th>actor</th><th>class</th><th>state</th><th>node</th><th>restarts</th></tr></thead><tbody></tbody></table></section>
+  <section><h2>Actors</h2><table id="actors"><thead><tr><th>actor</th><th>class</th><th>state</th><th>node</th><th>restarts</th><th>calls</th><th>failed</th></tr></thead><tbody></tbody></table></section>
   <section><h2>Recent events</h2><ul class="events" id="events"></ul></section>
   <section><h2>User metrics</h2><div id="metrics"></div></section>
 </main>
@@ -80,10 +80,16 @@ async function refresh() {
     document.getElementById("mem-chart").innerHTML = chart(live.flatMap(n => [
       {label: n.node_id.slice(0, 8) + " mem", points: (n.history || []).map(h => h.memory_used_bytes)},
       {label: n.node_id.slice(0, 8) + " store", points: (n.history || []).map(h => h.object_store_used)}]), memMax, fmtBytes(memMax));
-    document.getElementById("tasks").innerHTML = `<p>${tasks.running} running · ${tasks.queued} queued</p>` +
-      tasks.by_node.map(t => `<div>${t.node_id.slice(0, 8)} ${bar(t.running, Math.max(1, t.running + t.queued))} ${t.running} running, ${t.queued} queued</div>`).join("");
+    const st = tasks.by_state, leases = tasks.leases;
+    document.getElementById("tasks").innerHTML =
+      `<p>${st.pending} pending · ${st.running} running · ${st.finished} finished · ${st.failed} failed · ${st.retried} retried</p>` +
+      (tasks.by_function.length ? `<table><thead><tr><th>job</th><th>function</th><th>pending</th><th>running</th><th>finished</th><th>failed</th></tr></thead><tbody>` +
+        tasks.by_function.slice(0, 50).map(f => `<tr><td>${f.job_id.slice(0, 8)}</td><td>${esc(f.function)}</td><td>${f.pending}</td><td>${f.running}</td><td>${f.finished}</td><td class="${f.failed ? "dead" : ""}">${f.failed}</td></tr>`).join("") +
+        `</tbody></table>` : "") +
+      `<p class="muted">leased workers: ${leases.running} running · ${leases.queued} lease request(s) queued</p>` +
+      leases.by_node.map(t => `<div>${t.node_id.slice(0, 8)} ${bar(t.running, Math.max(1, t.running + t.queued))} ${t.running} running, ${t.queued} queued</div>`).join("");
     document.querySelector("#actors tbody").innerHTML = actors.slice(0, 200).map(a =>
-      `<tr><td>${a.actor_id.slice(0, 8)}${a.name ? " " + esc(a.name) : ""}</td><td>${esc(a["class"])}</td><td>${esc(a.state)}</td><td>${a.node_id.slice(0, 8)}</td><td>${a.restarts}</td></tr>`).join("");
+      `<tr><td>${a.actor_id.slice(0, 8)}${a.name ? " " + esc(a.name) : ""}</td><td>${esc(a["class"])}</td><td>${esc(a.state)}</td><td>${a.node_id.slice(0, 8)}</td><td>${a.restarts}</td><td>${a.calls.succeeded + a.calls.failed}</td><td>${a.calls.failed}</td></tr>`).join("");
     document.getElementById("events").innerHTML = events.slice().reverse().map(e =>
       `<li class="${esc(e.severity)}">${new Date(e.time_unix_ms).toLocaleTimeString()} ${esc(e.kind)}: ${esc(e.message)}</li>`).join("") || '<li class="muted">none</li>';
     document.getElementById("metrics").innerHTML = metrics.length ? metrics.map(m => {

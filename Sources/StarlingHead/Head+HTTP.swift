@@ -60,6 +60,7 @@ extension Head {
             "actors_alive": actors.entries.values.filter { $0.info.state == .alive }.count,
             "jobs_running": jobs.all.filter { $0.state == .running }.count,
             "pending_leases": alive.reduce(0) { $0 + Int($1.resources.queuedLeases) },
+            "tasks": Self.totalsJSON(activity.cluster),
             "recent_failures": events.list(after: 0, limit: 10, kinds: [.nodeDied, .workerDied, .taskFailed, .actorDied, .objectLost])
                 .events.map(Self.eventJSON),
             "uptime_s": Double(Head.unixMs() - startTime) / 1000,
@@ -89,7 +90,8 @@ extension Head {
     }
 
     private func actorsJSON() -> [[String: Any]] {
-        actors.entries.values.map { entry in
+        let calls = activity.byActor
+        return actors.entries.values.map { entry in
             let info = entry.info
             return [
                 "actor_id": UniqueID(bytes: info.spec?.actorId ?? []).hex,
@@ -102,13 +104,16 @@ extension Head {
                 "restarts": info.numRestarts,
                 "job_id": UniqueID(bytes: info.spec?.jobId ?? []).hex,
                 "reason": info.reason,
+                "calls": Self.callsJSON(calls[info.spec?.actorId ?? []] ?? TaskActivity.ActorCalls()),
             ] as [String: Any]
         }.sorted { ($0["actor_id"] as? String ?? "") < ($1["actor_id"] as? String ?? "") }
     }
 
     private func jobsJSON() -> [[String: Any]] {
-        jobs.all.map { job in
+        let tasks = activity.byJob
+        return jobs.all.map { job in
             [
+                "tasks": Self.totalsJSON(tasks[job.jobId] ?? TaskActivity.Totals()),
                 "job_id": UniqueID(bytes: job.jobId).hex,
                 "name": job.name,
                 "state": "\(job.state)",
@@ -120,8 +125,8 @@ extension Head {
         }
     }
 
-    /// Tasks by state, as the nodes see them: leased workers running an owner's tasks, and
-    /// lease requests queued for resources.
+    /// Tasks by state as their owners report them (cluster-wide, per job, per function), and as
+    /// the nodes see them: leased workers running an owner's tasks, lease requests queued.
     private func tasksJSON() -> [String: Any] {
         var running = 0, queued = 0
         var byNode: [[String: Any]] = []
@@ -132,7 +137,23 @@ extension Head {
             queued += nodeQueued
             byNode.append(["node_id": UniqueID(bytes: node.info.nodeId).hex, "running": nodeRunning, "queued": nodeQueued])
         }
-        return ["running": running, "queued": queued, "by_node": byNode]
+        return [
+            "by_state": Self.totalsJSON(activity.cluster),
+            "by_job": activity.byJob.map { job, totals in ["job_id": UniqueID(bytes: job).hex].merging(Self.totalsJSON(totals)) { $1 } }
+                .sorted { ($0["job_id"] as? String ?? "") < ($1["job_id"] as? String ?? "") },
+            "by_function": activity.byFunction.map { entry in
+                ["job_id": UniqueID(bytes: entry.job).hex, "function": entry.function].merging(Self.totalsJSON(entry.totals)) { $1 }
+            },
+            "leases": ["running": running, "queued": queued, "by_node": byNode] as [String: Any],
+        ]
+    }
+
+    static func totalsJSON(_ totals: TaskActivity.Totals) -> [String: Any] {
+        ["pending": totals.pending, "running": totals.running, "finished": totals.finished, "failed": totals.failed, "retried": totals.retried]
+    }
+
+    static func callsJSON(_ calls: TaskActivity.ActorCalls) -> [String: Any] {
+        ["running": calls.running, "succeeded": calls.succeeded, "failed": calls.failed, "busy_seconds": calls.busySeconds]
     }
 
     static func statsJSON(_ stats: NodeStats) -> [String: Any] {
@@ -233,6 +254,33 @@ extension Head {
         var jobStates: [String: Int] = [:]
         for job in jobs.all { jobStates["\(job.state)", default: 0] += 1 }
         for (state, count) in jobStates.sorted(by: { $0.key < $1.key }) { text.sample("starling_jobs", ["state": state], Double(count)) }
+        // A family's samples stay together (the format requires it), so each family loops.
+        let jobs = activity.byJob.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        text.family("starling_job_tasks", "gauge", "Tasks of each job not yet done, by state, as their owners report them.")
+        for (job, totals) in jobs {
+            text.sample("starling_job_tasks", ["job": UniqueID(bytes: job).hex, "state": "pending"], Double(totals.pending))
+            text.sample("starling_job_tasks", ["job": UniqueID(bytes: job).hex, "state": "running"], Double(totals.running))
+        }
+        let jobCounters: [(String, String, (TaskActivity.Totals) -> UInt64)] = [
+            ("starling_job_tasks_finished_total", "Tasks of each job that finished.", { $0.finished }),
+            ("starling_job_tasks_failed_total", "Tasks of each job that failed for good.", { $0.failed }),
+            ("starling_job_tasks_retried_total", "Task attempts of each job run again.", { $0.retried }),
+        ]
+        for (name, help, value) in jobCounters {
+            text.family(name, "counter", help)
+            for (job, totals) in jobs { text.sample(name, ["job": UniqueID(bytes: job).hex], Double(value(totals))) }
+        }
+        let actorCalls = activity.byActor.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            .map { (labels: ["actor": UniqueID(bytes: $0.key).hex, "class": $0.value.className], calls: $0.value) }
+        text.family("starling_actor_calls_total", "counter", "Calls each actor served, by outcome.")
+        for (labels, calls) in actorCalls {
+            text.sample("starling_actor_calls_total", labels.merging(["outcome": "succeeded"]) { $1 }, Double(calls.succeeded))
+            text.sample("starling_actor_calls_total", labels.merging(["outcome": "failed"]) { $1 }, Double(calls.failed))
+        }
+        text.family("starling_actor_calls_running", "gauge", "Calls inside each actor now.")
+        for (labels, calls) in actorCalls { text.sample("starling_actor_calls_running", labels, Double(calls.running)) }
+        text.family("starling_actor_busy_seconds_total", "counter", "Time each actor spent inside its methods.")
+        for (labels, calls) in actorCalls { text.sample("starling_actor_busy_seconds_total", labels, calls.busySeconds) }
         text.family("starling_events_total", "counter", "Events entered in the head's log since it started.")
         text.sample("starling_events_total", [:], Double(events.latest))
         text.userMetrics(userMetrics.points.values.sorted { ($0.name, $0.tags.description) < ($1.name, $1.tags.description) })

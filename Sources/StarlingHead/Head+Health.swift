@@ -11,6 +11,7 @@ extension Head {
         routes.add(HealthMetricsRPC.getMetrics) { [self] request, _ in await metrics(request) }
         routes.add(HealthMetricsRPC.reportEvents) { [self] request, _ in await reportEvents(request) }
         routes.add(HealthMetricsRPC.listEvents) { [self] request, _ in await listEvents(request) }
+        routes.add(HealthMetricsRPC.listTasks) { [self] request, _ in await listTasks(request) }
     }
 
     /// Adds an event to the log and publishes it (topic "event").
@@ -56,6 +57,7 @@ extension Head {
     }
 
     private func reportMetrics(_ request: ReportMetricsRequest) throws -> ReportMetricsReply {
+        activity.apply(request)
         let complaints = userMetrics.apply(request)
         if !complaints.isEmpty { throw RPCFailure(.invalidArgument, complaints.joined(separator: "; ")) }
         return ReportMetricsReply()
@@ -92,6 +94,22 @@ extension Head {
         reply.events = found.events
         reply.truncated = found.truncated
         reply.latestSequence = events.latest
+        return reply
+    }
+
+    func listTasks(_ request: ListTasksRequest) -> ListTasksReply {
+        var reply = ListTasksReply()
+        var totals = TaskActivity.Totals()
+        for entry in activity.byFunction where request.jobId.isEmpty || entry.job == request.jobId {
+            totals.add(entry.totals)
+            reply.functions.append(JobTaskCounts(jobId: entry.job, counts: entry.totals.counts(named: entry.function)))
+        }
+        reply.countsByState = ["PENDING": Double(totals.pending), "RUNNING": Double(totals.running), "FINISHED": Double(totals.finished),
+                               "FAILED": Double(totals.failed), "RETRIED": Double(totals.retried)]
+        let limit = request.limit == 0 ? 20 : Int(request.limit)
+        reply.recentFailures = Array(events.events.reversed().lazy
+            .filter { $0.kind == .taskFailed && (request.jobId.isEmpty || $0.jobId == request.jobId) }
+            .prefix(limit).reversed())
         return reply
     }
 

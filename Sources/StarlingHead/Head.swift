@@ -53,6 +53,7 @@ public actor Head {
     var events = EventLog()
     var eventWaiters: [CheckedContinuation<Void, Never>] = []
     var userMetrics = MetricsAggregator()
+    var activity = TaskActivity()
     var nodeStats = NodeStatsHistory()
     var publisher: EventPublisher?
     var http: HTTPServer?
@@ -225,6 +226,7 @@ public actor Head {
         record(.nodeDied, .error, "node \(id.short) died: \(reason)", node: id)
         peers.drop(url)
         objectDirectory.removeNode(id)
+        activity.nodeDied(id.bytes)
         await actorsLost(onNode: id, reason: reason)
     }
 
@@ -241,6 +243,7 @@ public actor Head {
 
     private func jobEnded(_ id: UniqueID, reason: String) async {
         record(.jobFinished, .info, "\(reason) (\(jobs.info(id).map { "\($0.state)" } ?? "ended"))", job: id.bytes)
+        activity.jobEnded(id.bytes)
         await endActors(ofJob: id)
         await endGroups(ofJob: id)
         await stopWorkers(of: id, reason: reason)
@@ -350,6 +353,7 @@ public actor Head {
                        + (failure.reason.isEmpty ? "" : ": \(failure.reason)") + " (log: \(failure.logPath))",
                        node: UniqueID(bytes: failure.nodeId), job: failure.jobId, labels: labels)
             }
+            activity.reporterDied(failure.workerId)
             failures.append(failure)
             if failures.count > 1000 { failures.removeFirst(failures.count - 1000) }
             await actorWorkerDied(failure)

@@ -430,6 +430,96 @@ void   starling__report_metrics_request__free_unpacked
   assert(message->base.descriptor == &starling__report_metrics_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   starling__task_state_counts__init
+                     (Starling__TaskStateCounts         *message)
+{
+  static const Starling__TaskStateCounts init_value = STARLING__TASK_STATE_COUNTS__INIT;
+  *message = init_value;
+}
+size_t starling__task_state_counts__get_packed_size
+                     (const Starling__TaskStateCounts *message)
+{
+  assert(message->base.descriptor == &starling__task_state_counts__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t starling__task_state_counts__pack
+                     (const Starling__TaskStateCounts *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &starling__task_state_counts__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t starling__task_state_counts__pack_to_buffer
+                     (const Starling__TaskStateCounts *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &starling__task_state_counts__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Starling__TaskStateCounts *
+       starling__task_state_counts__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Starling__TaskStateCounts *)
+     protobuf_c_message_unpack (&starling__task_state_counts__descriptor,
+                                allocator, len, data);
+}
+void   starling__task_state_counts__free_unpacked
+                     (Starling__TaskStateCounts *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &starling__task_state_counts__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   starling__actor_call_counts__init
+                     (Starling__ActorCallCounts         *message)
+{
+  static const Starling__ActorCallCounts init_value = STARLING__ACTOR_CALL_COUNTS__INIT;
+  *message = init_value;
+}
+size_t starling__actor_call_counts__get_packed_size
+                     (const Starling__ActorCallCounts *message)
+{
+  assert(message->base.descriptor == &starling__actor_call_counts__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t starling__actor_call_counts__pack
+                     (const Starling__ActorCallCounts *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &starling__actor_call_counts__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t starling__actor_call_counts__pack_to_buffer
+                     (const Starling__ActorCallCounts *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &starling__actor_call_counts__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Starling__ActorCallCounts *
+       starling__actor_call_counts__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Starling__ActorCallCounts *)
+     protobuf_c_message_unpack (&starling__actor_call_counts__descriptor,
+                                allocator, len, data);
+}
+void   starling__actor_call_counts__free_unpacked
+                     (Starling__ActorCallCounts *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &starling__actor_call_counts__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   starling__report_metrics_reply__init
                      (Starling__ReportMetricsReply         *message)
 {
@@ -751,192 +841,6 @@ void   starling__list_events_reply__free_unpacked
   assert(message->base.descriptor == &starling__list_events_reply__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-void   starling__task_event__resources_entry__init
-                     (Starling__TaskEvent__ResourcesEntry         *message)
-{
-  static const Starling__TaskEvent__ResourcesEntry init_value = STARLING__TASK_EVENT__RESOURCES_ENTRY__INIT;
-  *message = init_value;
-}
-void   starling__task_event__init
-                     (Starling__TaskEvent         *message)
-{
-  static const Starling__TaskEvent init_value = STARLING__TASK_EVENT__INIT;
-  *message = init_value;
-}
-size_t starling__task_event__get_packed_size
-                     (const Starling__TaskEvent *message)
-{
-  assert(message->base.descriptor == &starling__task_event__descriptor);
-  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
-}
-size_t starling__task_event__pack
-                     (const Starling__TaskEvent *message,
-                      uint8_t       *out)
-{
-  assert(message->base.descriptor == &starling__task_event__descriptor);
-  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
-}
-size_t starling__task_event__pack_to_buffer
-                     (const Starling__TaskEvent *message,
-                      ProtobufCBuffer *buffer)
-{
-  assert(message->base.descriptor == &starling__task_event__descriptor);
-  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
-}
-Starling__TaskEvent *
-       starling__task_event__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data)
-{
-  return (Starling__TaskEvent *)
-     protobuf_c_message_unpack (&starling__task_event__descriptor,
-                                allocator, len, data);
-}
-void   starling__task_event__free_unpacked
-                     (Starling__TaskEvent *message,
-                      ProtobufCAllocator *allocator)
-{
-  if(!message)
-    return;
-  assert(message->base.descriptor == &starling__task_event__descriptor);
-  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
-}
-void   starling__report_task_events_request__init
-                     (Starling__ReportTaskEventsRequest         *message)
-{
-  static const Starling__ReportTaskEventsRequest init_value = STARLING__REPORT_TASK_EVENTS_REQUEST__INIT;
-  *message = init_value;
-}
-size_t starling__report_task_events_request__get_packed_size
-                     (const Starling__ReportTaskEventsRequest *message)
-{
-  assert(message->base.descriptor == &starling__report_task_events_request__descriptor);
-  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
-}
-size_t starling__report_task_events_request__pack
-                     (const Starling__ReportTaskEventsRequest *message,
-                      uint8_t       *out)
-{
-  assert(message->base.descriptor == &starling__report_task_events_request__descriptor);
-  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
-}
-size_t starling__report_task_events_request__pack_to_buffer
-                     (const Starling__ReportTaskEventsRequest *message,
-                      ProtobufCBuffer *buffer)
-{
-  assert(message->base.descriptor == &starling__report_task_events_request__descriptor);
-  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
-}
-Starling__ReportTaskEventsRequest *
-       starling__report_task_events_request__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data)
-{
-  return (Starling__ReportTaskEventsRequest *)
-     protobuf_c_message_unpack (&starling__report_task_events_request__descriptor,
-                                allocator, len, data);
-}
-void   starling__report_task_events_request__free_unpacked
-                     (Starling__ReportTaskEventsRequest *message,
-                      ProtobufCAllocator *allocator)
-{
-  if(!message)
-    return;
-  assert(message->base.descriptor == &starling__report_task_events_request__descriptor);
-  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
-}
-void   starling__report_task_events_reply__init
-                     (Starling__ReportTaskEventsReply         *message)
-{
-  static const Starling__ReportTaskEventsReply init_value = STARLING__REPORT_TASK_EVENTS_REPLY__INIT;
-  *message = init_value;
-}
-size_t starling__report_task_events_reply__get_packed_size
-                     (const Starling__ReportTaskEventsReply *message)
-{
-  assert(message->base.descriptor == &starling__report_task_events_reply__descriptor);
-  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
-}
-size_t starling__report_task_events_reply__pack
-                     (const Starling__ReportTaskEventsReply *message,
-                      uint8_t       *out)
-{
-  assert(message->base.descriptor == &starling__report_task_events_reply__descriptor);
-  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
-}
-size_t starling__report_task_events_reply__pack_to_buffer
-                     (const Starling__ReportTaskEventsReply *message,
-                      ProtobufCBuffer *buffer)
-{
-  assert(message->base.descriptor == &starling__report_task_events_reply__descriptor);
-  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
-}
-Starling__ReportTaskEventsReply *
-       starling__report_task_events_reply__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data)
-{
-  return (Starling__ReportTaskEventsReply *)
-     protobuf_c_message_unpack (&starling__report_task_events_reply__descriptor,
-                                allocator, len, data);
-}
-void   starling__report_task_events_reply__free_unpacked
-                     (Starling__ReportTaskEventsReply *message,
-                      ProtobufCAllocator *allocator)
-{
-  if(!message)
-    return;
-  assert(message->base.descriptor == &starling__report_task_events_reply__descriptor);
-  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
-}
-void   starling__task_summary__init
-                     (Starling__TaskSummary         *message)
-{
-  static const Starling__TaskSummary init_value = STARLING__TASK_SUMMARY__INIT;
-  *message = init_value;
-}
-size_t starling__task_summary__get_packed_size
-                     (const Starling__TaskSummary *message)
-{
-  assert(message->base.descriptor == &starling__task_summary__descriptor);
-  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
-}
-size_t starling__task_summary__pack
-                     (const Starling__TaskSummary *message,
-                      uint8_t       *out)
-{
-  assert(message->base.descriptor == &starling__task_summary__descriptor);
-  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
-}
-size_t starling__task_summary__pack_to_buffer
-                     (const Starling__TaskSummary *message,
-                      ProtobufCBuffer *buffer)
-{
-  assert(message->base.descriptor == &starling__task_summary__descriptor);
-  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
-}
-Starling__TaskSummary *
-       starling__task_summary__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data)
-{
-  return (Starling__TaskSummary *)
-     protobuf_c_message_unpack (&starling__task_summary__descriptor,
-                                allocator, len, data);
-}
-void   starling__task_summary__free_unpacked
-                     (Starling__TaskSummary *message,
-                      ProtobufCAllocator *allocator)
-{
-  if(!message)
-    return;
-  assert(message->base.descriptor == &starling__task_summary__descriptor);
-  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
-}
 void   starling__list_tasks_request__init
                      (Starling__ListTasksRequest         *message)
 {
@@ -980,6 +884,51 @@ void   starling__list_tasks_request__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &starling__list_tasks_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   starling__job_task_counts__init
+                     (Starling__JobTaskCounts         *message)
+{
+  static const Starling__JobTaskCounts init_value = STARLING__JOB_TASK_COUNTS__INIT;
+  *message = init_value;
+}
+size_t starling__job_task_counts__get_packed_size
+                     (const Starling__JobTaskCounts *message)
+{
+  assert(message->base.descriptor == &starling__job_task_counts__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t starling__job_task_counts__pack
+                     (const Starling__JobTaskCounts *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &starling__job_task_counts__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t starling__job_task_counts__pack_to_buffer
+                     (const Starling__JobTaskCounts *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &starling__job_task_counts__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Starling__JobTaskCounts *
+       starling__job_task_counts__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Starling__JobTaskCounts *)
+     protobuf_c_message_unpack (&starling__job_task_counts__descriptor,
+                                allocator, len, data);
+}
+void   starling__job_task_counts__free_unpacked
+                     (Starling__JobTaskCounts *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &starling__job_task_counts__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   starling__list_tasks_reply__counts_by_state_entry__init
@@ -2023,7 +1972,7 @@ const ProtobufCMessageDescriptor starling__metric_point__descriptor =
   (ProtobufCMessageInit) starling__metric_point__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__report_metrics_request__field_descriptors[6] =
+static const ProtobufCFieldDescriptor starling__report_metrics_request__field_descriptors[8] =
 {
   {
     "reporter_id",
@@ -2097,19 +2046,45 @@ static const ProtobufCFieldDescriptor starling__report_metrics_request__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "tasks",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Starling__ReportMetricsRequest, n_tasks),
+    offsetof(Starling__ReportMetricsRequest, tasks),
+    &starling__task_state_counts__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor_calls",
+    8,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Starling__ReportMetricsRequest, n_actor_calls),
+    offsetof(Starling__ReportMetricsRequest, actor_calls),
+    &starling__actor_call_counts__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__report_metrics_request__field_indices_by_name[] = {
+  7,   /* field[7] = actor_calls */
   4,   /* field[4] = actor_id */
   3,   /* field[3] = job_id */
   2,   /* field[2] = node_id */
   5,   /* field[5] = points */
   0,   /* field[0] = reporter_id */
   1,   /* field[1] = sequence */
+  6,   /* field[6] = tasks */
 };
 static const ProtobufCIntRange starling__report_metrics_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor starling__report_metrics_request__descriptor =
 {
@@ -2119,11 +2094,217 @@ const ProtobufCMessageDescriptor starling__report_metrics_request__descriptor =
   "Starling__ReportMetricsRequest",
   "starling",
   sizeof(Starling__ReportMetricsRequest),
-  6,
+  8,
   starling__report_metrics_request__field_descriptors,
   starling__report_metrics_request__field_indices_by_name,
   1,  starling__report_metrics_request__number_ranges,
   (ProtobufCMessageInit) starling__report_metrics_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor starling__task_state_counts__field_descriptors[6] =
+{
+  {
+    "function_name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Starling__TaskStateCounts, function_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pending",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Starling__TaskStateCounts, pending),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "running",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Starling__TaskStateCounts, running),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "finished",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Starling__TaskStateCounts, finished),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "failed",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Starling__TaskStateCounts, failed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "retried",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Starling__TaskStateCounts, retried),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned starling__task_state_counts__field_indices_by_name[] = {
+  4,   /* field[4] = failed */
+  3,   /* field[3] = finished */
+  0,   /* field[0] = function_name */
+  1,   /* field[1] = pending */
+  5,   /* field[5] = retried */
+  2,   /* field[2] = running */
+};
+static const ProtobufCIntRange starling__task_state_counts__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor starling__task_state_counts__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "starling.TaskStateCounts",
+  "TaskStateCounts",
+  "Starling__TaskStateCounts",
+  "starling",
+  sizeof(Starling__TaskStateCounts),
+  6,
+  starling__task_state_counts__field_descriptors,
+  starling__task_state_counts__field_indices_by_name,
+  1,  starling__task_state_counts__number_ranges,
+  (ProtobufCMessageInit) starling__task_state_counts__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor starling__actor_call_counts__field_descriptors[6] =
+{
+  {
+    "actor_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ActorCallCounts, actor_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "class_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ActorCallCounts, class_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "running",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ActorCallCounts, running),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "succeeded",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ActorCallCounts, succeeded),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "failed",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ActorCallCounts, failed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "busy_seconds",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ActorCallCounts, busy_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned starling__actor_call_counts__field_indices_by_name[] = {
+  0,   /* field[0] = actor_id */
+  5,   /* field[5] = busy_seconds */
+  1,   /* field[1] = class_name */
+  4,   /* field[4] = failed */
+  2,   /* field[2] = running */
+  3,   /* field[3] = succeeded */
+};
+static const ProtobufCIntRange starling__actor_call_counts__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor starling__actor_call_counts__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "starling.ActorCallCounts",
+  "ActorCallCounts",
+  "Starling__ActorCallCounts",
+  "starling",
+  sizeof(Starling__ActorCallCounts),
+  6,
+  starling__actor_call_counts__field_descriptors,
+  starling__actor_call_counts__field_indices_by_name,
+  1,  starling__actor_call_counts__number_ranges,
+  (ProtobufCMessageInit) starling__actor_call_counts__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor starling__report_metrics_reply__field_descriptors[1] =
@@ -2586,548 +2767,7 @@ const ProtobufCMessageDescriptor starling__list_events_reply__descriptor =
   (ProtobufCMessageInit) starling__list_events_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__task_event__resources_entry__field_descriptors[2] =
-{
-  {
-    "key",
-    1,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent__ResourcesEntry, key),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "value",
-    2,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_DOUBLE,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent__ResourcesEntry, value),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-};
-static const unsigned starling__task_event__resources_entry__field_indices_by_name[] = {
-  0,   /* field[0] = key */
-  1,   /* field[1] = value */
-};
-static const ProtobufCIntRange starling__task_event__resources_entry__number_ranges[1 + 1] =
-{
-  { 1, 0 },
-  { 0, 2 }
-};
-const ProtobufCMessageDescriptor starling__task_event__resources_entry__descriptor =
-{
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "starling.TaskEvent.ResourcesEntry",
-  "ResourcesEntry",
-  "Starling__TaskEvent__ResourcesEntry",
-  "starling",
-  sizeof(Starling__TaskEvent__ResourcesEntry),
-  2,
-  starling__task_event__resources_entry__field_descriptors,
-  starling__task_event__resources_entry__field_indices_by_name,
-  1,  starling__task_event__resources_entry__number_ranges,
-  (ProtobufCMessageInit) starling__task_event__resources_entry__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor starling__task_event__field_descriptors[12] =
-{
-  {
-    "task_id",
-    1,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent, task_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "job_id",
-    2,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent, job_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "attempt",
-    3,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_UINT32,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent, attempt),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "state",
-    4,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_ENUM,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent, state),
-    &starling__task_state__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "time_unix_ms",
-    5,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_INT64,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent, time_unix_ms),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "kind",
-    6,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_ENUM,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent, kind),
-    &starling__task_kind__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "name",
-    7,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent, name),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "node_id",
-    8,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent, node_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "worker_id",
-    9,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent, worker_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "actor_id",
-    10,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent, actor_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "error",
-    11,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_MESSAGE,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskEvent, error),
-    &starling__remote_error__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "resources",
-    12,
-    PROTOBUF_C_LABEL_REPEATED,
-    PROTOBUF_C_TYPE_MESSAGE,
-    offsetof(Starling__TaskEvent, n_resources),
-    offsetof(Starling__TaskEvent, resources),
-    &starling__task_event__resources_entry__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-};
-static const unsigned starling__task_event__field_indices_by_name[] = {
-  9,   /* field[9] = actor_id */
-  2,   /* field[2] = attempt */
-  10,   /* field[10] = error */
-  1,   /* field[1] = job_id */
-  5,   /* field[5] = kind */
-  6,   /* field[6] = name */
-  7,   /* field[7] = node_id */
-  11,   /* field[11] = resources */
-  3,   /* field[3] = state */
-  0,   /* field[0] = task_id */
-  4,   /* field[4] = time_unix_ms */
-  8,   /* field[8] = worker_id */
-};
-static const ProtobufCIntRange starling__task_event__number_ranges[1 + 1] =
-{
-  { 1, 0 },
-  { 0, 12 }
-};
-const ProtobufCMessageDescriptor starling__task_event__descriptor =
-{
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "starling.TaskEvent",
-  "TaskEvent",
-  "Starling__TaskEvent",
-  "starling",
-  sizeof(Starling__TaskEvent),
-  12,
-  starling__task_event__field_descriptors,
-  starling__task_event__field_indices_by_name,
-  1,  starling__task_event__number_ranges,
-  (ProtobufCMessageInit) starling__task_event__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor starling__report_task_events_request__field_descriptors[4] =
-{
-  {
-    "reporter_id",
-    1,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Starling__ReportTaskEventsRequest, reporter_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "sequence",
-    2,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_UINT64,
-    0,   /* quantifier_offset */
-    offsetof(Starling__ReportTaskEventsRequest, sequence),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "events",
-    3,
-    PROTOBUF_C_LABEL_REPEATED,
-    PROTOBUF_C_TYPE_MESSAGE,
-    offsetof(Starling__ReportTaskEventsRequest, n_events),
-    offsetof(Starling__ReportTaskEventsRequest, events),
-    &starling__task_event__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "dropped",
-    4,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_UINT32,
-    0,   /* quantifier_offset */
-    offsetof(Starling__ReportTaskEventsRequest, dropped),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-};
-static const unsigned starling__report_task_events_request__field_indices_by_name[] = {
-  3,   /* field[3] = dropped */
-  2,   /* field[2] = events */
-  0,   /* field[0] = reporter_id */
-  1,   /* field[1] = sequence */
-};
-static const ProtobufCIntRange starling__report_task_events_request__number_ranges[1 + 1] =
-{
-  { 1, 0 },
-  { 0, 4 }
-};
-const ProtobufCMessageDescriptor starling__report_task_events_request__descriptor =
-{
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "starling.ReportTaskEventsRequest",
-  "ReportTaskEventsRequest",
-  "Starling__ReportTaskEventsRequest",
-  "starling",
-  sizeof(Starling__ReportTaskEventsRequest),
-  4,
-  starling__report_task_events_request__field_descriptors,
-  starling__report_task_events_request__field_indices_by_name,
-  1,  starling__report_task_events_request__number_ranges,
-  (ProtobufCMessageInit) starling__report_task_events_request__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor starling__report_task_events_reply__field_descriptors[1] =
-{
-  {
-    "status",
-    1,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_MESSAGE,
-    0,   /* quantifier_offset */
-    offsetof(Starling__ReportTaskEventsReply, status),
-    &starling__status__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-};
-static const unsigned starling__report_task_events_reply__field_indices_by_name[] = {
-  0,   /* field[0] = status */
-};
-static const ProtobufCIntRange starling__report_task_events_reply__number_ranges[1 + 1] =
-{
-  { 1, 0 },
-  { 0, 1 }
-};
-const ProtobufCMessageDescriptor starling__report_task_events_reply__descriptor =
-{
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "starling.ReportTaskEventsReply",
-  "ReportTaskEventsReply",
-  "Starling__ReportTaskEventsReply",
-  "starling",
-  sizeof(Starling__ReportTaskEventsReply),
-  1,
-  starling__report_task_events_reply__field_descriptors,
-  starling__report_task_events_reply__field_indices_by_name,
-  1,  starling__report_task_events_reply__number_ranges,
-  (ProtobufCMessageInit) starling__report_task_events_reply__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor starling__task_summary__field_descriptors[13] =
-{
-  {
-    "task_id",
-    1,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, task_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "job_id",
-    2,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, job_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "name",
-    3,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, name),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "kind",
-    4,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_ENUM,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, kind),
-    &starling__task_kind__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "state",
-    5,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_ENUM,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, state),
-    &starling__task_state__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "attempt",
-    6,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_UINT32,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, attempt),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "node_id",
-    7,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, node_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "worker_id",
-    8,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, worker_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "actor_id",
-    9,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, actor_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "submit_time_unix_ms",
-    10,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_INT64,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, submit_time_unix_ms),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "start_time_unix_ms",
-    11,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_INT64,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, start_time_unix_ms),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "end_time_unix_ms",
-    12,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_INT64,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, end_time_unix_ms),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "error",
-    13,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_MESSAGE,
-    0,   /* quantifier_offset */
-    offsetof(Starling__TaskSummary, error),
-    &starling__remote_error__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-};
-static const unsigned starling__task_summary__field_indices_by_name[] = {
-  8,   /* field[8] = actor_id */
-  5,   /* field[5] = attempt */
-  11,   /* field[11] = end_time_unix_ms */
-  12,   /* field[12] = error */
-  1,   /* field[1] = job_id */
-  3,   /* field[3] = kind */
-  2,   /* field[2] = name */
-  6,   /* field[6] = node_id */
-  10,   /* field[10] = start_time_unix_ms */
-  4,   /* field[4] = state */
-  9,   /* field[9] = submit_time_unix_ms */
-  0,   /* field[0] = task_id */
-  7,   /* field[7] = worker_id */
-};
-static const ProtobufCIntRange starling__task_summary__number_ranges[1 + 1] =
-{
-  { 1, 0 },
-  { 0, 13 }
-};
-const ProtobufCMessageDescriptor starling__task_summary__descriptor =
-{
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "starling.TaskSummary",
-  "TaskSummary",
-  "Starling__TaskSummary",
-  "starling",
-  sizeof(Starling__TaskSummary),
-  13,
-  starling__task_summary__field_descriptors,
-  starling__task_summary__field_indices_by_name,
-  1,  starling__task_summary__number_ranges,
-  (ProtobufCMessageInit) starling__task_summary__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor starling__list_tasks_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor starling__list_tasks_request__field_descriptors[2] =
 {
   {
     "job_id",
@@ -3142,32 +2782,8 @@ static const ProtobufCFieldDescriptor starling__list_tasks_request__field_descri
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
-    "state",
-    2,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_ENUM,
-    0,   /* quantifier_offset */
-    offsetof(Starling__ListTasksRequest, state),
-    &starling__task_state__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "actor_id",
-    3,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Starling__ListTasksRequest, actor_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
     "limit",
-    4,
+    2,
     PROTOBUF_C_LABEL_NONE,
     PROTOBUF_C_TYPE_UINT32,
     0,   /* quantifier_offset */
@@ -3179,15 +2795,13 @@ static const ProtobufCFieldDescriptor starling__list_tasks_request__field_descri
   },
 };
 static const unsigned starling__list_tasks_request__field_indices_by_name[] = {
-  2,   /* field[2] = actor_id */
   0,   /* field[0] = job_id */
-  3,   /* field[3] = limit */
-  1,   /* field[1] = state */
+  1,   /* field[1] = limit */
 };
 static const ProtobufCIntRange starling__list_tasks_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor starling__list_tasks_request__descriptor =
 {
@@ -3197,11 +2811,62 @@ const ProtobufCMessageDescriptor starling__list_tasks_request__descriptor =
   "Starling__ListTasksRequest",
   "starling",
   sizeof(Starling__ListTasksRequest),
-  4,
+  2,
   starling__list_tasks_request__field_descriptors,
   starling__list_tasks_request__field_indices_by_name,
   1,  starling__list_tasks_request__number_ranges,
   (ProtobufCMessageInit) starling__list_tasks_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor starling__job_task_counts__field_descriptors[2] =
+{
+  {
+    "job_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Starling__JobTaskCounts, job_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "counts",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Starling__JobTaskCounts, counts),
+    &starling__task_state_counts__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned starling__job_task_counts__field_indices_by_name[] = {
+  1,   /* field[1] = counts */
+  0,   /* field[0] = job_id */
+};
+static const ProtobufCIntRange starling__job_task_counts__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor starling__job_task_counts__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "starling.JobTaskCounts",
+  "JobTaskCounts",
+  "Starling__JobTaskCounts",
+  "starling",
+  sizeof(Starling__JobTaskCounts),
+  2,
+  starling__job_task_counts__field_descriptors,
+  starling__job_task_counts__field_indices_by_name,
+  1,  starling__job_task_counts__number_ranges,
+  (ProtobufCMessageInit) starling__job_task_counts__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor starling__list_tasks_reply__counts_by_state_entry__field_descriptors[2] =
@@ -3270,32 +2935,8 @@ static const ProtobufCFieldDescriptor starling__list_tasks_reply__field_descript
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
-    "tasks",
-    2,
-    PROTOBUF_C_LABEL_REPEATED,
-    PROTOBUF_C_TYPE_MESSAGE,
-    offsetof(Starling__ListTasksReply, n_tasks),
-    offsetof(Starling__ListTasksReply, tasks),
-    &starling__task_summary__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "total",
-    3,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_UINT32,
-    0,   /* quantifier_offset */
-    offsetof(Starling__ListTasksReply, total),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
     "counts_by_state",
-    4,
+    2,
     PROTOBUF_C_LABEL_REPEATED,
     PROTOBUF_C_TYPE_MESSAGE,
     offsetof(Starling__ListTasksReply, n_counts_by_state),
@@ -3305,12 +2946,36 @@ static const ProtobufCFieldDescriptor starling__list_tasks_reply__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "functions",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Starling__ListTasksReply, n_functions),
+    offsetof(Starling__ListTasksReply, functions),
+    &starling__job_task_counts__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recent_failures",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Starling__ListTasksReply, n_recent_failures),
+    offsetof(Starling__ListTasksReply, recent_failures),
+    &starling__event__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__list_tasks_reply__field_indices_by_name[] = {
-  3,   /* field[3] = counts_by_state */
+  1,   /* field[1] = counts_by_state */
+  2,   /* field[2] = functions */
+  3,   /* field[3] = recent_failures */
   0,   /* field[0] = status */
-  1,   /* field[1] = tasks */
-  2,   /* field[2] = total */
 };
 static const ProtobufCIntRange starling__list_tasks_reply__number_ranges[1 + 1] =
 {
@@ -3364,49 +3029,7 @@ const ProtobufCEnumDescriptor starling__metric_kind__descriptor =
   starling__metric_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue starling__task_state__enum_values_by_number[9] =
-{
-  { "TASK_STATE_UNSPECIFIED", "STARLING__TASK_STATE__TASK_STATE_UNSPECIFIED", 0 },
-  { "TASK_STATE_PENDING_ARGS", "STARLING__TASK_STATE__TASK_STATE_PENDING_ARGS", 1 },
-  { "TASK_STATE_PENDING_LEASE", "STARLING__TASK_STATE__TASK_STATE_PENDING_LEASE", 2 },
-  { "TASK_STATE_SUBMITTED", "STARLING__TASK_STATE__TASK_STATE_SUBMITTED", 3 },
-  { "TASK_STATE_RUNNING", "STARLING__TASK_STATE__TASK_STATE_RUNNING", 4 },
-  { "TASK_STATE_FINISHED", "STARLING__TASK_STATE__TASK_STATE_FINISHED", 5 },
-  { "TASK_STATE_FAILED", "STARLING__TASK_STATE__TASK_STATE_FAILED", 6 },
-  { "TASK_STATE_CANCELLED", "STARLING__TASK_STATE__TASK_STATE_CANCELLED", 7 },
-  { "TASK_STATE_RETRYING", "STARLING__TASK_STATE__TASK_STATE_RETRYING", 8 },
-};
-static const ProtobufCIntRange starling__task_state__value_ranges[] = {
-{0, 0},{0, 9}
-};
-static const ProtobufCEnumValueIndex starling__task_state__enum_values_by_name[9] =
-{
-  { "TASK_STATE_CANCELLED", 7 },
-  { "TASK_STATE_FAILED", 6 },
-  { "TASK_STATE_FINISHED", 5 },
-  { "TASK_STATE_PENDING_ARGS", 1 },
-  { "TASK_STATE_PENDING_LEASE", 2 },
-  { "TASK_STATE_RETRYING", 8 },
-  { "TASK_STATE_RUNNING", 4 },
-  { "TASK_STATE_SUBMITTED", 3 },
-  { "TASK_STATE_UNSPECIFIED", 0 },
-};
-const ProtobufCEnumDescriptor starling__task_state__descriptor =
-{
-  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
-  "starling.TaskState",
-  "TaskState",
-  "Starling__TaskState",
-  "starling",
-  9,
-  starling__task_state__enum_values_by_number,
-  9,
-  starling__task_state__enum_values_by_name,
-  1,
-  starling__task_state__value_ranges,
-  NULL,NULL,NULL,NULL   /* reserved[1234] */
-};
-static const ProtobufCMethodDescriptor starling__health_metrics__method_descriptors[8] =
+static const ProtobufCMethodDescriptor starling__health_metrics__method_descriptors[7] =
 {
   { "Heartbeat", &starling__heartbeat_request__descriptor, &starling__heartbeat_reply__descriptor },
   { "ListNodeStats", &starling__list_node_stats_request__descriptor, &starling__list_node_stats_reply__descriptor },
@@ -3414,7 +3037,6 @@ static const ProtobufCMethodDescriptor starling__health_metrics__method_descript
   { "GetMetrics", &starling__get_metrics_request__descriptor, &starling__get_metrics_reply__descriptor },
   { "ReportEvents", &starling__report_events_request__descriptor, &starling__report_events_reply__descriptor },
   { "ListEvents", &starling__list_events_request__descriptor, &starling__list_events_reply__descriptor },
-  { "ReportTaskEvents", &starling__report_task_events_request__descriptor, &starling__report_task_events_reply__descriptor },
   { "ListTasks", &starling__list_tasks_request__descriptor, &starling__list_tasks_reply__descriptor },
 };
 const unsigned starling__health_metrics__method_indices_by_name[] = {
@@ -3422,10 +3044,9 @@ const unsigned starling__health_metrics__method_indices_by_name[] = {
   0,        /* Heartbeat */
   5,        /* ListEvents */
   1,        /* ListNodeStats */
-  7,        /* ListTasks */
+  6,        /* ListTasks */
   4,        /* ReportEvents */
-  2,        /* ReportMetrics */
-  6         /* ReportTaskEvents */
+  2         /* ReportMetrics */
 };
 const ProtobufCServiceDescriptor starling__health_metrics__descriptor =
 {
@@ -3434,7 +3055,7 @@ const ProtobufCServiceDescriptor starling__health_metrics__descriptor =
   "HealthMetrics",
   "Starling__HealthMetrics",
   "starling",
-  8,
+  7,
   starling__health_metrics__method_descriptors,
   starling__health_metrics__method_indices_by_name
 };
@@ -3486,21 +3107,13 @@ void starling__health_metrics__list_events(ProtobufCService *service,
   assert(service->descriptor == &starling__health_metrics__descriptor);
   service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
-void starling__health_metrics__report_task_events(ProtobufCService *service,
-                                                  const Starling__ReportTaskEventsRequest *input,
-                                                  Starling__ReportTaskEventsReply_Closure closure,
-                                                  void *closure_data)
-{
-  assert(service->descriptor == &starling__health_metrics__descriptor);
-  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
-}
 void starling__health_metrics__list_tasks(ProtobufCService *service,
                                           const Starling__ListTasksRequest *input,
                                           Starling__ListTasksReply_Closure closure,
                                           void *closure_data)
 {
   assert(service->descriptor == &starling__health_metrics__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void starling__health_metrics__init (Starling__HealthMetrics_Service *service,
                                      Starling__HealthMetrics_ServiceDestroy destroy)

@@ -104,20 +104,38 @@ struct HealthTests {
         await cluster.stop()
     }
 
-    @Test("user metrics from 4 tasks are summed at the head; /metrics passes a Prometheus text-format parser")
+    @Test("""
+        user metrics from 4 tasks are summed at the head; owners report tasks by state and failures, \
+        actor hosts their calls; /metrics passes a Prometheus text-format parser
+        """)
     func userMetrics() async throws {
         let file = NSTemporaryDirectory() + "starling-metrics-\(getpid()).txt"
         defer { try? FileManager.default.removeItem(atPath: file) }
-        #expect(try await runScenario(["metrics", file]) == "10.0 8 ok")
+        let lines = try await runScenario(["metrics", file]).components(separatedBy: " | ")
+        #expect(lines.first == "10.0 8 ok", "\(lines)")
+        // 4 metric tasks + 6 squares finished; 3 failed; nothing left pending or running.
+        #expect(lines.dropFirst().first == "tasks finished=10 failed=3 pending=0 running=0", "\(lines)")
+        #expect(lines.dropFirst(2).first == "actor succeeded=4 failed=1", "\(lines)")
+        // One task-failed event per failed task, naming it and its error, and one for the throw.
+        let failures = Array(lines.dropFirst(3))
+        #expect(failures.count == 4, "\(failures)")
+        for code in 1...3 {
+            #expect(failures.contains { $0.contains("task Fail failed with") && $0.contains("boom \(code)") }, "\(failures)")
+        }
+        #expect(failures.contains { $0.contains("actor call") && $0.contains("take") && $0.contains("Overdrawn") }, "\(failures)")
         let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
         #expect(text.contains("test_items{stage=\"train \\\"a\\\"\"} 10"), "\(text)")
         #expect(text.contains("test_latency_seconds_bucket{le=\"+Inf\"} 8"), "\(text)")
+        #expect(text.range(of: #"starling_job_tasks_finished_total\{job="[0-9a-f]{32}"\} 10"#, options: .regularExpression) != nil, "\(text)")
+        #expect(text.range(of: #"starling_actor_calls_total\{actor="[0-9a-f]{32}",class="Counter",outcome="failed"\} 1"#,
+                           options: .regularExpression) != nil, "\(text)")
         let parser = """
         import sys
         from prometheus_client.parser import text_string_to_metric_families
         families = list(text_string_to_metric_families(open(sys.argv[1]).read()))
         names = {f.name for f in families}
-        assert "test_items" in names and "test_latency_seconds" in names and "starling_node_cpu_percent" in names, names
+        for name in ["test_items", "test_latency_seconds", "starling_node_cpu_percent", "starling_job_tasks", "starling_job_tasks_finished", "starling_actor_calls"]:
+            assert name in names, (name, names)
         print(len(families))
         """
         let parsed = try await ChildProcessOutput.run("/usr/bin/python3", ["-c", parser, file])

@@ -320,18 +320,29 @@ struct MultiNodeClusterTests {
             let unknown = try await ChildProcessOutput.run(cli, ["job", "status", "job-nope"] + at)
             #expect(unknown.status != 0 && unknown.error.contains("no submitted job job-nope"), "\(unknown)")
 
-            // A running task shows in `list tasks` with its name, node and worker pid.
+            // A running task shows in `list workers` with its name, node and worker pid, and in
+            // `list tasks` (as its owner reports it) and `status` as running.
             let tasker = try await ChildProcessOutput.run(cli, ["submit", "--no-wait"] + at + [app, "task-sleep"])
             let taskJob = tasker.output.trimmingCharacters(in: .whitespacesAndNewlines)
-            var taskRows: [[String: Any]] = []
-            for _ in 0..<200 where !taskRows.contains(where: { ($0["task"] as? String) == "Pid" }) {
+            var workerRows: [[String: Any]] = []
+            for _ in 0..<200 where !workerRows.contains(where: { ($0["task"] as? String) == "Pid" }) {
                 try await Task.sleep(for: .milliseconds(100))
+                let listedWorkers = try await ChildProcessOutput.run(cli, ["list", "workers", "--json"] + at).output
+                workerRows = (try? JSONSerialization.jsonObject(with: Data(listedWorkers.utf8))) as? [[String: Any]] ?? []
+            }
+            let running = workerRows.first { ($0["task"] as? String) == "Pid" }
+            #expect(running?["state"] as? String == "running" && (running?["pid"] as? Int ?? 0) > 0
+                    && cluster.members.contains { $0.nodeID == running?["node_id"] as? String }, "\(workerRows)")
+            var taskRows: [[String: Any]] = []
+            for _ in 0..<100 where !taskRows.contains(where: { ($0["task"] as? String) == "Pid" && ($0["running"] as? Int) == 1 }) {
                 let listedTasks = try await ChildProcessOutput.run(cli, ["list", "tasks", "--json"] + at).output
                 taskRows = (try? JSONSerialization.jsonObject(with: Data(listedTasks.utf8))) as? [[String: Any]] ?? []
+                try await Task.sleep(for: .milliseconds(100))
             }
-            let running = taskRows.first { ($0["task"] as? String) == "Pid" }
-            #expect(running?["state"] as? String == "running" && (running?["pid"] as? Int ?? 0) > 0
-                    && cluster.members.contains { $0.nodeID == running?["node_id"] as? String }, "\(taskRows)")
+            #expect(taskRows.contains { ($0["task"] as? String) == "Pid" && ($0["running"] as? Int) == 1 && ($0["pending"] as? Int) == 0 },
+                    "\(taskRows)")
+            let statusText = try await ChildProcessOutput.run(cli, ["status"] + at).output
+            #expect(statusText.contains("tasks: 0 pending, 1 running"), "\(statusText)")
             _ = try await ChildProcessOutput.run(cli, ["job", "stop", taskJob, "--force"] + at)
 
             // Without the token nothing is uploaded or run.

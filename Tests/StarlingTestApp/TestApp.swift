@@ -628,10 +628,40 @@ struct TestApp {
                     let items = samples.first { $0.name == "test_items" }?.value ?? -1
                     let observations = samples.first { $0.name == "test_latency_seconds" }?.count ?? 0
                     guard let url = try await cluster.dashboardURL() else { throw StarlingError.cluster("no dashboard") }
+                    // Tasks and actor calls the owners and the actor's host report: 6 tasks
+                    // finish, 3 fail, and the actor serves 5 calls of which 1 throws.
+                    _ = try await cluster.get(try await (1...6).asyncMap { try await cluster.submit(Square.self, $0) })
+                    for code in 1...3 { _ = try? await cluster.get(cluster.submit(Fail.self, code)) }
+                    let counter = try await cluster.spawn(Counter.self, config: 10, options: .init(name: "metered"))
+                    for _ in 1...4 { _ = try await counter.add(1) }
+                    _ = try? await counter.take(1_000)
+                    func fetch(_ path: String) async throws -> Any {
+                        try JSONSerialization.jsonObject(with: try await URLSession.shared.data(from: URL(string: url + path)!).0)
+                    }
+                    // Owners report within a second of a change; give them a few.
+                    var tasks: [String: Any] = [:], actorCalls: [String: Any] = [:]
+                    for _ in 0..<100 {
+                        tasks = try await fetch("/api/tasks") as? [String: Any] ?? [:]
+                        let actors = try await fetch("/api/actors") as? [[String: Any]] ?? []
+                        actorCalls = actors.first { $0["name"] as? String == "metered" }?["calls"] as? [String: Any] ?? [:]
+                        let functions = tasks["by_function"] as? [[String: Any]] ?? []
+                        let square = functions.first { $0["function"] as? String == "Square" }
+                        let fail = functions.first { $0["function"] as? String == "Fail" }
+                        if square?["finished"] as? Int == 6, fail?["failed"] as? Int == 3, actorCalls["succeeded"] as? Int == 4,
+                           actorCalls["failed"] as? Int == 1 { break }
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                    let byState = tasks["by_state"] as? [String: Any] ?? [:]
+                    let events = try await fetch("/api/events?limit=200") as? [[String: Any]] ?? []
+                    let failedEvents = events.filter { $0["kind"] as? String == "taskFailed" }.compactMap { $0["message"] as? String }
                     let text = String(decoding: try await URLSession.shared.data(from: URL(string: url + "/metrics")!).0, as: UTF8.self)
                     try text.write(toFile: CommandLine.arguments[2], atomically: true, encoding: .utf8)
                     let healthz = String(decoding: try await URLSession.shared.data(from: URL(string: url + "/healthz")!).0, as: UTF8.self)
-                    result = "\(items) \(observations) \(healthz.trimmingCharacters(in: .whitespacesAndNewlines))"
+                    // One line: parts separated by " | ".
+                    result = (["\(items) \(observations) \(healthz.trimmingCharacters(in: .whitespacesAndNewlines))",
+                               "tasks finished=\(byState["finished"] ?? "-") failed=\(byState["failed"] ?? "-") pending=\(byState["pending"] ?? "-") running=\(byState["running"] ?? "-")",
+                               "actor succeeded=\(actorCalls["succeeded"] ?? "-") failed=\(actorCalls["failed"] ?? "-")"]
+                              + failedEvents.sorted().map { $0.replacingOccurrences(of: "\n", with: " ") }).joined(separator: " | ")
                 case "returned-ref":
                     // A task hands back the ref it was given; the driver drops its own copy and
                     // still reads the value through the returned one.

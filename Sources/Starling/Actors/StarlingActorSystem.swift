@@ -58,6 +58,10 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     private struct State {
         var local: [String: any DistributedActor] = [:]
         var mailboxes: [String: Mailbox] = [:]
+        /// The calls each actor hosted here served, for the head; set from a change until the
+        /// next report takes them.
+        var served: [String: ActorCallCounts] = [:]
+        var servedChanged = false
         /// Per actor called: the numbering of this caller's calls to its current incarnation.
         var sequences: [String: Sequencing] = [:]
         /// Calls waiting to be sent, per actor, and batches in flight to it.
@@ -587,12 +591,15 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         var reply = ActorCallReply()
         guard let (actor, mailbox) = state.withLock({ state -> ((any DistributedActor), Mailbox)? in
             guard let actor = state.local[id], let mailbox = state.mailboxes[id] else { return nil }
+            state.served[id, default: ActorCallCounts(actorId: request.actorId, className: "\(type(of: actor))")].running += 1
             return (actor, mailbox)
         }) else {
             reply.status = Status(code: .actorDied, message: "no actor \(id.prefix(8)) on this worker (it exited or was never here)")
             return reply
         }
         await mailbox.enter(caller: request.callerId, sequence: request.sequenceNumber, ackedBelow: request.callerAckedBelow)
+        let started = ContinuousClock.now
+        defer { served(id, started: started, failed: reply.status.map { $0.code != .ok } ?? false) }
         let handler = StarlingResultHandler()
         var decoder: StarlingInvocationDecoder
         do {
@@ -630,6 +637,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
             var remote = RemoteErrorCoding.remoteError(code: code, typeName: String(reflecting: type(of: error)), message: String(describing: error), call: request.displayName)
             remote.encodedError = RemoteErrorCoding.encode(error)
             reply.error = remote
+            reportFailedCall(request, remote)
         case nil:
             reply.status = Status(code: .unknownFunction, message: "")
             reply.error = RemoteErrorCoding.remoteError(code: .unknownFunction, typeName: "UnknownMethod",
@@ -637,6 +645,44 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
                                                         call: request.displayName)
         }
         return reply
+    }
+}
+
+// MARK: - Counts of calls served, for the head's health service
+extension StarlingActorSystem {
+    /// A call on a hosted actor ended.
+    private func served(_ id: String, started: ContinuousClock.Instant, failed: Bool) {
+        let elapsed = ContinuousClock.now - started
+        let report = state.withLock { state -> Bool in
+            guard var counts = state.served[id] else { return false }
+            counts.running -= 1
+            if failed { counts.failed += 1 } else { counts.succeeded += 1 }
+            counts.busySeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            state.served[id] = counts
+            defer { state.servedChanged = true }
+            return !state.servedChanged
+        }
+        if report { HealthReporter.shared.activityChanged() }
+    }
+
+    /// The calls each hosted actor served (totals), for a report to the head.
+    func callCounts() -> [ActorCallCounts] {
+        state.withLock { state in
+            state.servedChanged = false
+            return state.served.values.sorted { $0.actorId.lexicographicallyPrecedes($1.actorId) }
+        }
+    }
+
+    /// An actor method threw: a task-failed event for the head's log.
+    private func reportFailedCall(_ request: ActorCallRequest, _ error: RemoteError) {
+        var event = Event()
+        event.kind = .taskFailed
+        event.severity = .error
+        event.message = "actor call \(request.displayName) failed with \(error.typeName): \(error.message)"
+        event.source = "actor \(UniqueID(bytes: request.actorId).short)"
+        event.actorId = request.actorId
+        event.labels = ["function": request.displayName, "error_type": error.typeName]
+        HealthReporter.shared.failed(event)
     }
 }
 

@@ -50,8 +50,12 @@ actor TaskSubmitter {
     private var leaseTasks: [Int: Task<Void, Never>] = [:]
     private var nextLeaseTask = 0
     private var shuttingDown = false
-    /// Tasks pushed and not yet answered: return id -> (worker url, task id).
-    private var pushed: [UniqueID: (url: String, taskID: [UInt8])] = [:]
+    /// Tasks pushed and not yet answered: return id -> (worker url, task id, task name).
+    private var pushed: [UniqueID: (url: String, taskID: [UInt8], name: String)] = [:]
+    /// Finished, failed and retried tasks per name (pending and running are counted when the
+    /// counts are reported); set from a change until the next report takes the counts.
+    private var doneCounts: [String: TaskStateCounts] = [:]
+    private var reportAsked = false
     /// How to make again each result that lives only in a node's store: its task and key.
     private var lineage: [UniqueID: (task: PendingTask, key: Key)] = [:]
     /// Results being made again after their loss (a second get waits for the same rerun).
@@ -92,6 +96,7 @@ actor TaskSubmitter {
 
     func submit(_ task: PendingTask, key: Key) {
         keys[key, default: KeyState()].queue.append(task)
+        countsChanged()
         if let lease = keys[key]!.parked.popLast() {
             // Push from here, on this thread: an immediate task runs until the push is on the
             // wire, where waking a parked loop would cost a hop through the executor first.
@@ -290,8 +295,12 @@ actor TaskSubmitter {
             var push = PushTaskBatchRequest()
             push.tasks = batch.map(\.spec)
             push.leaseId = leaseID.bytes
-            for task in batch { pushed[task.returnID] = (url, task.spec.taskId) }
-            defer { for task in batch { pushed[task.returnID] = nil } }
+            for task in batch { pushed[task.returnID] = (url, task.spec.taskId, task.spec.displayName) }
+            countsChanged()
+            defer {
+                for task in batch { pushed[task.returnID] = nil }
+                countsChanged()
+            }
             do {
                 let reply = try await worker.call(WorkerRPC.pushTaskBatch, push, timeout: .seconds(365 * 24 * 3600))
                 deliver(reply.results, for: batch, key: key)
@@ -330,7 +339,7 @@ actor TaskSubmitter {
         for (key, state) in keys {
             if let index = state.queue.firstIndex(where: { $0.returnID == returnID }) {
                 let task = keys[key]!.queue.remove(at: index)
-                objects.fail(returnID, .cancelled(task: task.spec.displayName))
+                fail(task, .cancelled(task: task.spec.displayName))
                 return
             }
         }
@@ -345,7 +354,7 @@ actor TaskSubmitter {
         defer { keys[key]!.queue.insert(contentsOf: unrun, at: 0) }
         for (index, task) in batch.enumerated() {
             guard index < results.count else {
-                objects.fail(task.returnID, .cluster("worker replied with \(results.count) results for \(batch.count) tasks"))
+                fail(task, .cluster("worker replied with \(results.count) results for \(batch.count) tasks"))
                 continue
             }
             let result = results[index]
@@ -369,30 +378,33 @@ actor TaskSubmitter {
                 } else {
                     objects.fulfill(task.returnID, result.returns.first?.inlineValue ?? [])
                 }
+                count(name) { $0.finished += 1 }
             case .userError where task.retryUserErrors && Int(task.spec.attempt) < task.maxRetries:
                 var again = task
                 again.spec.attempt += 1
                 keys[key]!.queue.append(again)
+                count(name) { $0.retried += 1 }
             case .cancelled:
-                objects.fail(task.returnID, .cancelled(task: name))
+                fail(task, .cancelled(task: name))
             case .resourceExhausted:
                 // Sent back unrun (the batch's reply was full): queue again, same attempt.
                 unrun.append(task)
             case .objectStoreFull:
                 let parts = (result.error?.message ?? "").split(separator: " ", maxSplits: 1)
-                objects.fail(task.returnID, .objectStoreFull(bytes: Int(parts.first ?? "") ?? 0, detail: parts.count > 1 ? String(parts[1]) : ""))
+                fail(task, .objectStoreFull(bytes: Int(parts.first ?? "") ?? 0, detail: parts.count > 1 ? String(parts[1]) : ""))
             case .tooLarge:
-                objects.fail(task.returnID, .objectTooLarge(task: name, what: "result", bytes: Int(result.error?.message ?? "") ?? 0,
+                fail(task, .objectTooLarge(task: name, what: "result", bytes: Int(result.error?.message ?? "") ?? 0,
                                                             limit: TaskExecutor.inlineLimit))
             case .unknownFunction:
-                objects.fail(task.returnID, .unknownFunction(task: name, detail: result.error?.message ?? ""))
+                fail(task, .unknownFunction(task: name, detail: result.error?.message ?? ""))
             case .typeMismatch:
-                objects.fail(task.returnID, .typeMismatch(task: name, detail: result.error?.message ?? ""))
+                fail(task, .typeMismatch(task: name, detail: result.error?.message ?? ""))
             default:
                 let log = result.error?.workerLog ?? ""
-                objects.fail(task.returnID, .taskFailed(task: name, errorType: result.error?.typeName ?? "Error",
-                                                        message: (result.error?.message ?? result.status?.message ?? "")
-                                                            + (log.isEmpty ? "" : " (worker log: \(log))")))
+                fail(task, .taskFailed(task: name, errorType: result.error?.typeName ?? "Error",
+                                       message: (result.error?.message ?? result.status?.message ?? "")
+                                           + (log.isEmpty ? "" : " (worker log: \(log))")),
+                     labels: log.isEmpty ? [:] : ["worker_log": log])
             }
         }
     }
@@ -412,6 +424,7 @@ actor TaskSubmitter {
         again.spec.attempt += 1
         log.info("object \(returnID.short) was lost with its node; running \(task.spec.displayName) again (attempt \(again.spec.attempt + 1))")
         objects.reset(returnID)
+        count(task.spec.displayName) { $0.retried += 1 }
         submit(again, key: key)
         return .resubmitted
     }
@@ -428,8 +441,9 @@ actor TaskSubmitter {
                 var again = task
                 again.spec.attempt += 1
                 keys[key]!.queue.insert(again, at: 0)
+                count(task.spec.displayName) { $0.retried += 1 }
             } else {
-                objects.fail(task.returnID, .workerDied(task: task.spec.displayName, attempts: Int(task.spec.attempt) + 1, detail: detail))
+                fail(task, .workerDied(task: task.spec.displayName, attempts: Int(task.spec.attempt) + 1, detail: detail))
             }
         }
     }
@@ -440,13 +454,55 @@ actor TaskSubmitter {
         for task in failed {
             let name = task.spec.displayName
             if case let WireError.remote(_, _, code, message) = error, code == .infeasible {
-                objects.fail(task.returnID, .infeasible(task: name, reason: message))
+                fail(task, .infeasible(task: name, reason: message))
             } else if let error = error as? StarlingError {
-                objects.fail(task.returnID, error)
+                fail(task, error)
             } else {
-                objects.fail(task.returnID, .cluster("task \(name) could not get a worker: \(error)"))
+                fail(task, .cluster("task \(name) could not get a worker: \(error)"))
             }
         }
+    }
+
+    // MARK: - Task counts and failures, for the head's health service
+
+    /// Fails the task's refs with `error`, counts it, and reports it as a task-failed event
+    /// (a cancellation is counted, not reported).
+    private func fail(_ task: PendingTask, _ error: StarlingError, labels: [String: String] = [:]) {
+        objects.fail(task.returnID, error)
+        let name = task.spec.displayName
+        count(name) { $0.failed += 1 }
+        if case .cancelled = error { return }
+        var event = Event()
+        event.kind = .taskFailed
+        event.severity = .error
+        event.message = "\(error)"
+        event.source = "owner of job \(jobID.short)"
+        event.jobId = jobID.bytes
+        event.taskId = task.spec.taskId
+        event.labels = labels.merging(["function": name, "attempts": String(task.spec.attempt + 1)]) { $1 }
+        HealthReporter.shared.failed(event)
+    }
+
+    private func count(_ name: String, _ change: (inout TaskStateCounts) -> Void) {
+        change(&doneCounts[name, default: TaskStateCounts(functionName: name)])
+        countsChanged()
+    }
+
+    private func countsChanged() {
+        guard !reportAsked else { return }
+        reportAsked = true
+        HealthReporter.shared.activityChanged()
+    }
+
+    /// This owner's tasks per name and state, for the head.
+    func stateReport() -> [TaskStateCounts] {
+        reportAsked = false
+        var counts = doneCounts
+        for state in keys.values {
+            for task in state.queue { counts[task.spec.displayName, default: TaskStateCounts(functionName: task.spec.displayName)].pending += 1 }
+        }
+        for entry in pushed.values { counts[entry.name, default: TaskStateCounts(functionName: entry.name)].running += 1 }
+        return counts.values.sorted { $0.functionName < $1.functionName }
     }
 
     private func returnLease(_ leaseID: UniqueID, to target: RPCClient, failed: Bool) async {

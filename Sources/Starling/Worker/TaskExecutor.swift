@@ -23,7 +23,7 @@ enum TaskExecutor {
         // However the run ended, the refs it kept or passed on go back to the submitter.
         result.borrowedIds = borrowed.stillHeld.map(\.bytes)
         // Metrics the task recorded reach the head before its result reaches the owner.
-        await MetricsRegistry.shared.flush()
+        await HealthReporter.shared.flush()
         return result
     }
 

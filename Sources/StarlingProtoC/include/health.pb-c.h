@@ -28,6 +28,8 @@ typedef struct Starling__ListNodeStatsReply Starling__ListNodeStatsReply;
 typedef struct Starling__MetricPoint Starling__MetricPoint;
 typedef struct Starling__MetricPoint__TagsEntry Starling__MetricPoint__TagsEntry;
 typedef struct Starling__ReportMetricsRequest Starling__ReportMetricsRequest;
+typedef struct Starling__TaskStateCounts Starling__TaskStateCounts;
+typedef struct Starling__ActorCallCounts Starling__ActorCallCounts;
 typedef struct Starling__ReportMetricsReply Starling__ReportMetricsReply;
 typedef struct Starling__GetMetricsRequest Starling__GetMetricsRequest;
 typedef struct Starling__GetMetricsRequest__TagsEntry Starling__GetMetricsRequest__TagsEntry;
@@ -36,12 +38,8 @@ typedef struct Starling__ReportEventsRequest Starling__ReportEventsRequest;
 typedef struct Starling__ReportEventsReply Starling__ReportEventsReply;
 typedef struct Starling__ListEventsRequest Starling__ListEventsRequest;
 typedef struct Starling__ListEventsReply Starling__ListEventsReply;
-typedef struct Starling__TaskEvent Starling__TaskEvent;
-typedef struct Starling__TaskEvent__ResourcesEntry Starling__TaskEvent__ResourcesEntry;
-typedef struct Starling__ReportTaskEventsRequest Starling__ReportTaskEventsRequest;
-typedef struct Starling__ReportTaskEventsReply Starling__ReportTaskEventsReply;
-typedef struct Starling__TaskSummary Starling__TaskSummary;
 typedef struct Starling__ListTasksRequest Starling__ListTasksRequest;
+typedef struct Starling__JobTaskCounts Starling__JobTaskCounts;
 typedef struct Starling__ListTasksReply Starling__ListTasksReply;
 typedef struct Starling__ListTasksReply__CountsByStateEntry Starling__ListTasksReply__CountsByStateEntry;
 
@@ -64,27 +62,6 @@ typedef enum _Starling__MetricKind {
   STARLING__METRIC_KIND__METRIC_KIND_HISTOGRAM = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(STARLING__METRIC_KIND)
 } Starling__MetricKind;
-typedef enum _Starling__TaskState {
-  STARLING__TASK_STATE__TASK_STATE_UNSPECIFIED = 0,
-  /*
-   * Waiting for its ref arguments.
-   */
-  STARLING__TASK_STATE__TASK_STATE_PENDING_ARGS = 1,
-  /*
-   * Waiting for a worker lease (resources).
-   */
-  STARLING__TASK_STATE__TASK_STATE_PENDING_LEASE = 2,
-  STARLING__TASK_STATE__TASK_STATE_SUBMITTED = 3,
-  STARLING__TASK_STATE__TASK_STATE_RUNNING = 4,
-  STARLING__TASK_STATE__TASK_STATE_FINISHED = 5,
-  STARLING__TASK_STATE__TASK_STATE_FAILED = 6,
-  STARLING__TASK_STATE__TASK_STATE_CANCELLED = 7,
-  /*
-   * Failed and being retried (attempt increases).
-   */
-  STARLING__TASK_STATE__TASK_STATE_RETRYING = 8
-    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(STARLING__TASK_STATE)
-} Starling__TaskState;
 
 /* --- messages --- */
 
@@ -315,10 +292,78 @@ struct  Starling__ReportMetricsRequest
   ProtobufCBinaryData actor_id;
   size_t n_points;
   Starling__MetricPoint **points;
+  /*
+   * The tasks this process submitted, per function (totals since it started; the head keeps
+   * each reporter's latest). Empty: unchanged since the last report.
+   */
+  size_t n_tasks;
+  Starling__TaskStateCounts **tasks;
+  /*
+   * The calls served by actors hosted in this process (totals; empty: unchanged).
+   */
+  size_t n_actor_calls;
+  Starling__ActorCallCounts **actor_calls;
 };
 #define STARLING__REPORT_METRICS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__report_metrics_request__descriptor) \
-    , {0,NULL}, 0, {0,NULL}, {0,NULL}, {0,NULL}, 0,NULL }
+    , {0,NULL}, 0, {0,NULL}, {0,NULL}, {0,NULL}, 0,NULL, 0,NULL, 0,NULL }
+
+
+/*
+ * An owner's tasks of one function by state.
+ */
+struct  Starling__TaskStateCounts
+{
+  ProtobufCMessage base;
+  char *function_name;
+  /*
+   * Waiting for a worker (or for a retry's worker).
+   */
+  uint32_t pending;
+  /*
+   * Pushed to a worker, no result yet.
+   */
+  uint32_t running;
+  uint64_t finished;
+  /*
+   * Failed for good: the error reached the task's refs.
+   */
+  uint64_t failed;
+  /*
+   * Attempts run again after a worker died or a retried user error.
+   */
+  uint64_t retried;
+};
+#define STARLING__TASK_STATE_COUNTS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&starling__task_state_counts__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
+
+
+/*
+ * The calls one hosted actor served.
+ */
+struct  Starling__ActorCallCounts
+{
+  ProtobufCMessage base;
+  ProtobufCBinaryData actor_id;
+  char *class_name;
+  /*
+   * Calls inside the actor now.
+   */
+  uint32_t running;
+  uint64_t succeeded;
+  /*
+   * Calls that threw (the error went back to the caller).
+   */
+  uint64_t failed;
+  /*
+   * Time spent inside its methods, summed over calls.
+   */
+  double busy_seconds;
+};
+#define STARLING__ACTOR_CALL_COUNTS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&starling__actor_call_counts__descriptor) \
+    , {0,NULL}, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
 
 
 struct  Starling__ReportMetricsReply
@@ -445,114 +490,35 @@ struct  Starling__ListEventsReply
     , NULL, 0,NULL, 0, 0 }
 
 
-struct  Starling__TaskEvent__ResourcesEntry
-{
-  ProtobufCMessage base;
-  char *key;
-  double value;
-};
-#define STARLING__TASK_EVENT__RESOURCES_ENTRY__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&starling__task_event__resources_entry__descriptor) \
-    , (char *)protobuf_c_empty_string, 0 }
-
-
-struct  Starling__TaskEvent
-{
-  ProtobufCMessage base;
-  ProtobufCBinaryData task_id;
-  ProtobufCBinaryData job_id;
-  uint32_t attempt;
-  Starling__TaskState state;
-  int64_t time_unix_ms;
-  Starling__TaskKind kind;
-  /*
-   * "Square", "Counter.add".
-   */
-  char *name;
-  ProtobufCBinaryData node_id;
-  ProtobufCBinaryData worker_id;
-  ProtobufCBinaryData actor_id;
-  /*
-   * Set in FAILED.
-   */
-  Starling__RemoteError *error;
-  size_t n_resources;
-  Starling__TaskEvent__ResourcesEntry **resources;
-};
-#define STARLING__TASK_EVENT__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&starling__task_event__descriptor) \
-    , {0,NULL}, {0,NULL}, 0, STARLING__TASK_STATE__TASK_STATE_UNSPECIFIED, 0, STARLING__TASK_KIND__TASK_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, {0,NULL}, {0,NULL}, {0,NULL}, NULL, 0,NULL }
-
-
-struct  Starling__ReportTaskEventsRequest
-{
-  ProtobufCMessage base;
-  ProtobufCBinaryData reporter_id;
-  /*
-   * Increases per report of this reporter: a report seen before is ignored.
-   */
-  uint64_t sequence;
-  size_t n_events;
-  Starling__TaskEvent **events;
-  /*
-   * Events the reporter dropped because its buffer was full.
-   */
-  uint32_t dropped;
-};
-#define STARLING__REPORT_TASK_EVENTS_REQUEST__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&starling__report_task_events_request__descriptor) \
-    , {0,NULL}, 0, 0,NULL, 0 }
-
-
-struct  Starling__ReportTaskEventsReply
-{
-  ProtobufCMessage base;
-  Starling__Status *status;
-};
-#define STARLING__REPORT_TASK_EVENTS_REPLY__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&starling__report_task_events_reply__descriptor) \
-    , NULL }
-
-
-struct  Starling__TaskSummary
-{
-  ProtobufCMessage base;
-  ProtobufCBinaryData task_id;
-  ProtobufCBinaryData job_id;
-  char *name;
-  Starling__TaskKind kind;
-  Starling__TaskState state;
-  uint32_t attempt;
-  ProtobufCBinaryData node_id;
-  ProtobufCBinaryData worker_id;
-  ProtobufCBinaryData actor_id;
-  int64_t submit_time_unix_ms;
-  int64_t start_time_unix_ms;
-  int64_t end_time_unix_ms;
-  Starling__RemoteError *error;
-};
-#define STARLING__TASK_SUMMARY__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&starling__task_summary__descriptor) \
-    , {0,NULL}, {0,NULL}, (char *)protobuf_c_empty_string, STARLING__TASK_KIND__TASK_KIND_UNSPECIFIED, STARLING__TASK_STATE__TASK_STATE_UNSPECIFIED, 0, {0,NULL}, {0,NULL}, {0,NULL}, 0, 0, 0, NULL }
-
-
 struct  Starling__ListTasksRequest
 {
   ProtobufCMessage base;
   /*
-   * Filters; empty or UNSPECIFIED: all.
+   * Only this job's (empty: all).
    */
   ProtobufCBinaryData job_id;
-  Starling__TaskState state;
-  ProtobufCBinaryData actor_id;
   /*
-   * At most this many, newest first (0: the head's default).
+   * At most this many recent failures (0: the head's default, 20).
    */
   uint32_t limit;
 };
 #define STARLING__LIST_TASKS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__list_tasks_request__descriptor) \
-    , {0,NULL}, STARLING__TASK_STATE__TASK_STATE_UNSPECIFIED, {0,NULL}, 0 }
+    , {0,NULL}, 0 }
+
+
+/*
+ * One job's tasks of one function.
+ */
+struct  Starling__JobTaskCounts
+{
+  ProtobufCMessage base;
+  ProtobufCBinaryData job_id;
+  Starling__TaskStateCounts *counts;
+};
+#define STARLING__JOB_TASK_COUNTS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&starling__job_task_counts__descriptor) \
+    , {0,NULL}, NULL }
 
 
 struct  Starling__ListTasksReply__CountsByStateEntry
@@ -570,21 +536,25 @@ struct  Starling__ListTasksReply
 {
   ProtobufCMessage base;
   Starling__Status *status;
-  size_t n_tasks;
-  Starling__TaskSummary **tasks;
   /*
-   * Matching tasks the head knows of (may exceed the list's length).
-   */
-  uint32_t total;
-  /*
-   * Counts of all known tasks by state name ("RUNNING": 3), for the dashboard.
+   * Summed over the matching jobs: "PENDING", "RUNNING", "FINISHED", "FAILED", "RETRIED".
    */
   size_t n_counts_by_state;
   Starling__ListTasksReply__CountsByStateEntry **counts_by_state;
+  /*
+   * Per job and function, ordered by job then function.
+   */
+  size_t n_functions;
+  Starling__JobTaskCounts **functions;
+  /*
+   * The most recent TASK_FAILED events, newest last.
+   */
+  size_t n_recent_failures;
+  Starling__Event **recent_failures;
 };
 #define STARLING__LIST_TASKS_REPLY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__list_tasks_reply__descriptor) \
-    , NULL, 0,NULL, 0, 0,NULL }
+    , NULL, 0,NULL, 0,NULL, 0,NULL }
 
 
 /* Starling__NodeStats__ResourcesUsedEntry methods */
@@ -767,6 +737,44 @@ Starling__ReportMetricsRequest *
 void   starling__report_metrics_request__free_unpacked
                      (Starling__ReportMetricsRequest *message,
                       ProtobufCAllocator *allocator);
+/* Starling__TaskStateCounts methods */
+void   starling__task_state_counts__init
+                     (Starling__TaskStateCounts         *message);
+size_t starling__task_state_counts__get_packed_size
+                     (const Starling__TaskStateCounts   *message);
+size_t starling__task_state_counts__pack
+                     (const Starling__TaskStateCounts   *message,
+                      uint8_t             *out);
+size_t starling__task_state_counts__pack_to_buffer
+                     (const Starling__TaskStateCounts   *message,
+                      ProtobufCBuffer     *buffer);
+Starling__TaskStateCounts *
+       starling__task_state_counts__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   starling__task_state_counts__free_unpacked
+                     (Starling__TaskStateCounts *message,
+                      ProtobufCAllocator *allocator);
+/* Starling__ActorCallCounts methods */
+void   starling__actor_call_counts__init
+                     (Starling__ActorCallCounts         *message);
+size_t starling__actor_call_counts__get_packed_size
+                     (const Starling__ActorCallCounts   *message);
+size_t starling__actor_call_counts__pack
+                     (const Starling__ActorCallCounts   *message,
+                      uint8_t             *out);
+size_t starling__actor_call_counts__pack_to_buffer
+                     (const Starling__ActorCallCounts   *message,
+                      ProtobufCBuffer     *buffer);
+Starling__ActorCallCounts *
+       starling__actor_call_counts__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   starling__actor_call_counts__free_unpacked
+                     (Starling__ActorCallCounts *message,
+                      ProtobufCAllocator *allocator);
 /* Starling__ReportMetricsReply methods */
 void   starling__report_metrics_reply__init
                      (Starling__ReportMetricsReply         *message);
@@ -903,85 +911,6 @@ Starling__ListEventsReply *
 void   starling__list_events_reply__free_unpacked
                      (Starling__ListEventsReply *message,
                       ProtobufCAllocator *allocator);
-/* Starling__TaskEvent__ResourcesEntry methods */
-void   starling__task_event__resources_entry__init
-                     (Starling__TaskEvent__ResourcesEntry         *message);
-/* Starling__TaskEvent methods */
-void   starling__task_event__init
-                     (Starling__TaskEvent         *message);
-size_t starling__task_event__get_packed_size
-                     (const Starling__TaskEvent   *message);
-size_t starling__task_event__pack
-                     (const Starling__TaskEvent   *message,
-                      uint8_t             *out);
-size_t starling__task_event__pack_to_buffer
-                     (const Starling__TaskEvent   *message,
-                      ProtobufCBuffer     *buffer);
-Starling__TaskEvent *
-       starling__task_event__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data);
-void   starling__task_event__free_unpacked
-                     (Starling__TaskEvent *message,
-                      ProtobufCAllocator *allocator);
-/* Starling__ReportTaskEventsRequest methods */
-void   starling__report_task_events_request__init
-                     (Starling__ReportTaskEventsRequest         *message);
-size_t starling__report_task_events_request__get_packed_size
-                     (const Starling__ReportTaskEventsRequest   *message);
-size_t starling__report_task_events_request__pack
-                     (const Starling__ReportTaskEventsRequest   *message,
-                      uint8_t             *out);
-size_t starling__report_task_events_request__pack_to_buffer
-                     (const Starling__ReportTaskEventsRequest   *message,
-                      ProtobufCBuffer     *buffer);
-Starling__ReportTaskEventsRequest *
-       starling__report_task_events_request__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data);
-void   starling__report_task_events_request__free_unpacked
-                     (Starling__ReportTaskEventsRequest *message,
-                      ProtobufCAllocator *allocator);
-/* Starling__ReportTaskEventsReply methods */
-void   starling__report_task_events_reply__init
-                     (Starling__ReportTaskEventsReply         *message);
-size_t starling__report_task_events_reply__get_packed_size
-                     (const Starling__ReportTaskEventsReply   *message);
-size_t starling__report_task_events_reply__pack
-                     (const Starling__ReportTaskEventsReply   *message,
-                      uint8_t             *out);
-size_t starling__report_task_events_reply__pack_to_buffer
-                     (const Starling__ReportTaskEventsReply   *message,
-                      ProtobufCBuffer     *buffer);
-Starling__ReportTaskEventsReply *
-       starling__report_task_events_reply__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data);
-void   starling__report_task_events_reply__free_unpacked
-                     (Starling__ReportTaskEventsReply *message,
-                      ProtobufCAllocator *allocator);
-/* Starling__TaskSummary methods */
-void   starling__task_summary__init
-                     (Starling__TaskSummary         *message);
-size_t starling__task_summary__get_packed_size
-                     (const Starling__TaskSummary   *message);
-size_t starling__task_summary__pack
-                     (const Starling__TaskSummary   *message,
-                      uint8_t             *out);
-size_t starling__task_summary__pack_to_buffer
-                     (const Starling__TaskSummary   *message,
-                      ProtobufCBuffer     *buffer);
-Starling__TaskSummary *
-       starling__task_summary__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data);
-void   starling__task_summary__free_unpacked
-                     (Starling__TaskSummary *message,
-                      ProtobufCAllocator *allocator);
 /* Starling__ListTasksRequest methods */
 void   starling__list_tasks_request__init
                      (Starling__ListTasksRequest         *message);
@@ -1000,6 +929,25 @@ Starling__ListTasksRequest *
                       const uint8_t       *data);
 void   starling__list_tasks_request__free_unpacked
                      (Starling__ListTasksRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Starling__JobTaskCounts methods */
+void   starling__job_task_counts__init
+                     (Starling__JobTaskCounts         *message);
+size_t starling__job_task_counts__get_packed_size
+                     (const Starling__JobTaskCounts   *message);
+size_t starling__job_task_counts__pack
+                     (const Starling__JobTaskCounts   *message,
+                      uint8_t             *out);
+size_t starling__job_task_counts__pack_to_buffer
+                     (const Starling__JobTaskCounts   *message,
+                      ProtobufCBuffer     *buffer);
+Starling__JobTaskCounts *
+       starling__job_task_counts__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   starling__job_task_counts__free_unpacked
+                     (Starling__JobTaskCounts *message,
                       ProtobufCAllocator *allocator);
 /* Starling__ListTasksReply__CountsByStateEntry methods */
 void   starling__list_tasks_reply__counts_by_state_entry__init
@@ -1061,6 +1009,12 @@ typedef void (*Starling__MetricPoint_Closure)
 typedef void (*Starling__ReportMetricsRequest_Closure)
                  (const Starling__ReportMetricsRequest *message,
                   void *closure_data);
+typedef void (*Starling__TaskStateCounts_Closure)
+                 (const Starling__TaskStateCounts *message,
+                  void *closure_data);
+typedef void (*Starling__ActorCallCounts_Closure)
+                 (const Starling__ActorCallCounts *message,
+                  void *closure_data);
 typedef void (*Starling__ReportMetricsReply_Closure)
                  (const Starling__ReportMetricsReply *message,
                   void *closure_data);
@@ -1085,23 +1039,11 @@ typedef void (*Starling__ListEventsRequest_Closure)
 typedef void (*Starling__ListEventsReply_Closure)
                  (const Starling__ListEventsReply *message,
                   void *closure_data);
-typedef void (*Starling__TaskEvent__ResourcesEntry_Closure)
-                 (const Starling__TaskEvent__ResourcesEntry *message,
-                  void *closure_data);
-typedef void (*Starling__TaskEvent_Closure)
-                 (const Starling__TaskEvent *message,
-                  void *closure_data);
-typedef void (*Starling__ReportTaskEventsRequest_Closure)
-                 (const Starling__ReportTaskEventsRequest *message,
-                  void *closure_data);
-typedef void (*Starling__ReportTaskEventsReply_Closure)
-                 (const Starling__ReportTaskEventsReply *message,
-                  void *closure_data);
-typedef void (*Starling__TaskSummary_Closure)
-                 (const Starling__TaskSummary *message,
-                  void *closure_data);
 typedef void (*Starling__ListTasksRequest_Closure)
                  (const Starling__ListTasksRequest *message,
+                  void *closure_data);
+typedef void (*Starling__JobTaskCounts_Closure)
+                 (const Starling__JobTaskCounts *message,
                   void *closure_data);
 typedef void (*Starling__ListTasksReply__CountsByStateEntry_Closure)
                  (const Starling__ListTasksReply__CountsByStateEntry *message,
@@ -1140,10 +1082,6 @@ struct Starling__HealthMetrics_Service
                       const Starling__ListEventsRequest *input,
                       Starling__ListEventsReply_Closure closure,
                       void *closure_data);
-  void (*report_task_events)(Starling__HealthMetrics_Service *service,
-                             const Starling__ReportTaskEventsRequest *input,
-                             Starling__ReportTaskEventsReply_Closure closure,
-                             void *closure_data);
   void (*list_tasks)(Starling__HealthMetrics_Service *service,
                      const Starling__ListTasksRequest *input,
                      Starling__ListTasksReply_Closure closure,
@@ -1162,7 +1100,6 @@ void starling__health_metrics__init (Starling__HealthMetrics_Service *service,
       function_prefix__ ## get_metrics,\
       function_prefix__ ## report_events,\
       function_prefix__ ## list_events,\
-      function_prefix__ ## report_task_events,\
       function_prefix__ ## list_tasks  }
 void starling__health_metrics__heartbeat(ProtobufCService *service,
                                          const Starling__HeartbeatRequest *input,
@@ -1188,10 +1125,6 @@ void starling__health_metrics__list_events(ProtobufCService *service,
                                            const Starling__ListEventsRequest *input,
                                            Starling__ListEventsReply_Closure closure,
                                            void *closure_data);
-void starling__health_metrics__report_task_events(ProtobufCService *service,
-                                                  const Starling__ReportTaskEventsRequest *input,
-                                                  Starling__ReportTaskEventsReply_Closure closure,
-                                                  void *closure_data);
 void starling__health_metrics__list_tasks(ProtobufCService *service,
                                           const Starling__ListTasksRequest *input,
                                           Starling__ListTasksReply_Closure closure,
@@ -1221,7 +1154,6 @@ void starling__node_health__check_health(ProtobufCService *service,
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    starling__metric_kind__descriptor;
-extern const ProtobufCEnumDescriptor    starling__task_state__descriptor;
 extern const ProtobufCMessageDescriptor starling__node_stats__descriptor;
 extern const ProtobufCMessageDescriptor starling__node_stats__resources_used_entry__descriptor;
 extern const ProtobufCMessageDescriptor starling__node_stats__resources_total_entry__descriptor;
@@ -1234,6 +1166,8 @@ extern const ProtobufCMessageDescriptor starling__list_node_stats_reply__descrip
 extern const ProtobufCMessageDescriptor starling__metric_point__descriptor;
 extern const ProtobufCMessageDescriptor starling__metric_point__tags_entry__descriptor;
 extern const ProtobufCMessageDescriptor starling__report_metrics_request__descriptor;
+extern const ProtobufCMessageDescriptor starling__task_state_counts__descriptor;
+extern const ProtobufCMessageDescriptor starling__actor_call_counts__descriptor;
 extern const ProtobufCMessageDescriptor starling__report_metrics_reply__descriptor;
 extern const ProtobufCMessageDescriptor starling__get_metrics_request__descriptor;
 extern const ProtobufCMessageDescriptor starling__get_metrics_request__tags_entry__descriptor;
@@ -1242,12 +1176,8 @@ extern const ProtobufCMessageDescriptor starling__report_events_request__descrip
 extern const ProtobufCMessageDescriptor starling__report_events_reply__descriptor;
 extern const ProtobufCMessageDescriptor starling__list_events_request__descriptor;
 extern const ProtobufCMessageDescriptor starling__list_events_reply__descriptor;
-extern const ProtobufCMessageDescriptor starling__task_event__descriptor;
-extern const ProtobufCMessageDescriptor starling__task_event__resources_entry__descriptor;
-extern const ProtobufCMessageDescriptor starling__report_task_events_request__descriptor;
-extern const ProtobufCMessageDescriptor starling__report_task_events_reply__descriptor;
-extern const ProtobufCMessageDescriptor starling__task_summary__descriptor;
 extern const ProtobufCMessageDescriptor starling__list_tasks_request__descriptor;
+extern const ProtobufCMessageDescriptor starling__job_task_counts__descriptor;
 extern const ProtobufCMessageDescriptor starling__list_tasks_reply__descriptor;
 extern const ProtobufCMessageDescriptor starling__list_tasks_reply__counts_by_state_entry__descriptor;
 extern const ProtobufCServiceDescriptor starling__health_metrics__descriptor;

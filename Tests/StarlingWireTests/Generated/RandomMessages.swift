@@ -1088,6 +1088,34 @@ extension ReportMetricsRequest {
         m.jobId = rBytes(&rng)
         m.actorId = rBytes(&rng)
         m.points = rList(&rng) { MetricPoint.random(using: &$0) }
+        m.tasks = rList(&rng) { TaskStateCounts.random(using: &$0) }
+        m.actorCalls = rList(&rng) { ActorCallCounts.random(using: &$0) }
+        return m
+    }
+}
+
+extension TaskStateCounts {
+    static func random(using rng: inout some RandomNumberGenerator) -> TaskStateCounts {
+        var m = TaskStateCounts()
+        m.functionName = rString(&rng)
+        m.pending = rInt(&rng)
+        m.running = rInt(&rng)
+        m.finished = rInt(&rng)
+        m.failed = rInt(&rng)
+        m.retried = rInt(&rng)
+        return m
+    }
+}
+
+extension ActorCallCounts {
+    static func random(using rng: inout some RandomNumberGenerator) -> ActorCallCounts {
+        var m = ActorCallCounts()
+        m.actorId = rBytes(&rng)
+        m.className = rString(&rng)
+        m.running = rInt(&rng)
+        m.succeeded = rInt(&rng)
+        m.failed = rInt(&rng)
+        m.busySeconds = rFloat(&rng)
         return m
     }
 }
@@ -1159,71 +1187,20 @@ extension ListEventsReply {
     }
 }
 
-extension TaskEvent {
-    static func random(using rng: inout some RandomNumberGenerator) -> TaskEvent {
-        var m = TaskEvent()
-        m.taskId = rBytes(&rng)
-        m.jobId = rBytes(&rng)
-        m.attempt = rInt(&rng)
-        m.state = rEnum(&rng)
-        m.timeUnixMs = rInt(&rng)
-        m.kind = rEnum(&rng)
-        m.name = rString(&rng)
-        m.nodeId = rBytes(&rng)
-        m.workerId = rBytes(&rng)
-        m.actorId = rBytes(&rng)
-        m.error = rMessage(&rng) { RemoteError.random(using: &$0) }
-        m.resources = rMap(&rng) { rFloat(&$0) }
-        return m
-    }
-}
-
-extension ReportTaskEventsRequest {
-    static func random(using rng: inout some RandomNumberGenerator) -> ReportTaskEventsRequest {
-        var m = ReportTaskEventsRequest()
-        m.reporterId = rBytes(&rng)
-        m.sequence = rInt(&rng)
-        m.events = rList(&rng) { TaskEvent.random(using: &$0) }
-        m.dropped = rInt(&rng)
-        return m
-    }
-}
-
-extension ReportTaskEventsReply {
-    static func random(using rng: inout some RandomNumberGenerator) -> ReportTaskEventsReply {
-        var m = ReportTaskEventsReply()
-        m.status = rMessage(&rng) { Status.random(using: &$0) }
-        return m
-    }
-}
-
-extension TaskSummary {
-    static func random(using rng: inout some RandomNumberGenerator) -> TaskSummary {
-        var m = TaskSummary()
-        m.taskId = rBytes(&rng)
-        m.jobId = rBytes(&rng)
-        m.name = rString(&rng)
-        m.kind = rEnum(&rng)
-        m.state = rEnum(&rng)
-        m.attempt = rInt(&rng)
-        m.nodeId = rBytes(&rng)
-        m.workerId = rBytes(&rng)
-        m.actorId = rBytes(&rng)
-        m.submitTimeUnixMs = rInt(&rng)
-        m.startTimeUnixMs = rInt(&rng)
-        m.endTimeUnixMs = rInt(&rng)
-        m.error = rMessage(&rng) { RemoteError.random(using: &$0) }
-        return m
-    }
-}
-
 extension ListTasksRequest {
     static func random(using rng: inout some RandomNumberGenerator) -> ListTasksRequest {
         var m = ListTasksRequest()
         m.jobId = rBytes(&rng)
-        m.state = rEnum(&rng)
-        m.actorId = rBytes(&rng)
         m.limit = rInt(&rng)
+        return m
+    }
+}
+
+extension JobTaskCounts {
+    static func random(using rng: inout some RandomNumberGenerator) -> JobTaskCounts {
+        var m = JobTaskCounts()
+        m.jobId = rBytes(&rng)
+        m.counts = rMessage(&rng) { TaskStateCounts.random(using: &$0) }
         return m
     }
 }
@@ -1232,9 +1209,9 @@ extension ListTasksReply {
     static func random(using rng: inout some RandomNumberGenerator) -> ListTasksReply {
         var m = ListTasksReply()
         m.status = rMessage(&rng) { Status.random(using: &$0) }
-        m.tasks = rList(&rng) { TaskSummary.random(using: &$0) }
-        m.total = rInt(&rng)
         m.countsByState = rMap(&rng) { rFloat(&$0) }
+        m.functions = rList(&rng) { JobTaskCounts.random(using: &$0) }
+        m.recentFailures = rList(&rng) { Event.random(using: &$0) }
         return m
     }
 }
@@ -2283,6 +2260,8 @@ let allMessageRoundTrips: [(name: String, check: @Sendable (inout ProtoTestRNG) 
     ("ListNodeStatsReply", { try roundTripMismatch(ListNodeStatsReply.random(using: &$0)) }),
     ("MetricPoint", { try roundTripMismatch(MetricPoint.random(using: &$0)) }),
     ("ReportMetricsRequest", { try roundTripMismatch(ReportMetricsRequest.random(using: &$0)) }),
+    ("TaskStateCounts", { try roundTripMismatch(TaskStateCounts.random(using: &$0)) }),
+    ("ActorCallCounts", { try roundTripMismatch(ActorCallCounts.random(using: &$0)) }),
     ("ReportMetricsReply", { try roundTripMismatch(ReportMetricsReply.random(using: &$0)) }),
     ("GetMetricsRequest", { try roundTripMismatch(GetMetricsRequest.random(using: &$0)) }),
     ("GetMetricsReply", { try roundTripMismatch(GetMetricsReply.random(using: &$0)) }),
@@ -2290,11 +2269,8 @@ let allMessageRoundTrips: [(name: String, check: @Sendable (inout ProtoTestRNG) 
     ("ReportEventsReply", { try roundTripMismatch(ReportEventsReply.random(using: &$0)) }),
     ("ListEventsRequest", { try roundTripMismatch(ListEventsRequest.random(using: &$0)) }),
     ("ListEventsReply", { try roundTripMismatch(ListEventsReply.random(using: &$0)) }),
-    ("TaskEvent", { try roundTripMismatch(TaskEvent.random(using: &$0)) }),
-    ("ReportTaskEventsRequest", { try roundTripMismatch(ReportTaskEventsRequest.random(using: &$0)) }),
-    ("ReportTaskEventsReply", { try roundTripMismatch(ReportTaskEventsReply.random(using: &$0)) }),
-    ("TaskSummary", { try roundTripMismatch(TaskSummary.random(using: &$0)) }),
     ("ListTasksRequest", { try roundTripMismatch(ListTasksRequest.random(using: &$0)) }),
+    ("JobTaskCounts", { try roundTripMismatch(JobTaskCounts.random(using: &$0)) }),
     ("ListTasksReply", { try roundTripMismatch(ListTasksReply.random(using: &$0)) }),
     ("RequestWorkerLeaseRequest", { try roundTripMismatch(RequestWorkerLeaseRequest.random(using: &$0)) }),
     ("RequestWorkerLeaseReply", { try roundTripMismatch(RequestWorkerLeaseReply.random(using: &$0)) }),
@@ -2430,7 +2406,6 @@ let allReplyStatusDecoders: [(name: String, decode: @Sendable ([UInt8]) throws -
     ("GetMetricsReply", { try GetMetricsReply(serializedBytes: $0).status }),
     ("ReportEventsReply", { try ReportEventsReply(serializedBytes: $0).status }),
     ("ListEventsReply", { try ListEventsReply(serializedBytes: $0).status }),
-    ("ReportTaskEventsReply", { try ReportTaskEventsReply(serializedBytes: $0).status }),
     ("ListTasksReply", { try ListTasksReply(serializedBytes: $0).status }),
     ("RequestWorkerLeaseReply", { try RequestWorkerLeaseReply(serializedBytes: $0).status }),
     ("ReturnWorkerLeaseReply", { try ReturnWorkerLeaseReply(serializedBytes: $0).status }),

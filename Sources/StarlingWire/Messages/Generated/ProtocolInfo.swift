@@ -82,7 +82,6 @@ public let allRPCs: [(method: UInt32, name: String)] = [
     (511, "HealthMetrics.GetMetrics"),
     (520, "HealthMetrics.ReportEvents"),
     (521, "HealthMetrics.ListEvents"),
-    (530, "HealthMetrics.ReportTaskEvents"),
     (531, "HealthMetrics.ListTasks"),
     (550, "NodeHealth.CheckHealth"),
 ]

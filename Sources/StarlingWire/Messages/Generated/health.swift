@@ -19,26 +19,6 @@ extension MetricKind {
     var cValue: Starling__MetricKind { Starling__MetricKind(rawValue: UInt32(bitPattern: rawValue)) }
 }
 
-public enum TaskState: Int32, Sendable, CaseIterable {
-    case unspecified = 0
-    /// Waiting for its ref arguments.
-    case pendingArgs = 1
-    /// Waiting for a worker lease (resources).
-    case pendingLease = 2
-    case submitted = 3
-    case running = 4
-    case finished = 5
-    case failed = 6
-    case cancelled = 7
-    /// Failed and being retried (attempt increases).
-    case retrying = 8
-}
-
-extension TaskState {
-    init(c: Starling__TaskState) { self = Self(rawValue: Int32(bitPattern: c.rawValue)) ?? .unspecified }
-    var cValue: Starling__TaskState { Starling__TaskState(rawValue: UInt32(bitPattern: rawValue)) }
-}
-
 public struct NodeStats: ProtoMessage {
     public static var protoName: String { "starling.NodeStats" }
 
@@ -495,16 +475,23 @@ public struct ReportMetricsRequest: ProtoMessage {
     /// Set when reported from inside an actor.
     public var actorId: [UInt8] = []
     public var points: [MetricPoint] = []
+    /// The tasks this process submitted, per function (totals since it started; the head keeps
+    /// each reporter's latest). Empty: unchanged since the last report.
+    public var tasks: [TaskStateCounts] = []
+    /// The calls served by actors hosted in this process (totals; empty: unchanged).
+    public var actorCalls: [ActorCallCounts] = []
 
     public init() {}
 
-    public init(reporterId: [UInt8] = [], sequence: UInt64 = 0, nodeId: [UInt8] = [], jobId: [UInt8] = [], actorId: [UInt8] = [], points: [MetricPoint] = []) {
+    public init(reporterId: [UInt8] = [], sequence: UInt64 = 0, nodeId: [UInt8] = [], jobId: [UInt8] = [], actorId: [UInt8] = [], points: [MetricPoint] = [], tasks: [TaskStateCounts] = [], actorCalls: [ActorCallCounts] = []) {
         self.reporterId = reporterId
         self.sequence = sequence
         self.nodeId = nodeId
         self.jobId = jobId
         self.actorId = actorId
         self.points = points
+        self.tasks = tasks
+        self.actorCalls = actorCalls
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -525,6 +512,8 @@ extension ReportMetricsRequest: ProtoCBacked {
         self.jobId = protoBytes(c.job_id)
         self.actorId = protoBytes(c.actor_id)
         self.points = protoMessages(c.n_points, c.points)
+        self.tasks = protoMessages(c.n_tasks, c.tasks)
+        self.actorCalls = protoMessages(c.n_actor_calls, c.actor_calls)
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__ReportMetricsRequest>, _ a: ProtoArena) {
@@ -536,6 +525,123 @@ extension ReportMetricsRequest: ProtoCBacked {
         c.pointee.actor_id = a.bytes(self.actorId)
         c.pointee.n_points = self.points.count
         c.pointee.points = a.messages(self.points)
+        c.pointee.n_tasks = self.tasks.count
+        c.pointee.tasks = a.messages(self.tasks)
+        c.pointee.n_actor_calls = self.actorCalls.count
+        c.pointee.actor_calls = a.messages(self.actorCalls)
+    }
+}
+
+/// An owner's tasks of one function by state.
+public struct TaskStateCounts: ProtoMessage {
+    public static var protoName: String { "starling.TaskStateCounts" }
+
+    public var functionName: String = ""
+    /// Waiting for a worker (or for a retry's worker).
+    public var pending: UInt32 = 0
+    /// Pushed to a worker, no result yet.
+    public var running: UInt32 = 0
+    public var finished: UInt64 = 0
+    /// Failed for good: the error reached the task's refs.
+    public var failed: UInt64 = 0
+    /// Attempts run again after a worker died or a retried user error.
+    public var retried: UInt64 = 0
+
+    public init() {}
+
+    public init(functionName: String = "", pending: UInt32 = 0, running: UInt32 = 0, finished: UInt64 = 0, failed: UInt64 = 0, retried: UInt64 = 0) {
+        self.functionName = functionName
+        self.pending = pending
+        self.running = running
+        self.finished = finished
+        self.failed = failed
+        self.retried = retried
+    }
+
+    public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
+        try protoPack(self, allocate)
+    }
+
+    public init(unpacking bytes: UnsafeRawBufferPointer) throws {
+        self = try protoUnpack(bytes, starling__task_state_counts__unpack)
+    }
+}
+
+extension TaskStateCounts: ProtoCBacked {
+    init(c p: UnsafePointer<Starling__TaskStateCounts>) {
+        let c = p.pointee
+        self.functionName = protoString(c.function_name)
+        self.pending = c.pending
+        self.running = c.running
+        self.finished = c.finished
+        self.failed = c.failed
+        self.retried = c.retried
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Starling__TaskStateCounts>, _ a: ProtoArena) {
+        starling__task_state_counts__init(c)
+        c.pointee.function_name = a.string(self.functionName)
+        c.pointee.pending = self.pending
+        c.pointee.running = self.running
+        c.pointee.finished = self.finished
+        c.pointee.failed = self.failed
+        c.pointee.retried = self.retried
+    }
+}
+
+/// The calls one hosted actor served.
+public struct ActorCallCounts: ProtoMessage {
+    public static var protoName: String { "starling.ActorCallCounts" }
+
+    public var actorId: [UInt8] = []
+    public var className: String = ""
+    /// Calls inside the actor now.
+    public var running: UInt32 = 0
+    public var succeeded: UInt64 = 0
+    /// Calls that threw (the error went back to the caller).
+    public var failed: UInt64 = 0
+    /// Time spent inside its methods, summed over calls.
+    public var busySeconds: Double = 0
+
+    public init() {}
+
+    public init(actorId: [UInt8] = [], className: String = "", running: UInt32 = 0, succeeded: UInt64 = 0, failed: UInt64 = 0, busySeconds: Double = 0) {
+        self.actorId = actorId
+        self.className = className
+        self.running = running
+        self.succeeded = succeeded
+        self.failed = failed
+        self.busySeconds = busySeconds
+    }
+
+    public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
+        try protoPack(self, allocate)
+    }
+
+    public init(unpacking bytes: UnsafeRawBufferPointer) throws {
+        self = try protoUnpack(bytes, starling__actor_call_counts__unpack)
+    }
+}
+
+extension ActorCallCounts: ProtoCBacked {
+    init(c p: UnsafePointer<Starling__ActorCallCounts>) {
+        let c = p.pointee
+        self.actorId = protoBytes(c.actor_id)
+        self.className = protoString(c.class_name)
+        self.running = c.running
+        self.succeeded = c.succeeded
+        self.failed = c.failed
+        self.busySeconds = c.busy_seconds
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Starling__ActorCallCounts>, _ a: ProtoArena) {
+        starling__actor_call_counts__init(c)
+        c.pointee.actor_id = a.bytes(self.actorId)
+        c.pointee.class_name = a.string(self.className)
+        c.pointee.running = self.running
+        c.pointee.succeeded = self.succeeded
+        c.pointee.failed = self.failed
+        c.pointee.busy_seconds = self.busySeconds
     }
 }
 
@@ -821,260 +927,18 @@ extension ListEventsReply: ProtoCBacked, ProtoReply {
     }
 }
 
-public struct TaskEvent: ProtoMessage {
-    public static var protoName: String { "starling.TaskEvent" }
-
-    public var taskId: [UInt8] = []
-    public var jobId: [UInt8] = []
-    public var attempt: UInt32 = 0
-    public var state: TaskState = .unspecified
-    public var timeUnixMs: Int64 = 0
-    public var kind: TaskKind = .unspecified
-    /// "Square", "Counter.add".
-    public var name: String = ""
-    public var nodeId: [UInt8] = []
-    public var workerId: [UInt8] = []
-    public var actorId: [UInt8] = []
-    /// Set in FAILED.
-    public var error: RemoteError? = nil
-    public var resources: [String: Double] = [:]
-
-    public init() {}
-
-    public init(taskId: [UInt8] = [], jobId: [UInt8] = [], attempt: UInt32 = 0, state: TaskState = .unspecified, timeUnixMs: Int64 = 0, kind: TaskKind = .unspecified, name: String = "", nodeId: [UInt8] = [], workerId: [UInt8] = [], actorId: [UInt8] = [], error: RemoteError? = nil, resources: [String: Double] = [:]) {
-        self.taskId = taskId
-        self.jobId = jobId
-        self.attempt = attempt
-        self.state = state
-        self.timeUnixMs = timeUnixMs
-        self.kind = kind
-        self.name = name
-        self.nodeId = nodeId
-        self.workerId = workerId
-        self.actorId = actorId
-        self.error = error
-        self.resources = resources
-    }
-
-    public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
-        try protoPack(self, allocate)
-    }
-
-    public init(unpacking bytes: UnsafeRawBufferPointer) throws {
-        self = try protoUnpack(bytes, starling__task_event__unpack)
-    }
-}
-
-extension TaskEvent: ProtoCBacked {
-    init(c p: UnsafePointer<Starling__TaskEvent>) {
-        let c = p.pointee
-        self.taskId = protoBytes(c.task_id)
-        self.jobId = protoBytes(c.job_id)
-        self.attempt = c.attempt
-        self.state = TaskState(c: c.state)
-        self.timeUnixMs = c.time_unix_ms
-        self.kind = TaskKind(c: c.kind)
-        self.name = protoString(c.name)
-        self.nodeId = protoBytes(c.node_id)
-        self.workerId = protoBytes(c.worker_id)
-        self.actorId = protoBytes(c.actor_id)
-        self.error = protoMessage(c.error)
-        self.resources = protoMap(c.n_resources, c.resources) { (protoString($0.key), $0.value) }
-    }
-
-    func fill(_ c: UnsafeMutablePointer<Starling__TaskEvent>, _ a: ProtoArena) {
-        starling__task_event__init(c)
-        c.pointee.task_id = a.bytes(self.taskId)
-        c.pointee.job_id = a.bytes(self.jobId)
-        c.pointee.attempt = self.attempt
-        c.pointee.state = self.state.cValue
-        c.pointee.time_unix_ms = self.timeUnixMs
-        c.pointee.kind = self.kind.cValue
-        c.pointee.name = a.string(self.name)
-        c.pointee.node_id = a.bytes(self.nodeId)
-        c.pointee.worker_id = a.bytes(self.workerId)
-        c.pointee.actor_id = a.bytes(self.actorId)
-        c.pointee.error = a.message(self.error)
-        c.pointee.n_resources = self.resources.count
-        c.pointee.resources = a.map(self.resources, starling__task_event__resources_entry__init) { e, k, v in e.pointee.key = a.string(k); e.pointee.value = v }
-    }
-}
-
-public struct ReportTaskEventsRequest: ProtoMessage {
-    public static var protoName: String { "starling.ReportTaskEventsRequest" }
-
-    public var reporterId: [UInt8] = []
-    /// Increases per report of this reporter: a report seen before is ignored.
-    public var sequence: UInt64 = 0
-    public var events: [TaskEvent] = []
-    /// Events the reporter dropped because its buffer was full.
-    public var dropped: UInt32 = 0
-
-    public init() {}
-
-    public init(reporterId: [UInt8] = [], sequence: UInt64 = 0, events: [TaskEvent] = [], dropped: UInt32 = 0) {
-        self.reporterId = reporterId
-        self.sequence = sequence
-        self.events = events
-        self.dropped = dropped
-    }
-
-    public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
-        try protoPack(self, allocate)
-    }
-
-    public init(unpacking bytes: UnsafeRawBufferPointer) throws {
-        self = try protoUnpack(bytes, starling__report_task_events_request__unpack)
-    }
-}
-
-extension ReportTaskEventsRequest: ProtoCBacked {
-    init(c p: UnsafePointer<Starling__ReportTaskEventsRequest>) {
-        let c = p.pointee
-        self.reporterId = protoBytes(c.reporter_id)
-        self.sequence = c.sequence
-        self.events = protoMessages(c.n_events, c.events)
-        self.dropped = c.dropped
-    }
-
-    func fill(_ c: UnsafeMutablePointer<Starling__ReportTaskEventsRequest>, _ a: ProtoArena) {
-        starling__report_task_events_request__init(c)
-        c.pointee.reporter_id = a.bytes(self.reporterId)
-        c.pointee.sequence = self.sequence
-        c.pointee.n_events = self.events.count
-        c.pointee.events = a.messages(self.events)
-        c.pointee.dropped = self.dropped
-    }
-}
-
-public struct ReportTaskEventsReply: ProtoMessage {
-    public static var protoName: String { "starling.ReportTaskEventsReply" }
-
-    public var status: Status? = nil
-
-    public init() {}
-
-    public init(status: Status? = nil) {
-        self.status = status
-    }
-
-    public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
-        try protoPack(self, allocate)
-    }
-
-    public init(unpacking bytes: UnsafeRawBufferPointer) throws {
-        self = try protoUnpack(bytes, starling__report_task_events_reply__unpack)
-    }
-}
-
-extension ReportTaskEventsReply: ProtoCBacked, ProtoReply {
-    init(c p: UnsafePointer<Starling__ReportTaskEventsReply>) {
-        let c = p.pointee
-        self.status = protoMessage(c.status)
-    }
-
-    func fill(_ c: UnsafeMutablePointer<Starling__ReportTaskEventsReply>, _ a: ProtoArena) {
-        starling__report_task_events_reply__init(c)
-        c.pointee.status = a.message(self.status)
-    }
-}
-
-public struct TaskSummary: ProtoMessage {
-    public static var protoName: String { "starling.TaskSummary" }
-
-    public var taskId: [UInt8] = []
-    public var jobId: [UInt8] = []
-    public var name: String = ""
-    public var kind: TaskKind = .unspecified
-    public var state: TaskState = .unspecified
-    public var attempt: UInt32 = 0
-    public var nodeId: [UInt8] = []
-    public var workerId: [UInt8] = []
-    public var actorId: [UInt8] = []
-    public var submitTimeUnixMs: Int64 = 0
-    public var startTimeUnixMs: Int64 = 0
-    public var endTimeUnixMs: Int64 = 0
-    public var error: RemoteError? = nil
-
-    public init() {}
-
-    public init(taskId: [UInt8] = [], jobId: [UInt8] = [], name: String = "", kind: TaskKind = .unspecified, state: TaskState = .unspecified, attempt: UInt32 = 0, nodeId: [UInt8] = [], workerId: [UInt8] = [], actorId: [UInt8] = [], submitTimeUnixMs: Int64 = 0, startTimeUnixMs: Int64 = 0, endTimeUnixMs: Int64 = 0, error: RemoteError? = nil) {
-        self.taskId = taskId
-        self.jobId = jobId
-        self.name = name
-        self.kind = kind
-        self.state = state
-        self.attempt = attempt
-        self.nodeId = nodeId
-        self.workerId = workerId
-        self.actorId = actorId
-        self.submitTimeUnixMs = submitTimeUnixMs
-        self.startTimeUnixMs = startTimeUnixMs
-        self.endTimeUnixMs = endTimeUnixMs
-        self.error = error
-    }
-
-    public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
-        try protoPack(self, allocate)
-    }
-
-    public init(unpacking bytes: UnsafeRawBufferPointer) throws {
-        self = try protoUnpack(bytes, starling__task_summary__unpack)
-    }
-}
-
-extension TaskSummary: ProtoCBacked {
-    init(c p: UnsafePointer<Starling__TaskSummary>) {
-        let c = p.pointee
-        self.taskId = protoBytes(c.task_id)
-        self.jobId = protoBytes(c.job_id)
-        self.name = protoString(c.name)
-        self.kind = TaskKind(c: c.kind)
-        self.state = TaskState(c: c.state)
-        self.attempt = c.attempt
-        self.nodeId = protoBytes(c.node_id)
-        self.workerId = protoBytes(c.worker_id)
-        self.actorId = protoBytes(c.actor_id)
-        self.submitTimeUnixMs = c.submit_time_unix_ms
-        self.startTimeUnixMs = c.start_time_unix_ms
-        self.endTimeUnixMs = c.end_time_unix_ms
-        self.error = protoMessage(c.error)
-    }
-
-    func fill(_ c: UnsafeMutablePointer<Starling__TaskSummary>, _ a: ProtoArena) {
-        starling__task_summary__init(c)
-        c.pointee.task_id = a.bytes(self.taskId)
-        c.pointee.job_id = a.bytes(self.jobId)
-        c.pointee.name = a.string(self.name)
-        c.pointee.kind = self.kind.cValue
-        c.pointee.state = self.state.cValue
-        c.pointee.attempt = self.attempt
-        c.pointee.node_id = a.bytes(self.nodeId)
-        c.pointee.worker_id = a.bytes(self.workerId)
-        c.pointee.actor_id = a.bytes(self.actorId)
-        c.pointee.submit_time_unix_ms = self.submitTimeUnixMs
-        c.pointee.start_time_unix_ms = self.startTimeUnixMs
-        c.pointee.end_time_unix_ms = self.endTimeUnixMs
-        c.pointee.error = a.message(self.error)
-    }
-}
-
 public struct ListTasksRequest: ProtoMessage {
     public static var protoName: String { "starling.ListTasksRequest" }
 
-    /// Filters; empty or UNSPECIFIED: all.
+    /// Only this job's (empty: all).
     public var jobId: [UInt8] = []
-    public var state: TaskState = .unspecified
-    public var actorId: [UInt8] = []
-    /// At most this many, newest first (0: the head's default).
+    /// At most this many recent failures (0: the head's default, 20).
     public var limit: UInt32 = 0
 
     public init() {}
 
-    public init(jobId: [UInt8] = [], state: TaskState = .unspecified, actorId: [UInt8] = [], limit: UInt32 = 0) {
+    public init(jobId: [UInt8] = [], limit: UInt32 = 0) {
         self.jobId = jobId
-        self.state = state
-        self.actorId = actorId
         self.limit = limit
     }
 
@@ -1091,17 +955,50 @@ extension ListTasksRequest: ProtoCBacked {
     init(c p: UnsafePointer<Starling__ListTasksRequest>) {
         let c = p.pointee
         self.jobId = protoBytes(c.job_id)
-        self.state = TaskState(c: c.state)
-        self.actorId = protoBytes(c.actor_id)
         self.limit = c.limit
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__ListTasksRequest>, _ a: ProtoArena) {
         starling__list_tasks_request__init(c)
         c.pointee.job_id = a.bytes(self.jobId)
-        c.pointee.state = self.state.cValue
-        c.pointee.actor_id = a.bytes(self.actorId)
         c.pointee.limit = self.limit
+    }
+}
+
+/// One job's tasks of one function.
+public struct JobTaskCounts: ProtoMessage {
+    public static var protoName: String { "starling.JobTaskCounts" }
+
+    public var jobId: [UInt8] = []
+    public var counts: TaskStateCounts? = nil
+
+    public init() {}
+
+    public init(jobId: [UInt8] = [], counts: TaskStateCounts? = nil) {
+        self.jobId = jobId
+        self.counts = counts
+    }
+
+    public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
+        try protoPack(self, allocate)
+    }
+
+    public init(unpacking bytes: UnsafeRawBufferPointer) throws {
+        self = try protoUnpack(bytes, starling__job_task_counts__unpack)
+    }
+}
+
+extension JobTaskCounts: ProtoCBacked {
+    init(c p: UnsafePointer<Starling__JobTaskCounts>) {
+        let c = p.pointee
+        self.jobId = protoBytes(c.job_id)
+        self.counts = protoMessage(c.counts)
+    }
+
+    func fill(_ c: UnsafeMutablePointer<Starling__JobTaskCounts>, _ a: ProtoArena) {
+        starling__job_task_counts__init(c)
+        c.pointee.job_id = a.bytes(self.jobId)
+        c.pointee.counts = a.message(self.counts)
     }
 }
 
@@ -1109,19 +1006,20 @@ public struct ListTasksReply: ProtoMessage {
     public static var protoName: String { "starling.ListTasksReply" }
 
     public var status: Status? = nil
-    public var tasks: [TaskSummary] = []
-    /// Matching tasks the head knows of (may exceed the list's length).
-    public var total: UInt32 = 0
-    /// Counts of all known tasks by state name ("RUNNING": 3), for the dashboard.
+    /// Summed over the matching jobs: "PENDING", "RUNNING", "FINISHED", "FAILED", "RETRIED".
     public var countsByState: [String: Double] = [:]
+    /// Per job and function, ordered by job then function.
+    public var functions: [JobTaskCounts] = []
+    /// The most recent TASK_FAILED events, newest last.
+    public var recentFailures: [Event] = []
 
     public init() {}
 
-    public init(status: Status? = nil, tasks: [TaskSummary] = [], total: UInt32 = 0, countsByState: [String: Double] = [:]) {
+    public init(status: Status? = nil, countsByState: [String: Double] = [:], functions: [JobTaskCounts] = [], recentFailures: [Event] = []) {
         self.status = status
-        self.tasks = tasks
-        self.total = total
         self.countsByState = countsByState
+        self.functions = functions
+        self.recentFailures = recentFailures
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -1137,19 +1035,20 @@ extension ListTasksReply: ProtoCBacked, ProtoReply {
     init(c p: UnsafePointer<Starling__ListTasksReply>) {
         let c = p.pointee
         self.status = protoMessage(c.status)
-        self.tasks = protoMessages(c.n_tasks, c.tasks)
-        self.total = c.total
         self.countsByState = protoMap(c.n_counts_by_state, c.counts_by_state) { (protoString($0.key), $0.value) }
+        self.functions = protoMessages(c.n_functions, c.functions)
+        self.recentFailures = protoMessages(c.n_recent_failures, c.recent_failures)
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__ListTasksReply>, _ a: ProtoArena) {
         starling__list_tasks_reply__init(c)
         c.pointee.status = a.message(self.status)
-        c.pointee.n_tasks = self.tasks.count
-        c.pointee.tasks = a.messages(self.tasks)
-        c.pointee.total = self.total
         c.pointee.n_counts_by_state = self.countsByState.count
         c.pointee.counts_by_state = a.map(self.countsByState, starling__list_tasks_reply__counts_by_state_entry__init) { e, k, v in e.pointee.key = a.string(k); e.pointee.value = v }
+        c.pointee.n_functions = self.functions.count
+        c.pointee.functions = a.messages(self.functions)
+        c.pointee.n_recent_failures = self.recentFailures.count
+        c.pointee.recent_failures = a.messages(self.recentFailures)
     }
 }
 
@@ -1173,9 +1072,8 @@ public enum HealthMetricsRPC {
     public static let reportEvents = RPC<ReportEventsRequest, ReportEventsReply>(method: 520, name: "HealthMetrics.ReportEvents")
     /// Reads the event log after a sequence number, long-polling up to wait_ms. Idempotent.
     public static let listEvents = RPC<ListEventsRequest, ListEventsReply>(method: 521, name: "HealthMetrics.ListEvents")
-    /// Task state changes from owners and workers, batched. Idempotent by (reporter, sequence).
-    public static let reportTaskEvents = RPC<ReportTaskEventsRequest, ReportTaskEventsReply>(method: 530, name: "HealthMetrics.ReportTaskEvents")
-    /// Lists recent tasks with their states. Never fails. Idempotent.
+    /// Tasks by state as their owners last reported them, per job and function, with recent
+    /// failures. Never fails. Idempotent.
     public static let listTasks = RPC<ListTasksRequest, ListTasksReply>(method: 531, name: "HealthMetrics.ListTasks")
 }
 
