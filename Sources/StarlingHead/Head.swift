@@ -12,8 +12,9 @@ public struct HeadSettings: Sendable {
     public var listenAddress: Address
     /// Directory for the head's files (uploaded executables); must exist.
     public var sessionDir: String
-    /// How often nodes must send a heartbeat, and the silence after which a node is dead.
-    public var heartbeatInterval: Duration = .milliseconds(200)
+    /// How often nodes must send a heartbeat (each carries the node's free resources, and about
+    /// once a second its statistics), and the silence after which a node is dead.
+    public var heartbeatInterval: Duration = .milliseconds(500)
     public var nodeTimeout: Duration = .seconds(5)
     /// Where the HTTP endpoint (metrics, health, JSON API, dashboard) listens; nil: none.
     /// Port 0 picks a free port (`Head.dashboardURL` tells which).

@@ -27,6 +27,7 @@ extension NodeManager {
         let reply = try await head.call(HeadRPC.registerNode, request, timeout: .seconds(10))
         updateView(reply.clusterView, version: reply.clusterViewVersion)
         let interval = Duration.milliseconds(Int(max(reply.heartbeatIntervalMs, 10)))
+        statsEvery = max(1, UInt64(1000 / max(reply.heartbeatIntervalMs, 10)))
         let timeout = Duration.milliseconds(Int(max(reply.nodeTimeoutMs, 100)))
         heartbeats = Task { [weak self] in
             var sequence: UInt64 = 0
@@ -55,8 +56,8 @@ extension NodeManager {
         request.nodeId = nodeID.bytes
         request.sequence = sequence
         request.resources = resourceReport()
-        // Statistics travel every fifth heartbeat (about once a second).
-        if sequence % 5 == 1 { request.stats = statistics() }
+        // Statistics travel about once a second.
+        if sequence % statsEvery == 1 % statsEvery { request.stats = statistics() }
         do {
             let reply = try await head.call(HealthMetricsRPC.heartbeat, request, timeout: .seconds(2))
             if reply.status?.code == .nodeDied { return .dead(reply.status?.message ?? "declared dead by the head") }

@@ -54,6 +54,8 @@ public actor NodeManager {
     var clusterView: [UniqueID: NodeResources] = [:]
     var viewVersion: UInt64 = 0
     var heartbeats: Task<Void, Never>?
+    /// Heartbeats per statistics report (about one a second).
+    var statsEvery: UInt64 = 1
     var roundRobin = 0
     var hostStats = HostStats()
     let log = Logger(label: "node")

@@ -49,7 +49,7 @@ public struct NodeSettings: Sendable {
     /// How often the reaper checks for exited and long-idle workers.
     public var reapInterval: Duration = .milliseconds(50)
     /// How often it checks when no worker is starting.
-    public var idleReapInterval: Duration = .milliseconds(250)
+    public var idleReapInterval: Duration = .milliseconds(500)
 
     /// This process's executable (workers of an embedded cluster run the driver's binary).
     public static var currentExecutable: String { WorkerProcess.currentExecutable }
