@@ -68,7 +68,8 @@ public final class ArrayView<Element: BitwiseCopyable & Codable & Sendable>: Ran
 
 extension Cluster {
     /// Stores an array of numbers: like `put`, but the elements are copied once, straight into
-    /// the node's shared memory, 64-byte aligned (so `view` reads them in place).
+    /// the node's shared memory (no encoding first), 64-byte aligned (so `view` reads them in
+    /// place).
     public func put<E: BitwiseCopyable & Codable & Sendable>(_ array: [E]) async throws -> ObjectRef<[E]> {
         let payload = array.count * MemoryLayout<E>.stride
         guard payload >= StoredObjects.threshold, let header = PackedLayout.header(E.self, count: array.count) else {
@@ -76,9 +77,10 @@ extension Cluster {
         }
         let id = UniqueID.random()
         let location = try await StoredObjects.put(size: header.count + payload, padding: (64 - header.count % 64) % 64,
-                                                   id: id, owner: ownerURL, node: node) { start in
-            header.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            array.withUnsafeBytes { (start + header.count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                                                   id: id, owner: ownerURL, node: node) { segment, start in
+            try header.withUnsafeBytes { header in
+                try array.withUnsafeBytes { elements in try SharedSegment.write(segment, at: start, [header, elements]) }
+            }
         }
         stored.add(id, location)
         return ObjectRef(id: id, owner: ownerURL, reference: references.reference(id))

@@ -99,6 +99,8 @@ public enum Starling {
         }
         ownerAddress.set(ownerServer.address.description)
         func finish(_ failure: String?) async {
+            // The head hears the last of this job's task counts and failures.
+            await HealthReporter.shared.flush()
             await submitter.shutdown()
             actors.shutdown()
             cluster.owners.closeAll()

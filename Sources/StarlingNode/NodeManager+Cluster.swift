@@ -126,6 +126,13 @@ extension NodeManager {
         if view.count != clusterView.count {
             log.info("node \(nodeID.short) sees \(view.count) live nodes")
         }
+        // Connections to nodes that left would redial them for ever.
+        for (id, node) in clusterView where view[id] == nil {
+            if let url = node.address?.url {
+                peers.drop(url)
+                chunkPeers.drop(url)
+            }
+        }
         clusterView = view
         // Waiting lease requests may now fit elsewhere (or became infeasible): decide again.
         wakeWaiters()

@@ -8,7 +8,7 @@ import StarlingWire
 /// directory current.
 extension NodeManager {
     /// Bytes per pulled chunk, and chunks in flight per pull.
-    static let pullChunkSize: UInt32 = 8 << 20
+    static let pullChunkSize: UInt32 = 4 << 20
     static let pullWindow = 4
 
     func addObjectRoutes(to routes: inout RouteTable) {
@@ -18,7 +18,7 @@ extension NodeManager {
         routes.add(ObjectStoreRPC.releaseObjects) { [self] request, context in await releaseObjects(request, reader: context.connectionID) }
         routes.add(ObjectManagerRPC.freeObjects) { [self] request, _ in await freeObjects(request) }
         routes.add(ObjectManagerRPC.getObjectInfo) { [self] request, _ in try await objectInfo(request) }
-        routes.add(ObjectManagerRPC.pullObjectChunk) { [self] request, _ in try await objectChunk(request) }
+        routes.addBulk(ObjectManagerRPC.pullObjectChunk) { [self] request, _ in try await objectChunk(request) }
         routes.add(ObjectManagerRPC.listStoredObjects) { [self] request, _ in await listStoredObjects(request) }
     }
 
@@ -176,7 +176,9 @@ extension NodeManager {
         let generation = store.entries[id]?.generation
         reportDropped()
         do {
-            try await Self.copyChunks(of: id, size: size, chunk: max(described.chunkSize, 1 << 16), from: holder, into: location)
+            let second = try? await chunkPeers.client(url)
+            try await Self.copyChunks(of: id, size: size, chunk: max(described.chunkSize, 1 << 16), from: [holder] + (second.map { [$0] } ?? []),
+                                      into: location)
         } catch {
             if store.entries[id]?.generation == generation { _ = try? store.seal(id, abort: true) }
             throw error
@@ -190,30 +192,26 @@ extension NodeManager {
         return location
     }
 
-    /// Fetches the chunks with `pullWindow` of them in flight, each written straight into the
-    /// new segment.
-    private nonisolated static func copyChunks(of id: UniqueID, size: UInt64, chunk: UInt32, from holder: RPCClient,
+    /// Fetches the chunks with `pullWindow` of them in flight, spread over the connections to
+    /// the holder, each written into the new segment as it arrives.
+    private nonisolated static func copyChunks(of id: UniqueID, size: UInt64, chunk: UInt32, from connections: [RPCClient],
                                                into location: ShmLocation) async throws {
-        let region = try SharedSegment.map(location.segment, size: Int(location.segmentSize), writable: true, populate: false)
-        defer { SharedSegment.unmap(region, size: Int(location.segmentSize)) }
-        // The address crosses into the child tasks as an integer: each writes its own range.
-        let base = UInt(bitPattern: region)
         let offsets = Array(stride(from: UInt64(0), to: size, by: Int(chunk)))
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = 0
             func fetch(_ offset: UInt64) {
+                let holder = connections[Int(offset / UInt64(chunk)) % connections.count]
                 group.addTask {
                     var request = PullObjectChunkRequest()
                     request.objectId = id.bytes
                     request.offset = offset
                     request.length = UInt32(min(UInt64(chunk), size - offset))
-                    let reply = try await holder.call(ObjectManagerRPC.pullObjectChunk, request, timeout: .seconds(60))
-                    guard reply.data.count == Int(request.length) else {
-                        throw RPCFailure(.objectLost, "chunk at \(offset) came back with \(reply.data.count) of \(request.length) bytes")
-                    }
-                    reply.data.withUnsafeBytes { bytes in
-                        UnsafeMutableRawPointer(bitPattern: base)!.advanced(by: Int(location.offset + offset))
-                            .copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                    try await holder.callBulk(ObjectManagerRPC.pullObjectChunk, request, field: chunkDataField, bytes: \.data,
+                                              timeout: .seconds(60)) { bytes in
+                        guard bytes.count == Int(request.length) else {
+                            throw RPCFailure(.objectLost, "chunk at \(offset) came back with \(bytes.count) of \(request.length) bytes")
+                        }
+                        try SharedSegment.write(location.segment, at: Int(location.offset + offset), [bytes])
                     }
                 }
             }
@@ -235,13 +233,17 @@ extension NodeManager {
         return reply
     }
 
-    private func objectChunk(_ request: PullObjectChunkRequest) throws -> PullObjectChunkReply {
-        let id = UniqueID(bytes: request.objectId)
-        var reply = PullObjectChunkReply()
-        reply.data = try store.chunk(id, offset: request.offset, length: min(request.length, 64 << 20))
-        reply.totalSize = store.entries[id]?.size ?? 0
-        return reply
+    /// A chunk goes out as a bulk frame: read from shared memory (or the spill file) straight
+    /// into the reply, outside this actor.
+    private func objectChunk(_ request: PullObjectChunkRequest) throws -> BulkReply {
+        let source = try store.chunk(UniqueID(bytes: request.objectId), offset: request.offset, length: min(request.length, 64 << 20))
+        return BulkReply(field: Self.chunkDataField, count: source.count) { buffer in
+            if let base = buffer.baseAddress { try source.read(into: base) }
+        }
     }
+
+    /// `PullObjectChunkReply.data`'s field number.
+    static let chunkDataField: UInt32 = 2
 
     private func listStoredObjects(_ request: ListStoredObjectsRequest) -> ListStoredObjectsReply {
         var reply = ListStoredObjectsReply()

@@ -41,6 +41,9 @@ public actor NodeManager {
     var directoryReport: Task<Void, Never>?
     /// Connections to other nodes (object pulls, frees).
     let peers: ConnectionPool
+    /// Second connections to other nodes, for object chunks: two TCP streams carry more than
+    /// one through NNG.
+    let chunkPeers: ConnectionPool
     /// The connections workers registered on, with their pool (job): what they store is the job's.
     var workerConnections: [UInt32: [UInt8]] = [:]
     var reaper: Task<Void, Never>?
@@ -110,6 +113,7 @@ public actor NodeManager {
         self.store = ObjectStore(capacity: settings.objectStoreCapacity, nodeID: nodeID,
                                  spillDirectory: settings.spillDirectory ?? settings.sessionDir + "/spill")
         self.peers = ConnectionPool(token: token, name: "node")
+        self.chunkPeers = ConnectionPool(token: token, name: "node-chunks")
     }
 
     /// Starts serving, registers with the head (if any) and prestarts workers.
@@ -177,6 +181,7 @@ public actor NodeManager {
         for (_, pull) in pulls { pull.cancel() }
         directoryReport?.cancel()
         peers.closeAll()
+        chunkPeers.closeAll()
         for (_, continuation) in starting { continuation.resume(throwing: RPCFailure(.unavailable, "node is stopping")) }
         starting.removeAll()
         wakeWaiters()

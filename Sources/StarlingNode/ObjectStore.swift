@@ -53,8 +53,6 @@ struct ObjectStore {
     private(set) var restoredBytes: UInt64 = 0
     private(set) var failedPuts: UInt64 = 0
     private(set) var entries: [UniqueID: Entry] = [:]
-    /// Mappings made to serve chunks to other nodes, kept until the object goes.
-    private var served: [UniqueID: UInt] = [:]
     /// Copies dropped since the last `takeDropped` (the object directory is told).
     private var dropped: [UniqueID] = []
     private var nextGeneration: UInt64 = 0
@@ -156,7 +154,6 @@ struct ObjectStore {
             written += n
         }
         close(fd)
-        unmapServed(id, size: entry.segmentSize)
         shm_unlink(entry.segment)
         used -= entry.segmentSize
         spilledBytes += entry.segmentSize
@@ -170,9 +167,7 @@ struct ObjectStore {
         try makeRoom(for: entry.segmentSize)
         try Self.createSegment(entry.segment, size: entry.segmentSize)
         do {
-            let region = try SharedSegment.map(entry.segment, size: Int(entry.segmentSize), writable: true, populate: false)
-            defer { SharedSegment.unmap(region, size: Int(entry.segmentSize)) }
-            try Self.readFile(path, into: region, count: Int(entry.segmentSize))
+            try Self.copyFile(path, into: entry.segment, count: Int(entry.segmentSize))
         } catch {
             shm_unlink(entry.segment)
             throw RPCFailure(.internal, "restoring object \(id.short) from \(path) failed: \(error)")
@@ -234,41 +229,20 @@ struct ObjectStore {
         }
     }
 
-    /// Bytes `offset..<offset+length` of a sealed object, for a node pulling it (read from its
-    /// spill file when spilled, so serving never needs room).
-    mutating func chunk(_ id: UniqueID, offset: UInt64, length: UInt32) throws -> [UInt8] {
+    /// Where bytes `offset..<offset+length` of a sealed object are, for a node pulling it: its
+    /// segment, or its spill file when spilled (so serving never needs room). The bytes are
+    /// read outside the node's actor (`ChunkSource.read`).
+    mutating func chunk(_ id: UniqueID, offset: UInt64, length: UInt32) throws -> ChunkSource {
         guard let entry = entries[id], entry.sealed else { throw RPCFailure(.notFound, "object \(id.short) is not in this node's store") }
         guard offset <= entry.size else { throw RPCFailure(.invalidArgument, "offset \(offset) is past the end of object \(id.short) (\(entry.size) bytes)") }
-        let count = Int(min(UInt64(length), entry.size - offset))
         entries[id]?.lastAccess = .now
-        if let path = entry.spillPath {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw RPCFailure(.objectLost, "spill file \(path) of object \(id.short) cannot be opened") }
-            defer { close(fd) }
-            return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-                var done = 0
-                while done < count {
-                    let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(entry.offset + offset) + off_t(done))
-                    guard n > 0 else { throw RPCFailure(.objectLost, "reading spill file \(path): \(String(cString: strerror(errno)))") }
-                    done += n
-                }
-                initialized = count
-            }
-        }
-        let base: UnsafeMutableRawPointer
-        if let mapped = served[id], let pointer = UnsafeMutableRawPointer(bitPattern: mapped) {
-            base = pointer
-        } else {
-            base = try SharedSegment.map(entry.segment, size: Int(entry.segmentSize), writable: false, populate: false)
-            served[id] = UInt(bitPattern: base)
-        }
-        return [UInt8](UnsafeRawBufferPointer(start: base + Int(entry.offset + offset), count: count))
+        return ChunkSource(object: id, segment: entry.segment, spillPath: spillDirectory + "/" + id.hex, spilled: entry.spillPath != nil,
+                           offset: Int(entry.offset + offset), count: Int(min(UInt64(length), entry.size - offset)))
     }
 
     @discardableResult
     mutating func free(_ id: UniqueID) -> Bool {
         guard let entry = entries.removeValue(forKey: id) else { return false }
-        unmapServed(id, size: entry.segmentSize)
         if let path = entry.spillPath {
             unlink(path)
             spilledBytes -= entry.segmentSize
@@ -350,33 +324,78 @@ struct ObjectStore {
         return stats
     }
 
-    private mutating func unmapServed(_ id: UniqueID, size: UInt64) {
-        guard let mapped = served.removeValue(forKey: id), let pointer = UnsafeMutableRawPointer(bitPattern: mapped) else { return }
-        SharedSegment.unmap(pointer, size: Int(size))
-    }
-
     private static func createSegment(_ segment: String, size: UInt64) throws {
         let fd = shm_open(segment, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw RPCFailure(.internal, "shm_open \(segment): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        // Reserve the pages now: shared memory that is merely truncated fails later, with
-        // SIGBUS in the writer, when the machine runs out.
-        let rc = posix_fallocate(fd, 0, off_t(size))
-        guard rc == 0 else {
+        // Sized, not reserved: every writer fills segments with pwrite (SharedSegment.write),
+        // which reports a full /dev/shm as ENOSPC. Reserving first (posix_fallocate) cost more
+        // than the copy itself.
+        guard ftruncate(fd, off_t(size)) == 0 else {
+            let reason = String(cString: strerror(errno))
             shm_unlink(segment)
-            throw RPCFailure(.objectStoreFull, "the object store cannot fit \(size) bytes: shared memory (/dev/shm) is short (\(String(cString: strerror(rc))))")
+            throw RPCFailure(.objectStoreFull, "the object store cannot fit \(size) bytes: shared memory (/dev/shm) refused it (\(reason))")
         }
     }
 
-    private static func readFile(_ path: String, into region: UnsafeMutableRawPointer, count: Int) throws {
+    /// Copies a spill file into a segment, a few MiB at a time.
+    private static func copyFile(_ path: String, into segment: String, count: Int) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw RPCFailure(.objectLost, "open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        let bufferSize = min(count, 8 << 20)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 64)
+        defer { buffer.deallocate() }
         var done = 0
         while done < count {
-            let n = read(fd, region + done, count - done)
+            let n = read(fd, buffer, min(count - done, bufferSize))
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw RPCFailure(.objectLost, "reading \(path): \(n == 0 ? "file too short" : String(cString: strerror(errno)))") }
+            try SharedSegment.write(segment, at: done, [UnsafeRawBufferPointer(start: buffer, count: n)])
+            done += n
+        }
+    }
+}
+
+/// Where a chunk of an object lies: its segment, or its spill file. The object may be spilled,
+/// restored or freed while the chunk is read, so reading tries the other place before giving up.
+struct ChunkSource: Sendable {
+    let object: UniqueID
+    let segment: String
+    let spillPath: String
+    let spilled: Bool
+    /// From the start of the segment (or file), padding included.
+    let offset: Int
+    let count: Int
+
+    func read(into target: UnsafeMutableRawPointer) throws {
+        for fromFile in spilled ? [true, false, true] : [false, true, false] {
+            do {
+                if fromFile { try readFile(into: target) } else { try SharedSegment.read(segment, at: offset, count: count, into: target) }
+                return
+            } catch SharedSegment.Failure.gone {
+                continue
+            } catch is NoSpillFile {
+                continue
+            }
+        }
+        throw RPCFailure(.notFound, "object \(object.short) was freed while a chunk of it was being read")
+    }
+
+    private struct NoSpillFile: Error {}
+
+    private func readFile(into target: UnsafeMutableRawPointer) throws {
+        let fd = open(spillPath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw NoSpillFile() }
+            throw RPCFailure(.objectLost, "spill file \(spillPath) of object \(object.short) cannot be opened: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var done = 0
+        while done < count {
+            let n = pread(fd, target + done, count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw RPCFailure(.objectLost, "reading spill file \(spillPath): \(n == 0 ? "it is too short" : String(cString: strerror(errno)))") }
             done += n
         }
     }

@@ -341,7 +341,11 @@ struct MultiNodeClusterTests {
             }
             #expect(taskRows.contains { ($0["task"] as? String) == "Pid" && ($0["running"] as? Int) == 1 && ($0["pending"] as? Int) == 0 },
                     "\(taskRows)")
-            let statusText = try await ChildProcessOutput.run(cli, ["status"] + at).output
+            var statusText = ""
+            for _ in 0..<50 where !statusText.contains("tasks: 0 pending, 1 running") {
+                statusText = try await ChildProcessOutput.run(cli, ["status"] + at).output
+                try await Task.sleep(for: .milliseconds(100))
+            }
             #expect(statusText.contains("tasks: 0 pending, 1 running"), "\(statusText)")
             _ = try await ChildProcessOutput.run(cli, ["job", "stop", taskJob, "--force"] + at)
 

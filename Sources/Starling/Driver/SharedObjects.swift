@@ -15,9 +15,15 @@ enum SharedMemory {
         return try body(UnsafeRawBufferPointer(start: region + Int(location.offset), count: Int(location.dataSize)))
     }
 
-    /// The bytes of a sealed object.
+    /// The bytes of a sealed object (read, not mapped: cheaper for a one-time copy).
     static func read(_ location: ShmLocation) throws -> [UInt8] {
-        try withMapped(location) { [UInt8]($0) }
+        let count = Int(location.dataSize)
+        return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if count > 0 {
+                try SharedSegment.read(location.segment, at: Int(location.offset), count: count, into: UnsafeMutableRawPointer(buffer.baseAddress!))
+            }
+            initialized = count
+        }
     }
 
     private static func map(_ location: ShmLocation, writable: Bool) throws -> UnsafeMutableRawPointer {
@@ -41,15 +47,16 @@ final class StoredObjects: Sendable {
     /// Puts `bytes` (an encoded value) into the store of the node behind `node`.
     static func put(_ bytes: [UInt8], id: UniqueID, owner: String, node: RPCClient) async throws -> ShmLocation {
         let padding = bytes.withUnsafeBytes { PackedLayout.alignmentPadding(for: $0) }
-        return try await put(size: bytes.count, padding: padding, id: id, owner: owner, node: node) { region in
-            bytes.withUnsafeBytes { region.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return try await put(size: bytes.count, padding: padding, id: id, owner: owner, node: node) { segment, start in
+            try bytes.withUnsafeBytes { try SharedSegment.write(segment, at: start, [$0]) }
         }
     }
 
     /// Creates an object of `size` bytes (after `padding`) in the node's store, lets `write`
-    /// fill it in place (given the start of the value in the mapped segment), and seals it.
+    /// fill it (given the segment and the value's offset in it; `SharedSegment.write`), and
+    /// seals it.
     static func put(size: Int, padding: Int, id: UniqueID, owner: String, node: RPCClient,
-                    write: (UnsafeMutableRawPointer) throws -> Void) async throws -> ShmLocation {
+                    write: (_ segment: String, _ start: Int) throws -> Void) async throws -> ShmLocation {
         var create = CreateObjectRequest()
         create.objectId = id.bytes
         create.dataSize = UInt64(size)
@@ -68,12 +75,13 @@ final class StoredObjects: Sendable {
         var seal = SealObjectRequest()
         seal.objectId = id.bytes
         do {
-            let region = try SharedSegment.map(location.segment, size: Int(location.segmentSize), writable: true, populate: true)
-            defer { SharedSegment.unmap(region, size: Int(location.segmentSize)) }
-            try write(region + Int(location.offset))
+            try write(location.segment, Int(location.offset))
         } catch {
             seal.abort = true
             _ = try? await node.call(ObjectStoreRPC.sealObject, seal)
+            if case let SharedSegment.Failure.cannotWrite(_, reason, full) = error, full {
+                throw StarlingError.objectStoreFull(bytes: size, detail: "shared memory (/dev/shm) has no room left (\(reason))")
+            }
             throw error
         }
         do {

@@ -101,10 +101,15 @@ public final class RPCClient: Sendable {
     /// reply carries more than its status (an actor call's `RemoteError`, for example).
     public func call<Request, Reply>(_ rpc: RPC<Request, Reply>, _ request: Request, timeout: Duration? = nil,
                                      returningFailures: Bool) async throws -> Reply {
+        let received = try await exchangeReply(rpc, request, timeout: timeout)
+        return try decodeReply(received, rpc, returningFailures: returningFailures)
+    }
+
+    /// Sends `request` and returns the reply frame undecoded.
+    func exchangeReply<Request, Reply>(_ rpc: RPC<Request, Reply>, _ request: Request, timeout: Duration?) async throws -> ReceivedMessage {
         try await ensureAuthenticated()
         let outgoing = try OutgoingMessage.pack(request, method: rpc.method, limit: settings.maxMessageSize, what: "\(rpc.name) request")
-        let received = try await exchange(outgoing, call: rpc.name, timeout: timeout ?? settings.callTimeout)
-        return try decodeReply(received, rpc, returningFailures: returningFailures)
+        return try await exchange(outgoing, call: rpc.name, timeout: timeout ?? settings.callTimeout)
     }
 
     /// Connects without running the handshake (tests of what the server does to such peers).
@@ -129,7 +134,7 @@ public final class RPCClient: Sendable {
         return Array(received.body)
     }
 
-    private func decodeReply<Request, Reply>(_ received: ReceivedMessage, _ rpc: RPC<Request, Reply>, returningFailures: Bool) throws -> Reply {
+    func decodeReply<Request, Reply>(_ received: ReceivedMessage, _ rpc: RPC<Request, Reply>, returningFailures: Bool) throws -> Reply {
         let reply: Reply
         do {
             reply = try Reply(unpacking: received.body)

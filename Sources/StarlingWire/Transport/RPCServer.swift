@@ -45,7 +45,7 @@ public struct RouteTable: Sendable {
         _ handler: @escaping @Sendable (Request, CallContext) async throws -> Reply
     ) {
         let name = rpc.name
-        handlers[rpc.method] = (name, { message, context, limit in
+        add(method: rpc.method, name: name) { message, context, limit in
             let request: Request
             do {
                 let body = message.body
@@ -64,7 +64,11 @@ public struct RouteTable: Sendable {
             } catch {
                 return errorReply(.internal, "\(name) failed: \(error)", limit: limit)
             }
-        })
+        }
+    }
+
+    mutating func add(method: UInt32, name: String, _ handler: @escaping Handler) {
+        handlers[method] = (name, handler)
     }
 }
 
