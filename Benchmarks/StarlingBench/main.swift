@@ -7,7 +7,7 @@ import StarlingWire
 //   starling-bench [--json] [--peer ray|none] [--only a,b,c] [--list]
 //
 // Hidden modes used by the benchmark itself: `serve-echo URL TOKEN_FILE`, `idle-rss-probe`,
-// `sync-probe N` (N sync no-op tasks, for profiles).
+// `sync-probe N` (N sync no-op tasks, for profiles), `ps-probe N` (N ps_iteration rounds).
 
 ProcessTuning.apply()
 // Workers of the task workloads' embedded cluster are this executable: serve as one.
@@ -25,6 +25,14 @@ if arguments.first == "sync-probe" {
         let start = clock.now
         for _ in 0..<count { _ = try await cluster.get(cluster.submit(NoOp.self, 0)) }
         print("sync-probe: \(count) tasks in \(clock.now - start)")
+    }
+    exit(0)
+}
+if arguments.first == "ps-probe" {
+    let count = arguments.count > 1 ? Int(arguments[1]) ?? 200 : 200
+    try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
+        let milliseconds = try await ActorWorkloads.psIterations(cluster, count)
+        print("ps-probe: \(count) iterations, \(milliseconds) ms each")
     }
     exit(0)
 }

@@ -182,6 +182,9 @@ distributed actor Counter: RemoteActor {
 
     distributed func pid() -> Int32 { getpid() }
 
+    /// Generic: the call carries its generic substitution.
+    distributed func pair<T: Codable & Sendable>(_ value: T, _ times: Int) -> [T] { Array(repeating: value, count: times) }
+
     distributed func whereAmI() throws -> String { try Cluster.current().nodeID }
 
     /// A result larger than the inline limit (it travels through the node's store).
@@ -491,6 +494,7 @@ struct TestApp {
                     }
                     let summary = try await counter.summarize([1, 2, 3], tags: ["a", "b", "a"], weight: nil)
                     parts.append("\(summary.count) \(summary.mean) \(summary.tags["a"] ?? 0)")
+                    parts[parts.count - 1] += " " + (try await counter.pair("ab", 2)).joined() + " \(try await counter.pair([1, 2], 2))"
                     // Calls made one after another without waiting: they run in that order.
                     let calls = (0..<200).map { i in Task.immediate { try await counter.record(i) } }
                     for call in calls { try await call.value }

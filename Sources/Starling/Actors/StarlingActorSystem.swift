@@ -426,7 +426,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         request.callerId = callerID.bytes
         request.methodName = target.identifier
         request.displayName = "\(actor.name).\(method)"
-        request.encodedInvocation = try invocation.encoded()
+        request.encodedInvocation = invocation.encoded()
         guard request.encodedInvocation.count <= TaskExecutor.inlineLimit else {
             throw StarlingError.objectTooLarge(task: request.displayName, what: "arguments", bytes: request.encodedInvocation.count, limit: TaskExecutor.inlineLimit)
         }
@@ -603,7 +603,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         let handler = StarlingResultHandler()
         var decoder: StarlingInvocationDecoder
         do {
-            decoder = StarlingInvocationDecoder(payload: try BinaryDecoder().decode(InvocationPayload.self, from: request.encodedInvocation), system: self)
+            decoder = try StarlingInvocationDecoder(encoded: request.encodedInvocation, system: self)
         } catch {
             await mailbox.leave()
             reply.status = Status(code: .malformed, message: "the call's invocation does not decode: \(error)")
