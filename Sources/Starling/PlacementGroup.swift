@@ -76,10 +76,11 @@ extension Cluster {
         return try await handle(reply.group, strategy: strategy)
     }
 
-    /// Waits until `group` is placed (at most `timeout`) and returns it with its nodes.
+    /// Waits until `group` is placed (at most `timeout`) and returns it with its nodes, as the
+    /// head knows them now: a group that lost bundles with a node is placed again (it is
+    /// rescheduling meanwhile), and the handle this returns names their new nodes.
     /// Throws `StarlingError.placementGroupNotReady` with the reason it is still pending.
     public func ready(_ group: PlacementGroup, timeout: Duration? = nil) async throws -> PlacementGroup {
-        if group.isReady { return group }
         let deadline = timeout.map { ContinuousClock.now + $0 }
         while true {
             var request = GetPlacementGroupRequest()

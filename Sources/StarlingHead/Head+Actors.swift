@@ -171,7 +171,10 @@ extension Head {
         let owner = spec.owner?.nodeId.isEmpty == false ? UniqueID(bytes: spec.owner!.nodeId).hex : nil
         let nodeID: String
         if spec.strategy?.kind == .placementGroup {
-            // Into a bundle: on the node holding it, which grants from the bundle's reservation.
+            // Into a bundle: on the node holding it, which grants from the bundle's reservation
+            // (once placed again, if the group lost it with a node).
+            _ = await awaitGroupPlaced(spec.strategy?.placementGroupId ?? [], upTo: .seconds(300))
+            guard current() else { return }
             guard let node = bundleNode(spec.strategy?.placementGroupId ?? [], index: spec.strategy?.bundleIndex ?? -1) else {
                 var error = RemoteError()
                 error.code = .notFound

@@ -37,15 +37,7 @@ extension Head {
         groups.entries[id] = info
         if !spec.name.isEmpty { groups.names["\(spec.namespace)/\(spec.name)"] = id }
         await placeGroup(id)
-        if groups.entries[id]?.state == .pending {
-            // Keep trying in the background as resources free up or nodes join.
-            Task { [weak self] in
-                while let self, await self.groupPending(id) {
-                    try? await Task.sleep(for: .milliseconds(100))
-                    await self.placeGroup(id)
-                }
-            }
-        }
+        keepPlacing(id)
         reply.group = await waitForGroup(id, upTo: .milliseconds(Int(min(request.waitMs, 60_000))))
         if reply.group?.state == .infeasible {
             reply.status = Status(code: .infeasible, message: reply.group?.reason ?? "")
@@ -53,7 +45,47 @@ extension Head {
         return reply
     }
 
-    func groupPending(_ id: UniqueID) -> Bool { groups.entries[id]?.state == .pending }
+    /// Whether the group still waits for (some of) its bundles to be placed.
+    func groupWaiting(_ id: UniqueID) -> Bool { [.pending, .rescheduling].contains(groups.entries[id]?.state) }
+
+    /// Keeps trying in the background as resources free up or nodes join.
+    private func keepPlacing(_ id: UniqueID) {
+        guard groupWaiting(id) else { return }
+        Task { [weak self] in
+            while let self, await self.groupWaiting(id) {
+                try? await Task.sleep(for: .milliseconds(100))
+                await self.placeGroup(id)
+            }
+        }
+    }
+
+    /// A node died: the bundles it held are placed again elsewhere (the group is RESCHEDULING
+    /// meanwhile; its other bundles, and what runs in them, stay where they are). Actors of the
+    /// group are restarted once their bundle has a node again.
+    func groupsLost(onNode node: UniqueID, reason: String) {
+        for (id, info) in groups.entries where info.state == .created || info.state == .rescheduling {
+            let lost = info.bundles.indices.filter { info.bundles[$0].nodeId == node.bytes }
+            guard !lost.isEmpty else { continue }
+            for index in lost { groups.entries[id]?.bundles[index].nodeId = [] }
+            groups.entries[id]?.state = .rescheduling
+            groups.entries[id]?.reason = "rescheduling bundle(s) \(lost.map(String.init).joined(separator: ", ")): node \(node.short) died (\(reason))"
+            log.warning("placement group \(id.short): \(groups.entries[id]?.reason ?? "")")
+            record(.message, .warning, "placement group \(id.short) \(groups.entries[id]?.reason ?? "")", node: node,
+                   labels: ["placement_group_id": id.hex])
+            keepPlacing(id)
+        }
+    }
+
+    /// Waits while the group's bundles are being placed again; false when it will not be
+    /// placed (removed, unknown) or `limit` passed.
+    func awaitGroupPlaced(_ group: [UInt8], upTo limit: Duration) async -> Bool {
+        let id = UniqueID(bytes: group)
+        let deadline = ContinuousClock.now + limit
+        while groups.entries[id]?.state == .rescheduling, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return groups.entries[id]?.state == .created
+    }
 
     func getPlacementGroup(_ request: GetPlacementGroupRequest) async throws -> GetPlacementGroupReply {
         let id: UniqueID
@@ -94,15 +126,22 @@ extension Head {
 
     private func waitForGroup(_ id: UniqueID, upTo limit: Duration) async -> PlacementGroupInfo? {
         let deadline = ContinuousClock.now + limit
-        while groups.entries[id]?.state == .pending, ContinuousClock.now < deadline, !Task.isCancelled {
+        while groupWaiting(id), ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(10))
         }
         return groups.entries[id]
     }
 
-    /// Decides where the bundles go and reserves them (prepare everywhere, then commit).
+    /// Decides where the bundles without a node go and reserves them (prepare everywhere, then
+    /// commit): all of a pending group's, or those a rescheduling group lost with a node.
     private func placeGroup(_ id: UniqueID) async {
-        guard let info = groups.entries[id], info.state == .pending, let spec = info.spec else { return }
+        guard let info = groups.entries[id], info.state == .pending || info.state == .rescheduling, let spec = info.spec else { return }
+        let expected = info.state
+        let missing = info.bundles.indices.filter { info.bundles[$0].nodeId.isEmpty }
+        guard !missing.isEmpty else {
+            groups.entries[id]?.state = .created
+            return
+        }
         let strategy: PlacementGroupStrategy
         switch spec.strategy {
         case .spread: strategy = .spread
@@ -110,17 +149,34 @@ extension Head {
         case .strictSpread: strategy = .strictSpread
         default: strategy = .pack
         }
-        let views = nodes.alive.map { NodeView(id: UniqueID(bytes: $0.info.nodeId).hex, total: ResourceSet($0.resources.total),
-                                              available: ResourceSet($0.resources.available)) }
-        switch BundlePlacement.place(info.bundles.map { ResourceSet($0.resources) }, strategy: strategy, nodes: views) {
+        // The bundles still placed bind the rest: strict spread avoids their nodes, strict
+        // pack needs theirs.
+        let holding = Set(info.bundles.map(\.nodeId).filter { !$0.isEmpty })
+        let views = nodes.alive
+            .filter { node in
+                switch strategy {
+                case .strictSpread: !holding.contains(node.info.nodeId)
+                case .strictPack: holding.isEmpty || holding.contains(node.info.nodeId)
+                default: true
+                }
+            }
+            .map { NodeView(id: UniqueID(bytes: $0.info.nodeId).hex, total: ResourceSet($0.resources.total),
+                            available: ResourceSet($0.resources.available)) }
+        switch BundlePlacement.place(missing.map { ResourceSet(info.bundles[$0].resources) }, strategy: strategy, nodes: views) {
         case let .infeasible(reason):
-            groups.entries[id]?.state = .infeasible
-            groups.entries[id]?.reason = reason
+            if expected == .pending {
+                groups.entries[id]?.state = .infeasible
+                groups.entries[id]?.reason = reason
+            } else {
+                // Its bundles fitted before: a node may join that fits them again.
+                groups.entries[id]?.reason = "rescheduling: \(reason)"
+            }
         case let .wait(reason):
-            groups.entries[id]?.reason = "pending: \(reason)"
+            groups.entries[id]?.reason = "\(expected == .pending ? "pending" : "rescheduling"): \(reason)"
         case let .place(chosen):
             var byNode: [String: [PlacementBundle]] = [:]
-            for (index, node) in chosen.enumerated() { byNode[node, default: []].append(info.bundles[index]) }
+            for (position, node) in chosen.enumerated() { byNode[node, default: []].append(info.bundles[missing[position]]) }
+            let placing = missing.map { UInt32(info.bundles[$0].index) }
             var prepared: Set<[UInt8]> = []
             // Nodes asked, whatever they answered: a prepare whose reply was lost may still
             // have reserved, and releasing is harmless where nothing was.
@@ -140,11 +196,11 @@ extension Head {
                     break
                 }
             }
-            guard prepared.count == byNode.count, groups.entries[id]?.state == .pending else {
+            guard prepared.count == byNode.count, groups.entries[id]?.state == expected else {
                 // A node's view was stale (or the group was removed meanwhile): undo, retry.
-                await release(id, onNodes: asked)
-                if groups.entries[id]?.state == .pending {
-                    groups.entries[id]?.reason = "pending: a node had less free than the head's view said; retrying"
+                await release(id, onNodes: asked, indexes: placing)
+                if groups.entries[id]?.state == expected {
+                    groups.entries[id]?.reason = "\(expected == .pending ? "pending" : "rescheduling"): a node had less free than the head's view said; retrying"
                 }
                 return
             }
@@ -154,29 +210,36 @@ extension Head {
                 commit.placementGroupId = spec.placementGroupId
                 _ = try? await client.call(NodeManagerRPC.commitBundles, commit, timeout: .seconds(5))
             }
-            guard groups.entries[id]?.state == .pending else {
+            guard groups.entries[id]?.state == expected else {
                 // Removed while it was being committed: nothing may stay reserved.
-                await release(id, onNodes: prepared)
+                await release(id, onNodes: prepared, indexes: placing)
                 return
             }
-            for (index, node) in chosen.enumerated() { groups.entries[id]?.bundles[index].nodeId = UniqueID(hex: node)?.bytes ?? [] }
+            for (position, node) in chosen.enumerated() { groups.entries[id]?.bundles[missing[position]].nodeId = UniqueID(hex: node)?.bytes ?? [] }
             groups.entries[id]?.state = .created
             groups.entries[id]?.reason = ""
-            log.info("placement group \(id.short) placed on \(Set(chosen).count) node(s)")
+            if expected == .rescheduling {
+                log.info("placement group \(id.short): bundle(s) \(placing.map(String.init).joined(separator: ", ")) placed again")
+                record(.message, .info, "placement group \(id.short) rescheduled: bundle(s) \(placing.map(String.init).joined(separator: ", ")) placed again",
+                       labels: ["placement_group_id": id.hex])
+            } else {
+                log.info("placement group \(id.short) placed on \(Set(chosen).count) node(s)")
+            }
         }
     }
 
-    private func release(_ id: UniqueID, onNodes nodeIDs: Set<[UInt8]>) async {
+    /// Releases the group's bundles on `nodeIDs` (only `indexes` of them when given).
+    private func release(_ id: UniqueID, onNodes nodeIDs: Set<[UInt8]>, indexes: [UInt32] = []) async {
         let bundles = groups.entries[id]?.bundles ?? []
         for nodeBytes in nodeIDs {
             guard let url = nodes.info(UniqueID(bytes: nodeBytes))?.address?.url, let client = try? await nodeClient(url: url) else { continue }
             var request = ReleaseBundlesRequest()
             request.placementGroupId = id.bytes
+            request.bundleIndexes = indexes
             if let reply = try? await client.call(NodeManagerRPC.releaseBundles, request, timeout: .seconds(5)) {
-                // What this node held of the group (placed bundles, or the ones just prepared).
-                let held = bundles.filter { $0.nodeId == nodeBytes || $0.nodeId.isEmpty }
-                let placed = bundles.contains { $0.nodeId == nodeBytes }
-                let freed = (placed ? held.filter { $0.nodeId == nodeBytes } : [])
+                // What this node held of them: placed bundles the head knows of (bundles just
+                // prepared were never credited as placed).
+                let freed = bundles.filter { $0.nodeId == nodeBytes && (indexes.isEmpty || indexes.contains($0.index)) }
                 nodes.adjustAvailable(UniqueID(bytes: nodeBytes), by: freed.reduce(ResourceSet()) { $0 + ResourceSet($1.resources) }, releasing: true,
                                       epoch: reply.bundleEpoch)
             }

@@ -228,6 +228,7 @@ public actor Head {
         peers.drop(url)
         objectDirectory.removeNode(id)
         activity.nodeDied(id.bytes)
+        groupsLost(onNode: id, reason: reason)
         await actorsLost(onNode: id, reason: reason)
     }
 

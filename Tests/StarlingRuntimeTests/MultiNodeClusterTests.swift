@@ -211,6 +211,20 @@ struct MultiNodeClusterTests {
         }
     }
 
+    @Test("kill -9 of a node holding a placement group's bundle: the bundle is placed again elsewhere and the actor in it restarts there")
+    func placementGroupNodeKilled() async throws {
+        try await withCluster { cluster in
+            let victim = cluster.members[2].nodeID
+            let marker = cluster.directory + "/group-actor-started"
+            let result = try await runScenario(["placement-node-killed", victim, marker], environment: cluster.environment) { _ in
+                try await cluster.kill9(2, once: marker)
+            }
+            // On the victim first; then on the other node, in the same bundle index, which
+            // moved there; the group's other bundle stayed; state from its config (0 + 1).
+            #expect(result == "true true true true 1")
+        }
+    }
+
     @Test("placement groups of each strategy on three nodes; tasks and actors run in their bundles; pending and infeasible ones say why")
     func placementGroups() async throws {
         let cluster = try await LocalCluster(headResources: "CPU=2", nodeResources: ["CPU=2", "CPU=2"])

@@ -734,6 +734,30 @@ struct TestApp {
                         try await Task.sleep(for: .milliseconds(25))
                     }
                     result = "\(before == node) \(after != before) \(try await counter.add(1))"
+                case "placement-node-killed":
+                    // A spread group over the two nodes, an actor in the bundle on the victim;
+                    // the test kills the victim: the bundle is placed again on the other node
+                    // and the actor restarts in it.
+                    let victim = CommandLine.arguments[2]
+                    let marker = CommandLine.arguments[3]
+                    let group = try await cluster.ready(cluster.createPlacementGroup([["CPU": 1], ["CPU": 1]], strategy: .spread), timeout: .seconds(20))
+                    guard let lost = group.bundles.first(where: { $0.nodeID == victim })?.index else {
+                        throw StarlingError.cluster("no bundle on the victim: \(group.bundles.map(\.nodeID))")
+                    }
+                    let kept = group.bundles.first { $0.index != lost }
+                    let counter = try await cluster.spawn(Counter.self, config: 0,
+                                                          options: .init(scheduling: .placementGroup(group, bundle: lost), maxRestarts: 1, maxTaskRetries: 1))
+                    let before = try await counter.whereAmI()
+                    _ = FileManager.default.createFile(atPath: marker, contents: Data(before.utf8))
+                    var after = before
+                    for _ in 0..<600 where after == before {
+                        after = (try? await counter.whereAmI()) ?? before
+                        try await Task.sleep(for: .milliseconds(25))
+                    }
+                    let again = try await cluster.ready(group, timeout: .seconds(20))
+                    let moved = again.bundles.first { $0.index == lost }?.nodeID
+                    let stayed = again.bundles.first { $0.index != lost }?.nodeID
+                    result = "\(before == victim) \(after != before) \(moved == after) \(stayed == kept?.nodeID) \(try await counter.add(1))"
                 case "placement":
                     // Run on a head and two nodes with 2 CPUs each.
                     var parts: [String] = []
