@@ -66,6 +66,7 @@ let package = Package(
         // A driver program the runtime tests start as real processes (driver and workers).
         .executableTarget(name: "StarlingTestApp", dependencies: ["Starling", "StarlingNode", "StarlingTune"], path: "Tests/StarlingTestApp"),
         .testTarget(name: "StarlingRuntimeTests", dependencies: ["StarlingTestApp", "StarlingCLI", "StarlingNode", "StarlingHead", "StarlingWire"]),
+        .testTarget(name: "StarlingTests", dependencies: ["Starling", "StarlingWire"]),
         .testTarget(name: "StarlingCodecTests", dependencies: ["StarlingCodec"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
         .testTarget(name: "StarlingTuneTests", dependencies: ["StarlingTune"]),

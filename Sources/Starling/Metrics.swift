@@ -104,18 +104,24 @@ final class HealthReporter: Sendable {
         var activityChanged = false
         var failures: [Event] = []
         var failuresNotShown = 0
+        var failedReports = 0
+        /// A worker reports as itself (the head forgets its running work when it dies); a
+        /// driver as a new reporter per cluster it runs on (the head keeps each job's counts).
+        var reporterID = HealthReporter.workerID ?? UniqueID.random().bytes
     }
 
+    private static let workerID = ProcessInfo.processInfo.environment[WorkerEnvironment.workerID].flatMap { UniqueID(hex: $0) }?.bytes
     private let state = Mutex(State())
-    /// A worker reports as itself (the head forgets its running work when it dies).
-    private let reporterID = ProcessInfo.processInfo.environment[WorkerEnvironment.workerID].flatMap { UniqueID(hex: $0) }?.bytes
-        ?? UniqueID.random().bytes
 
     /// Reports go to `cluster`'s head from now on, with the counts of its task owner.
     func attach(_ cluster: Cluster) {
         state.withLock { state in
             state.system = cluster.actorSystem
             state.owner = cluster.submitter
+            if state.jobID != cluster.jobID, Self.workerID == nil {
+                state.reporterID = UniqueID.random().bytes
+                state.sequence = 0
+            }
             state.jobID = cluster.jobID
             state.nodeID = UniqueID(hex: cluster.nodeID)?.bytes ?? []
         }
@@ -165,7 +171,10 @@ final class HealthReporter: Sendable {
     func flush() async {
         let next = state.withLock { state -> Task<Void, Never>? in
             guard !state.pending.isEmpty || state.activityChanged || !state.failures.isEmpty || state.failuresNotShown > 0,
-                  state.system != nil else { return nil }
+                  state.system != nil else {
+                // Nothing new, but a report may be on its way: it has arrived when this returns.
+                return state.sending
+            }
             let previous = state.sending
             let task = Task { [self] in
                 await previous?.value
@@ -211,13 +220,27 @@ final class HealthReporter: Sendable {
             request.sequence = state.sequence
             request.jobId = state.jobID
             request.nodeId = state.nodeID
+            request.reporterId = state.reporterID
         }
-        request.reporterId = reporterID
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         request.points = request.points.map { var point = $0; point.timeUnixMs = now; return point }
         guard let head = try? await system.head() else { return }
         if !request.points.isEmpty || !request.tasks.isEmpty || !request.actorCalls.isEmpty {
-            _ = try? await head.call(HealthMetricsRPC.reportMetrics, request, timeout: .seconds(5))
+            do {
+                _ = try await head.call(HealthMetricsRPC.reportMetrics, request, timeout: .seconds(5))
+            } catch WireError.remote(_, _, .invalidArgument, _) {
+                // Some points were refused (bad names); the rest, and the counts, arrived.
+            } catch {
+                // Counts are totals: a later report carries them again (a few tries: the
+                // cluster may be gone).
+                let retry = state.withLock { state in
+                    state.failedReports += 1
+                    return state.failedReports <= 3
+                }
+                if activity, retry { activityChanged() }
+                return
+            }
+            state.withLock { $0.failedReports = 0 }
         }
         if !events.isEmpty {
             var report = ReportEventsRequest()

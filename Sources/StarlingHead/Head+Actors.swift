@@ -132,7 +132,13 @@ extension Head {
         actors[id]?.info.reason = "restarting: \(cause)"
         log.info("restarting actor \(id.short) (\(cause))")
         record(.actorRestarted, .warning, "actor \(id.short) (\(actors[id]?.info.spec?.displayName ?? "?")) restarting: \(cause)", actor: id.bytes)
-        await place(id)
+        if actors[id]?.info.spec?.strategy?.kind == .placementGroup {
+            // Its bundle may be waiting for a node: that must not hold up the caller (a node's
+            // death, which goes on to the next actor and the next silent node).
+            Task { [weak self] in await self?.place(id) }
+        } else {
+            await place(id)
+        }
     }
 
     /// Gives the current incarnation's worker back to its node, which stops it.
@@ -141,6 +147,8 @@ extension Head {
         guard let entry = actors[id], !entry.leaseID.isEmpty else { return }
         actors[id]?.workerID = []
         actors[id]?.leaseID = []
+        // Its worker stops: nothing it reported is pending or running any more.
+        activity.reporterDied(entry.workerID)
         await returnActorLease(entry.leaseID, worker: entry.workerID, nodeURL: entry.nodeURL, actor: id)
     }
 
@@ -173,9 +181,9 @@ extension Head {
         if spec.strategy?.kind == .placementGroup {
             // Into a bundle: on the node holding it, which grants from the bundle's reservation
             // (once placed again, if the group lost it with a node).
-            _ = await awaitGroupPlaced(spec.strategy?.placementGroupId ?? [], upTo: .seconds(300))
+            let bundleNode = await awaitBundleNode(spec.strategy?.placementGroupId ?? [], index: spec.strategy?.bundleIndex ?? -1, upTo: .seconds(300))
             guard current() else { return }
-            guard let node = bundleNode(spec.strategy?.placementGroupId ?? [], index: spec.strategy?.bundleIndex ?? -1) else {
+            guard let node = bundleNode else {
                 var error = RemoteError()
                 error.code = .notFound
                 error.message = "placement group \(UniqueID(bytes: spec.strategy?.placementGroupId ?? []).short) is not placed (pending, removed or unknown), or has no bundle \(spec.strategy?.bundleIndex ?? -1)"

@@ -7,6 +7,10 @@ import StarlingWire
 struct PlacementGroupDirectory {
     var entries: [UniqueID: PlacementGroupInfo] = [:]
     var names: [String: UniqueID] = [:]
+    /// Groups with a placement under way, and groups with a background loop retrying one:
+    /// at most one of each per group (two would reserve the same bundles twice).
+    var placing: Set<UniqueID> = []
+    var retrying: Set<UniqueID> = []
 }
 
 extension Head {
@@ -50,13 +54,20 @@ extension Head {
 
     /// Keeps trying in the background as resources free up or nodes join.
     private func keepPlacing(_ id: UniqueID) {
-        guard groupWaiting(id) else { return }
+        guard groupWaiting(id), groups.retrying.insert(id).inserted else { return }
         Task { [weak self] in
             while let self, await self.groupWaiting(id) {
                 try? await Task.sleep(for: .milliseconds(100))
                 await self.placeGroup(id)
             }
+            await self?.stoppedRetrying(id)
         }
+    }
+
+    private func stoppedRetrying(_ id: UniqueID) {
+        groups.retrying.remove(id)
+        // Lost more bundles between the loop's last check and now: go on.
+        keepPlacing(id)
     }
 
     /// A node died: the bundles it held are placed again elsewhere (the group is RESCHEDULING
@@ -76,15 +87,16 @@ extension Head {
         }
     }
 
-    /// Waits while the group's bundles are being placed again; false when it will not be
-    /// placed (removed, unknown) or `limit` passed.
-    func awaitGroupPlaced(_ group: [UInt8], upTo limit: Duration) async -> Bool {
+    /// The node of bundle `index` (-1: the first), waiting while the group places it again
+    /// after its node died; nil when the group is not placed (pending, removed, unknown), has
+    /// no such bundle, or `limit` passed.
+    func awaitBundleNode(_ group: [UInt8], index: Int32, upTo limit: Duration) async -> UniqueID? {
         let id = UniqueID(bytes: group)
         let deadline = ContinuousClock.now + limit
-        while groups.entries[id]?.state == .rescheduling, ContinuousClock.now < deadline {
+        while bundleNode(group, index: index) == nil, groups.entries[id]?.state == .rescheduling, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        return groups.entries[id]?.state == .created
+        return bundleNode(group, index: index)
     }
 
     func getPlacementGroup(_ request: GetPlacementGroupRequest) async throws -> GetPlacementGroupReply {
@@ -135,7 +147,9 @@ extension Head {
     /// Decides where the bundles without a node go and reserves them (prepare everywhere, then
     /// commit): all of a pending group's, or those a rescheduling group lost with a node.
     private func placeGroup(_ id: UniqueID) async {
-        guard let info = groups.entries[id], info.state == .pending || info.state == .rescheduling, let spec = info.spec else { return }
+        guard let info = groups.entries[id], info.state == .pending || info.state == .rescheduling, let spec = info.spec,
+              groups.placing.insert(id).inserted else { return }
+        defer { groups.placing.remove(id) }
         let expected = info.state
         let missing = info.bundles.indices.filter { info.bundles[$0].nodeId.isEmpty }
         guard !missing.isEmpty else {
@@ -216,6 +230,18 @@ extension Head {
                 return
             }
             for (position, node) in chosen.enumerated() { groups.entries[id]?.bundles[missing[position]].nodeId = UniqueID(hex: node)?.bytes ?? [] }
+            // A node may have died while this placement waited on the nodes: its bundles (the
+            // ones placed now, or others the death already cleared) are placed again.
+            var unplaced: [Int] = []
+            for (index, bundle) in (groups.entries[id]?.bundles ?? []).enumerated()
+            where bundle.nodeId.isEmpty || nodes.info(UniqueID(bytes: bundle.nodeId))?.state != .alive {
+                groups.entries[id]?.bundles[index].nodeId = []
+                unplaced.append(index)
+            }
+            guard unplaced.isEmpty else {
+                groups.entries[id]?.reason = "\(expected == .pending ? "pending" : "rescheduling"): bundle(s) \(unplaced.map(String.init).joined(separator: ", ")) lost their node while being placed"
+                return
+            }
             groups.entries[id]?.state = .created
             groups.entries[id]?.reason = ""
             if expected == .rescheduling {
@@ -246,10 +272,12 @@ extension Head {
         }
     }
 
-    /// The node holding bundle `index` of a group (for placing an actor into it).
+    /// The node holding bundle `index` of a group (for placing an actor into it): nil unless
+    /// the group is placed, or rescheduling others of its bundles.
     func bundleNode(_ group: [UInt8], index: Int32) -> UniqueID? {
-        guard let info = groups.entries[UniqueID(bytes: group)], info.state == .created else { return nil }
+        guard let info = groups.entries[UniqueID(bytes: group)], info.state == .created || info.state == .rescheduling else { return nil }
         let bundle = index >= 0 ? info.bundles.first { Int32($0.index) == index } : info.bundles.first
-        return bundle.map { UniqueID(bytes: $0.nodeId) }
+        guard let bundle, !bundle.nodeId.isEmpty else { return nil }
+        return UniqueID(bytes: bundle.nodeId)
     }
 }

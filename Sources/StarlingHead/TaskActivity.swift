@@ -82,6 +82,11 @@ struct TaskActivity {
 
     /// The job ended: its owners' tasks are no longer pending or running.
     mutating func jobEnded(_ job: [UInt8]) {
+        if endedJobs.count >= capacity {
+            // Forget ended jobs none of whose reporters is kept.
+            let kept = Set(reporters.values.map(\.job))
+            endedJobs = endedJobs.filter { kept.contains($0) }
+        }
         endedJobs.insert(job)
         for (id, reporter) in reporters where reporter.job == job { reporterDied(id) }
     }

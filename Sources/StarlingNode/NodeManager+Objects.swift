@@ -211,7 +211,11 @@ extension NodeManager {
                         guard bytes.count == Int(request.length) else {
                             throw RPCFailure(.objectLost, "chunk at \(offset) came back with \(bytes.count) of \(request.length) bytes")
                         }
-                        try SharedSegment.write(location.segment, at: Int(location.offset + offset), [bytes])
+                        do {
+                            try SharedSegment.write(location.segment, at: Int(location.offset + offset), [bytes])
+                        } catch let SharedSegment.Failure.cannotWrite(_, reason, full) where full {
+                            throw RPCFailure(.objectStoreFull, "the object store cannot fit \(size) bytes: shared memory (/dev/shm) is full (\(reason))")
+                        }
                     }
                 }
             }

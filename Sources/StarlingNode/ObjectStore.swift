@@ -170,6 +170,9 @@ struct ObjectStore {
             try Self.copyFile(path, into: entry.segment, count: Int(entry.segmentSize))
         } catch {
             shm_unlink(entry.segment)
+            if case let SharedSegment.Failure.cannotWrite(_, reason, full) = error, full {
+                throw RPCFailure(.objectStoreFull, "restoring object \(id.short) (\(entry.segmentSize) bytes) failed: shared memory (/dev/shm) is full (\(reason))")
+            }
             throw RPCFailure(.internal, "restoring object \(id.short) from \(path) failed: \(error)")
         }
         unlink(path)
@@ -229,15 +232,23 @@ struct ObjectStore {
         }
     }
 
-    /// Where bytes `offset..<offset+length` of a sealed object are, for a node pulling it: its
-    /// segment, or its spill file when spilled (so serving never needs room). The bytes are
-    /// read outside the node's actor (`ChunkSource.read`).
+    /// Opens bytes `offset..<offset+length` of a sealed object for a node pulling it: its
+    /// segment, or its spill file when spilled (so serving never needs room). The descriptor is
+    /// opened here, so a spill, restore or free after this cannot change what is read; the
+    /// bytes are read outside the node's actor (`ChunkSource.read`).
     mutating func chunk(_ id: UniqueID, offset: UInt64, length: UInt32) throws -> ChunkSource {
         guard let entry = entries[id], entry.sealed else { throw RPCFailure(.notFound, "object \(id.short) is not in this node's store") }
         guard offset <= entry.size else { throw RPCFailure(.invalidArgument, "offset \(offset) is past the end of object \(id.short) (\(entry.size) bytes)") }
         entries[id]?.lastAccess = .now
-        return ChunkSource(object: id, segment: entry.segment, spillPath: spillDirectory + "/" + id.hex, spilled: entry.spillPath != nil,
-                           offset: Int(entry.offset + offset), count: Int(min(UInt64(length), entry.size - offset)))
+        let fd: Int32
+        if let path = entry.spillPath {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw RPCFailure(.objectLost, "spill file \(path) of object \(id.short) cannot be opened: \(String(cString: strerror(errno)))") }
+        } else {
+            fd = shm_open(entry.segment, O_RDONLY | O_CLOEXEC, 0)
+            guard fd >= 0 else { throw RPCFailure(.objectLost, "segment \(entry.segment) of object \(id.short) cannot be opened: \(String(cString: strerror(errno)))") }
+        }
+        return ChunkSource(object: id, descriptor: fd, offset: Int(entry.offset + offset), count: Int(min(UInt64(length), entry.size - offset)))
     }
 
     @discardableResult
@@ -357,45 +368,31 @@ struct ObjectStore {
     }
 }
 
-/// Where a chunk of an object lies: its segment, or its spill file. The object may be spilled,
-/// restored or freed while the chunk is read, so reading tries the other place before giving up.
-struct ChunkSource: Sendable {
+/// An open chunk of an object (its segment or its spill file), read once and closed with it.
+final class ChunkSource: Sendable {
     let object: UniqueID
-    let segment: String
-    let spillPath: String
-    let spilled: Bool
+    private let descriptor: Int32
     /// From the start of the segment (or file), padding included.
     let offset: Int
     let count: Int
 
-    func read(into target: UnsafeMutableRawPointer) throws {
-        for fromFile in spilled ? [true, false, true] : [false, true, false] {
-            do {
-                if fromFile { try readFile(into: target) } else { try SharedSegment.read(segment, at: offset, count: count, into: target) }
-                return
-            } catch SharedSegment.Failure.gone {
-                continue
-            } catch is NoSpillFile {
-                continue
-            }
-        }
-        throw RPCFailure(.notFound, "object \(object.short) was freed while a chunk of it was being read")
+    init(object: UniqueID, descriptor: Int32, offset: Int, count: Int) {
+        self.object = object
+        self.descriptor = descriptor
+        self.offset = offset
+        self.count = count
     }
 
-    private struct NoSpillFile: Error {}
+    deinit { close(descriptor) }
 
-    private func readFile(into target: UnsafeMutableRawPointer) throws {
-        let fd = open(spillPath, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { throw NoSpillFile() }
-            throw RPCFailure(.objectLost, "spill file \(spillPath) of object \(object.short) cannot be opened: \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
+    func read(into target: UnsafeMutableRawPointer) throws {
         var done = 0
         while done < count {
-            let n = pread(fd, target + done, count - done, off_t(offset + done))
+            let n = pread(descriptor, target + done, count - done, off_t(offset + done))
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw RPCFailure(.objectLost, "reading spill file \(spillPath): \(n == 0 ? "it is too short" : String(cString: strerror(errno)))") }
+            guard n > 0 else {
+                throw RPCFailure(.objectLost, "reading object \(object.short): \(n == 0 ? "it ends early" : String(cString: strerror(errno)))")
+            }
             done += n
         }
     }

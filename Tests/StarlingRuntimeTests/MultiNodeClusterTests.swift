@@ -220,7 +220,8 @@ struct MultiNodeClusterTests {
                 try await cluster.kill9(2, once: marker)
             }
             // On the victim first; then on the other node, in the same bundle index, which
-            // moved there; the group's other bundle stayed; state from its config (0 + 1).
+            // moved there; the group's other bundle stayed; state from its config again (0 + 1,
+            // not the 5 added before the kill).
             #expect(result == "true true true true 1")
         }
     }

@@ -748,6 +748,7 @@ struct TestApp {
                     let counter = try await cluster.spawn(Counter.self, config: 0,
                                                           options: .init(scheduling: .placementGroup(group, bundle: lost), maxRestarts: 1, maxTaskRetries: 1))
                     let before = try await counter.whereAmI()
+                    _ = try await counter.add(5)
                     _ = FileManager.default.createFile(atPath: marker, contents: Data(before.utf8))
                     var after = before
                     for _ in 0..<600 where after == before {

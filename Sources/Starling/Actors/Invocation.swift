@@ -98,7 +98,7 @@ public struct StarlingInvocationDecoder: DistributedTargetInvocationDecoder {
             let trailerLength = Int(try InvocationFraming.readLength(UInt32.self, in: bytes, at: bytes.count - 4))
             let count = Int(try InvocationFraming.readLength(UInt32.self, in: bytes, at: bytes.count - 8))
             let start = bytes.count - trailerLength
-            guard trailerLength >= 8, start >= 0, count <= trailerLength else {
+            guard trailerLength >= 8, start >= 0, count <= trailerLength / 4 else {
                 throw StarlingError.typeMismatch(task: "actor call", detail: "the call's invocation has a malformed trailer")
             }
             var names: [String] = []
@@ -134,10 +134,11 @@ public struct StarlingInvocationDecoder: DistributedTargetInvocationDecoder {
             guard start < end else {
                 throw StarlingError.typeMismatch(task: "actor call", detail: "the call carries \(index - 1) arguments, the method takes more")
             }
-            let length = Int(try InvocationFraming.readLength(UInt64.self, in: bytes, at: start))
-            guard length <= end - start - 8 else {
+            let raw = try InvocationFraming.readLength(UInt64.self, in: bytes, at: start)
+            guard end - start >= 8, raw <= UInt64(end - start - 8) else {
                 throw StarlingError.typeMismatch(task: "actor call", detail: "argument \(index) is cut short")
             }
+            let length = Int(raw)
             next = start + 8 + length
             do {
                 return try decoder.decode(Argument.self, from: UnsafeRawBufferPointer(rebasing: bytes[(start + 8)..<(start + 8 + length)]))

@@ -591,13 +591,13 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         var reply = ActorCallReply()
         guard let (actor, mailbox) = state.withLock({ state -> ((any DistributedActor), Mailbox)? in
             guard let actor = state.local[id], let mailbox = state.mailboxes[id] else { return nil }
-            state.served[id, default: ActorCallCounts(actorId: request.actorId, className: "\(type(of: actor))")].running += 1
             return (actor, mailbox)
         }) else {
             reply.status = Status(code: .actorDied, message: "no actor \(id.prefix(8)) on this worker (it exited or was never here)")
             return reply
         }
         await mailbox.enter(caller: request.callerId, sequence: request.sequenceNumber, ackedBelow: request.callerAckedBelow)
+        state.withLock { $0.served[id, default: ActorCallCounts(actorId: request.actorId, className: "\(type(of: actor))")].running += 1 }
         let started = ContinuousClock.now
         defer { served(id, started: started, failed: reply.status.map { $0.code != .ok } ?? false) }
         let handler = StarlingResultHandler()

@@ -424,7 +424,11 @@ actor TaskSubmitter {
         again.spec.attempt += 1
         log.info("object \(returnID.short) was lost with its node; running \(task.spec.displayName) again (attempt \(again.spec.attempt + 1))")
         objects.reset(returnID)
-        count(task.spec.displayName) { $0.retried += 1 }
+        // Its result is gone: it counts as finished again once the rerun finishes.
+        count(task.spec.displayName) {
+            $0.retried += 1
+            $0.finished -= min($0.finished, 1)
+        }
         submit(again, key: key)
         return .resubmitted
     }

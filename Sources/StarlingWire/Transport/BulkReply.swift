@@ -110,7 +110,11 @@ extension RPCClient {
                                                  bytes: KeyPath<Reply, [UInt8]>, timeout: Duration? = nil,
                                                  _ body: (UnsafeRawBufferPointer) throws -> Result) async throws -> Result {
         let received = try await exchangeReply(rpc, request, timeout: timeout)
-        if let payload = BulkReply.payload(of: received.body, field: field) { return try body(payload) }
+        // The payload points into the received message: it must live until `body` returns.
+        let bulk: Result? = try withExtendedLifetime(received) {
+            try BulkReply.payload(of: received.body, field: field).map { try body($0) }
+        }
+        if let bulk { return bulk }
         let reply = try decodeReply(received, rpc, returningFailures: false)
         return try reply[keyPath: bytes].withUnsafeBytes { try body($0) }
     }
