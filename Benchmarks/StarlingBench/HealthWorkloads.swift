@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Starling
 
 /// Health workloads (issue 6). `idle_cpu`: a head (which is also a node) started with
@@ -64,12 +61,13 @@ enum HealthWorkloads {
             var alive: [BenchActor] = []
             for _ in 0..<actors { alive.append(try await cluster.spawn(BenchActor.self, config: 0, options: .init(resources: ["CPU": 0]))) }
             for actor in alive { _ = try await actor.smallValue() }
-            guard let base = try await cluster.dashboardURL(), let url = URL(string: base + "/metrics") else {
+            guard let base = try await cluster.dashboardURL() else {
                 throw BenchError.missing("the embedded head runs no HTTP endpoint")
             }
-            _ = try await URLSession.shared.data(from: url)
+            let url = base + "/metrics"
+            _ = try await PlainHTTP.fetch(url)
             let start = ContinuousClock.now
-            for _ in 0..<scrapes { _ = try await URLSession.shared.data(from: url) }
+            for _ in 0..<scrapes { _ = try await PlainHTTP.fetch(url) }
             return TaskWorkloads.micros(ContinuousClock.now - start) / 1000 / Double(scrapes)
         }
     }

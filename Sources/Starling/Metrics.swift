@@ -207,13 +207,9 @@ final class HealthReporter: Sendable {
             events = state.failures
             state.failures.removeAll()
             if state.failuresNotShown > 0 {
-                var summary = Event()
-                summary.kind = .taskFailed
-                summary.severity = .error
-                summary.jobId = state.jobID
-                summary.message = "\(state.failuresNotShown) more task failure(s) in this second not logged one by one; counts by function: /api/tasks"
-                summary.source = events.first?.source ?? ""
-                events.append(summary)
+                events.append(Event(kind: .taskFailed, severity: .error,
+                                    message: "\(state.failuresNotShown) more task failure(s) in this second not logged one by one; counts by function: /api/tasks",
+                                    source: events.first?.source ?? "", jobId: state.jobID))
                 state.failuresNotShown = 0
             }
             state.sequence += 1

@@ -675,14 +675,10 @@ extension StarlingActorSystem {
 
     /// An actor method threw: a task-failed event for the head's log.
     private func reportFailedCall(_ request: ActorCallRequest, _ error: RemoteError) {
-        var event = Event()
-        event.kind = .taskFailed
-        event.severity = .error
-        event.message = "actor call \(request.displayName) failed with \(error.typeName): \(error.message)"
-        event.source = "actor \(UniqueID(bytes: request.actorId).short)"
-        event.actorId = request.actorId
-        event.labels = ["function": request.displayName, "error_type": error.typeName]
-        HealthReporter.shared.failed(event)
+        HealthReporter.shared.failed(Event(kind: .taskFailed, severity: .error,
+                                           message: "actor call \(request.displayName) failed with \(error.typeName): \(error.message)",
+                                           source: "actor \(UniqueID(bytes: request.actorId).short)", actorId: request.actorId,
+                                           labels: ["function": request.displayName, "error_type": error.typeName]))
     }
 }
 

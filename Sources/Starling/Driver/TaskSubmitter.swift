@@ -476,15 +476,9 @@ actor TaskSubmitter {
         let name = task.spec.displayName
         count(name) { $0.failed += 1 }
         if case .cancelled = error { return }
-        var event = Event()
-        event.kind = .taskFailed
-        event.severity = .error
-        event.message = "\(error)"
-        event.source = "owner of job \(jobID.short)"
-        event.jobId = jobID.bytes
-        event.taskId = task.spec.taskId
-        event.labels = labels.merging(["function": name, "attempts": String(task.spec.attempt + 1)]) { $1 }
-        HealthReporter.shared.failed(event)
+        HealthReporter.shared.failed(Event(kind: .taskFailed, severity: .error, message: "\(error)", source: "owner of job \(jobID.short)",
+                                           jobId: jobID.bytes, taskId: task.spec.taskId,
+                                           labels: labels.merging(["function": name, "attempts": String(task.spec.attempt + 1)]) { $1 }))
     }
 
     private func count(_ name: String, _ change: (inout TaskStateCounts) -> Void) {

@@ -83,20 +83,8 @@ extension RouteTable {
     ) {
         let name = rpc.name
         add(method: rpc.method, name: name) { message, context, limit in
-            let request: Request
-            do {
-                request = try Request(unpacking: UnsafeRawBufferPointer(rebasing: message.body[OutgoingMessage.headerSize...]))
-            } catch {
-                return errorReply(.malformed, "\(name): \(error)", limit: limit)
-            }
-            do {
-                return try await handler(request, context).message(limit: limit, what: "reply to \(name)")
-            } catch let failure as RPCFailure {
-                return errorReply(failure.code, failure.message, limit: limit)
-            } catch let WireError.tooLarge(what, size, limit) {
-                return errorReply(.tooLarge, "\(what) is \(size) bytes, over the limit of \(limit)", limit: limit)
-            } catch {
-                return errorReply(.internal, "\(name) failed: \(error)", limit: limit)
+            await Self.respond(to: message, as: Request.self, name: name, limit: limit) { request in
+                try await handler(request, context).message(limit: limit, what: "reply to \(name)")
             }
         }
     }

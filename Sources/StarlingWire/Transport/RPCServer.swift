@@ -46,24 +46,32 @@ public struct RouteTable: Sendable {
     ) {
         let name = rpc.name
         add(method: rpc.method, name: name) { message, context, limit in
-            let request: Request
-            do {
-                let body = message.body
-                request = try Request(unpacking: UnsafeRawBufferPointer(rebasing: body[OutgoingMessage.headerSize...]))
-            } catch {
-                return errorReply(.malformed, "\(name): \(error)", limit: limit)
-            }
-            do {
+            await Self.respond(to: message, as: Request.self, name: name, limit: limit) { request in
                 var reply = try await handler(request, context)
                 if reply.status == nil { reply.status = Status(code: .ok, message: "") }
                 return try OutgoingMessage.pack(reply, method: nil, limit: limit, what: "reply to \(name)")
-            } catch let failure as RPCFailure {
-                return errorReply(failure.code, failure.message, limit: limit)
-            } catch let WireError.tooLarge(what, size, limit) {
-                return errorReply(.tooLarge, "\(what) is \(size) bytes, over the limit of \(limit)", limit: limit)
-            } catch {
-                return errorReply(.internal, "\(name) failed: \(error)", limit: limit)
             }
+        }
+    }
+
+    /// Decodes the request in `message`, lets `produce` make the reply, and turns what it
+    /// throws into an error reply (a malformed request gets one without `produce` running).
+    static func respond<Request: ProtoMessage>(to message: ReceivedMessage, as: Request.Type, name: String, limit: Int,
+                                               _ produce: (Request) async throws -> OutgoingMessage) async -> OutgoingMessage? {
+        let request: Request
+        do {
+            request = try Request(unpacking: UnsafeRawBufferPointer(rebasing: message.body[OutgoingMessage.headerSize...]))
+        } catch {
+            return errorReply(.malformed, "\(name): \(error)", limit: limit)
+        }
+        do {
+            return try await produce(request)
+        } catch let failure as RPCFailure {
+            return errorReply(failure.code, failure.message, limit: limit)
+        } catch let WireError.tooLarge(what, size, limit) {
+            return errorReply(.tooLarge, "\(what) is \(size) bytes, over the limit of \(limit)", limit: limit)
+        } catch {
+            return errorReply(.internal, "\(name) failed: \(error)", limit: limit)
         }
     }
 
