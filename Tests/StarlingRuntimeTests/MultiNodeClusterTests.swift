@@ -127,6 +127,19 @@ final class LocalCluster {
 
 @Suite("Multi-node cluster on 127.0.0.1 (real processes)", .serialized)
 struct MultiNodeClusterTests {
+    /// Runs `scenario` (given the last node's id and a marker path) on a fresh cluster, and kills
+    /// that node with -9 once the driver wrote the marker; returns the scenario's result.
+    func runKillingNode(_ scenario: String) async throws -> String {
+        var result = ""
+        try await withCluster { cluster in
+            let marker = cluster.directory + "/\(scenario)-marker"
+            result = try await runScenario([scenario, cluster.members[2].nodeID, marker], environment: cluster.environment) { _ in
+                try await cluster.kill9(2, once: marker)
+            }
+        }
+        return result
+    }
+
     /// Runs `body` against a head with no CPUs and two 4-CPU nodes, then stops them all.
     func withCluster(_ body: (LocalCluster) async throws -> Void) async throws {
         let cluster = try await LocalCluster(headResources: "CPU=0", nodeResources: ["CPU=4", "CPU=4"])
@@ -200,30 +213,18 @@ struct MultiNodeClusterTests {
 
     @Test("kill -9 of the node hosting an actor: the head restarts it on the other node and calls go on")
     func actorNodeKilled() async throws {
-        try await withCluster { cluster in
-            let victim = cluster.members[2].nodeID
-            let marker = cluster.directory + "/actor-started"
-            let result = try await runScenario(["actor-node-killed", victim, marker], environment: cluster.environment) { _ in
-                try await cluster.kill9(2, once: marker)
-            }
-            // It ran on the victim first, then elsewhere, with its state from its config (0 + 1).
-            #expect(result == "true true 1")
-        }
+        let result = try await runKillingNode("actor-node-killed")
+        // It ran on the victim first, then elsewhere, with its state from its config (0 + 1).
+        #expect(result == "true true 1")
     }
 
     @Test("kill -9 of a node holding a placement group's bundle: the bundle is placed again elsewhere and the actor in it restarts there")
     func placementGroupNodeKilled() async throws {
-        try await withCluster { cluster in
-            let victim = cluster.members[2].nodeID
-            let marker = cluster.directory + "/group-actor-started"
-            let result = try await runScenario(["placement-node-killed", victim, marker], environment: cluster.environment) { _ in
-                try await cluster.kill9(2, once: marker)
-            }
-            // On the victim first; then on the other node, in the same bundle index, which
-            // moved there; the group's other bundle stayed; state from its config again (0 + 1,
-            // not the 5 added before the kill).
-            #expect(result == "true true true true 1")
-        }
+        let result = try await runKillingNode("placement-node-killed")
+        // On the victim first; then on the other node, in the same bundle index, which moved
+        // there; the group's other bundle stayed; state from its config again (0 + 1, not the 5
+        // added before the kill).
+        #expect(result == "true true true true 1")
     }
 
     @Test("placement groups of each strategy on three nodes; tasks and actors run in their bundles; pending and infeasible ones say why")
