@@ -73,7 +73,7 @@ extension Cluster {
         case .infeasible: throw StarlingError.infeasible(task: "placement group \(name ?? UniqueID(bytes: spec.placementGroupId).short)", reason: reply.status?.message ?? "")
         default: throw StarlingError.cluster(reply.status?.message ?? "creating a placement group failed")
         }
-        return try await handle(reply.group, strategy: strategy)
+        return try await actorSystem.placementGroupHandle(reply.group, strategy: strategy)
     }
 
     /// Waits until `group` is placed (at most `timeout`) and returns it with its nodes, as the
@@ -81,6 +81,20 @@ extension Cluster {
     /// rescheduling meanwhile), and the handle this returns names their new nodes.
     /// Throws `StarlingError.placementGroupNotReady` with the reason it is still pending.
     public func ready(_ group: PlacementGroup, timeout: Duration? = nil) async throws -> PlacementGroup {
+        try await actorSystem.placementGroup(group, timeout: timeout)
+    }
+
+    /// Frees the group's bundles; tasks and actors running in them are stopped.
+    public func remove(_ group: PlacementGroup) async throws {
+        var request = RemovePlacementGroupRequest()
+        request.placementGroupId = UniqueID(hex: group.id)?.bytes ?? []
+        _ = try await actorSystem.head().call(HeadRPC.removePlacementGroup, request)
+    }
+}
+
+extension StarlingActorSystem {
+    /// `Cluster.ready`: the group as the head knows it, once placed.
+    func placementGroup(_ group: PlacementGroup, timeout: Duration?) async throws -> PlacementGroup {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         while true {
             var request = GetPlacementGroupRequest()
@@ -89,12 +103,12 @@ extension Cluster {
             request.waitMs = UInt32(min(10_000, max(0, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000)))
             let info: PlacementGroupInfo?
             do {
-                info = try await actorSystem.head().call(HeadRPC.getPlacementGroup, request, timeout: .seconds(30)).group
+                info = try await head().call(HeadRPC.getPlacementGroup, request, timeout: .seconds(30)).group
             } catch {
                 throw StarlingError.cluster("asking for \(group) failed: \(error)")
             }
             switch info?.state ?? .unspecified {
-            case .created: return try await handle(info, strategy: group.strategy)
+            case .created: return try await placementGroupHandle(info, strategy: group.strategy)
             case .removed: throw StarlingError.placementGroupNotReady(group: group.id, reason: "it was removed")
             case .infeasible: throw StarlingError.infeasible(task: "\(group)", reason: info?.reason ?? "")
             default:
@@ -105,18 +119,12 @@ extension Cluster {
         }
     }
 
-    /// Frees the group's bundles; tasks and actors running in them are stopped.
-    public func remove(_ group: PlacementGroup) async throws {
-        var request = RemovePlacementGroupRequest()
-        request.placementGroupId = UniqueID(hex: group.id)?.bytes ?? []
-        _ = try await actorSystem.head().call(HeadRPC.removePlacementGroup, request)
-    }
-
-    private func handle(_ info: PlacementGroupInfo?, strategy: PlacementGroupStrategy) async throws -> PlacementGroup {
+    /// The handle of a placed group as the head describes it, with its nodes' addresses.
+    func placementGroupHandle(_ info: PlacementGroupInfo?, strategy: PlacementGroupStrategy) async throws -> PlacementGroup {
         guard let info, let spec = info.spec else { throw StarlingError.cluster("the head described no placement group") }
         var urls: [[UInt8]: String] = [:]
         if info.state == .created {
-            let nodes = try await actorSystem.head().call(HeadRPC.listNodes, ListNodesRequest()).nodes
+            let nodes = try await head().call(HeadRPC.listNodes, ListNodesRequest()).nodes
             for node in nodes { urls[node.nodeId] = node.address?.url ?? "" }
         }
         let bundles = info.bundles.map { bundle in

@@ -81,8 +81,8 @@ public enum Starling {
             session = try await DriverSession.embedded(options)
         }
         let objects = ObjectTable()
-        let submitter = TaskSubmitter(node: session.node, jobID: session.jobID, objects: objects, token: session.token)
         let actors = StarlingActorSystem.install(token: session.token, head: session.head, headURL: nil)
+        let submitter = TaskSubmitter(node: session.node, jobID: session.jobID, objects: objects, token: session.token, actors: actors)
         let ownerAddress = OwnerAddress()
         let stored = StoredObjects()
         let cluster = Cluster(objects: objects, submitter: submitter, ownerAddress: ownerAddress, nodeID: session.nodeID,

@@ -758,7 +758,9 @@ struct TestApp {
                     let again = try await cluster.ready(group, timeout: .seconds(20))
                     let moved = again.bundles.first { $0.index == lost }?.nodeID
                     let stayed = again.bundles.first { $0.index != lost }?.nodeID
-                    result = "\(before == victim) \(after != before) \(moved == after) \(stayed == kept?.nodeID) \(try await counter.add(1))"
+                    // A task into the moved bundle through the handle made before the death.
+                    let ranOn = try await cluster.get(cluster.submit(Where.self, .init(), options: .init(scheduling: .placementGroup(group, bundle: lost))))
+                    result = "\(before == victim) \(after != before) \(moved == after) \(stayed == kept?.nodeID) \(try await counter.add(1)) \(ranOn == moved)"
                 case "placement":
                     // Run on a head and two nodes with 2 CPUs each.
                     var parts: [String] = []

@@ -38,6 +38,10 @@ actor TaskSubmitter {
 
     private let node: RPCClient
     private let jobID: UniqueID
+    /// Asks the head where a placement group's bundles are now.
+    private let actors: StarlingActorSystem
+    /// Groups asked again after a lease into them failed (their bundles moved with a node's death).
+    private var currentGroups: [String: PlacementGroup] = [:]
     private let objects: ObjectTable
     private var keys: [Key: KeyState] = [:]
     /// Lease drives in flight (shutdown waits for them), and the sweeper of parked leases.
@@ -74,9 +78,10 @@ actor TaskSubmitter {
     /// request the node cannot grant would otherwise hold shutdown forever).
     static let shutdownGrace: Duration = .milliseconds(300)
 
-    init(node: RPCClient, jobID: UniqueID, objects: ObjectTable, token: ClusterToken) {
+    init(node: RPCClient, jobID: UniqueID, objects: ObjectTable, token: ClusterToken, actors: StarlingActorSystem) {
         self.node = node
         self.jobID = jobID
+        self.actors = actors
         self.objects = objects
         workers = ConnectionPool(token: token, name: "owner")
         // A node spilled to may have died since the view was made: give up on it quickly.
@@ -189,16 +194,31 @@ actor TaskSubmitter {
     }
 
     private func acquireLease(_ request: RequestWorkerLeaseRequest, strategy: Scheduling) async throws -> (RequestWorkerLeaseReply, RPCClient) {
-        var first = node
-        if case let .placementGroup(group, bundle) = strategy {
-            // A bundle's lease is asked of the node holding the bundle.
-            guard group.isReady, let target = group.bundles.first(where: { $0.index == (bundle ?? group.bundles[0].index) }) else {
-                throw StarlingError.placementGroupNotReady(group: group.id, reason: group.isReady ? "it has no bundle \(bundle ?? -1)"
-                                                                                                     : "wait for it with Cluster.ready before scheduling into it")
-            }
-            first = try await nodeClient(target.nodeURL)
+        guard case let .placementGroup(given, bundle) = strategy else {
+            return try await LeaseRequester.acquire(request, at: node, connect: { try await self.nodeClient($0) },
+                                                    forget: { await self.forgetNode($0) })
         }
-        return try await LeaseRequester.acquire(request, at: first, connect: { try await self.nodeClient($0) },
+        let known = currentGroups[given.id] ?? given
+        do {
+            return try await acquireLease(request, in: known, bundle: bundle)
+        } catch let error as StarlingError {
+            throw error
+        } catch {
+            // The bundle's node may have died, and the head placed the bundle again elsewhere:
+            // ask it once where the group is now.
+            guard let current = try? await actors.placementGroup(known, timeout: .seconds(60)), current.bundles != known.bundles else { throw error }
+            currentGroups[given.id] = current
+            return try await acquireLease(request, in: current, bundle: bundle)
+        }
+    }
+
+    /// A lease inside a bundle: asked of the node holding the bundle.
+    private func acquireLease(_ request: RequestWorkerLeaseRequest, in group: PlacementGroup, bundle: Int?) async throws -> (RequestWorkerLeaseReply, RPCClient) {
+        guard group.isReady, let target = group.bundles.first(where: { $0.index == (bundle ?? group.bundles[0].index) }) else {
+            throw StarlingError.placementGroupNotReady(group: group.id, reason: group.isReady ? "it has no bundle \(bundle ?? -1)"
+                                                                                                 : "wait for it with Cluster.ready before scheduling into it")
+        }
+        return try await LeaseRequester.acquire(request, at: try await nodeClient(target.nodeURL), connect: { try await self.nodeClient($0) },
                                                 forget: { await self.forgetNode($0) })
     }
 

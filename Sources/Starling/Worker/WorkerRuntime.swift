@@ -33,7 +33,7 @@ enum WorkerRuntime {
             let actors = StarlingActorSystem.install(token: token, head: nil, headURL: environment[WorkerEnvironment.headURL])
             let ownerAddress = OwnerAddress()
             let stored = StoredObjects()
-            let cluster = Cluster(objects: objects, submitter: TaskSubmitter(node: node, jobID: jobID, objects: objects, token: token),
+            let cluster = Cluster(objects: objects, submitter: TaskSubmitter(node: node, jobID: jobID, objects: objects, token: token, actors: actors),
                                   ownerAddress: ownerAddress, nodeID: nodeID, actorSystem: actors, jobID: jobID, token: token,
                                   node: node, stored: stored)
             let running = RunningTasks()
