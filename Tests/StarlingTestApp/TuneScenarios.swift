@@ -47,14 +47,21 @@ struct CountingTrainable: Trainable {
 struct Climber: Trainable {
     var height = 0.0
     let rate: Double
+    /// The height a checkpoint gave it, reported once with the next step (the PBT test checks
+    /// it is a height the donor reported).
+    var restored: Double?
     init(config: TrialConfig, context: TrialContext) throws { rate = try config.double("lr") }
     mutating func step() async throws -> [String: Double] {
         try await Task.sleep(for: .milliseconds(100))
         height += rate
-        return ["height": height]
+        defer { restored = nil }
+        return restored.map { ["height": height, "restored_height": $0] } ?? ["height": height]
     }
     func save() throws -> [UInt8] { Checkpoint.pack([height]) }
-    mutating func restore(from checkpoint: [UInt8]) throws { height = try Checkpoint.unpack(checkpoint, as: Double.self)[0] }
+    mutating func restore(from checkpoint: [UInt8]) throws {
+        height = try Checkpoint.unpack(checkpoint, as: Double.self)[0]
+        restored = height
+    }
 }
 
 /// Uses its trial's placement group: runs a task in bundle 1 each step.
@@ -160,12 +167,22 @@ enum TuneScenarios {
                               runConfig: RunConfig(name: "pbt", storagePath: directory, stopAfterIterations: 8, checkpointFrequency: 1,
                                                    progress: .none, resourcesPerTrial: ["CPU": 0.5]))
             let results = try await tuner.fit(on: cluster)
-            // A trial that copied another jumps to at least the donor's height.
+            // A trial that copied another goes on from a height its donor reported (the donor's
+            // checkpoint), above its own height before: it jumps to the donor's height.
             var jumps: [String] = []
             for trial in results.trials where !trial.exploitedFrom.isEmpty {
-                let heights = trial.history.map { $0.metrics["height"] ?? 0 }
-                let biggestStep = zip(heights.dropFirst(), heights).map { $0 - $1 }.max() ?? 0
-                jumps.append("\(trial.id)<-\(trial.exploitedFrom.map(String.init).joined(separator: ",")):\(biggestStep > 1.0 + 1e-9)")
+                let donorHeights = results.trials.filter { trial.exploitedFrom.contains($0.id) }
+                    .flatMap { $0.history.compactMap { $0.metrics["height"] } }
+                var copied = 0, jumpsUp = true
+                var previous = 0.0
+                for result in trial.history {
+                    if let restored = result.metrics["restored_height"] {
+                        copied += 1
+                        jumpsUp = jumpsUp && donorHeights.contains { abs($0 - restored) < 1e-9 } && restored > previous - 1e-9
+                    }
+                    previous = result.metrics["height"] ?? previous
+                }
+                jumps.append("\(trial.id)<-\(trial.exploitedFrom.map(String.init).joined(separator: ",")):\(copied == trial.exploitedFrom.count && jumpsUp)")
             }
             return "exploits=\(results.trials.map(\.exploitedFrom.count).reduce(0, +)) \(jumps.joined(separator: " "))"
 
