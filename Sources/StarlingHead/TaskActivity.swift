@@ -47,6 +47,11 @@ struct TaskActivity {
     /// Reporters kept at most; past it, those of ended jobs go first, then the oldest.
     let capacity: Int
     private var reporters: [[UInt8]: Reporter] = [:]
+    /// What reporters dropped by `trim` had counted, per job: kept so that totals never go down
+    /// (Prometheus would read a counter reset).
+    private var retired: [[UInt8]: Reporter] = [:]
+    /// Reporters dropped: a later report of theirs is ignored (their totals are in `retired`).
+    private var retiredIDs: Set<[UInt8]> = []
     private var endedJobs: Set<[UInt8]> = []
     private var arrival: [[UInt8]] = []
 
@@ -55,7 +60,8 @@ struct TaskActivity {
     /// Keeps the report's task and actor-call totals (a report without either changes nothing;
     /// one older than the reporter's last is ignored).
     mutating func apply(_ report: ReportMetricsRequest) {
-        guard !report.tasks.isEmpty || !report.actorCalls.isEmpty, !report.reporterId.isEmpty else { return }
+        guard !report.tasks.isEmpty || !report.actorCalls.isEmpty, !report.reporterId.isEmpty,
+              !retiredIDs.contains(report.reporterId) else { return }
         var reporter = reporters[report.reporterId] ?? Reporter(job: report.jobId, node: report.nodeId, sequence: 0)
         if reporters[report.reporterId] == nil { arrival.append(report.reporterId) }
         guard report.sequence == 0 || report.sequence > reporter.sequence else { return }
@@ -102,32 +108,62 @@ struct TaskActivity {
     private mutating func trim() {
         guard reporters.count > capacity else { return }
         let ended = arrival.filter { reporters[$0].map { endedJobs.contains($0.job) } ?? true }
-        for id in ended.prefix(reporters.count - capacity) { reporters[id] = nil }
+        for id in ended.prefix(reporters.count - capacity) { retire(id) }
         while reporters.count > capacity, let oldest = arrival.first {
-            reporters[oldest] = nil
+            retire(oldest)
             arrival.removeFirst()
         }
         arrival.removeAll { reporters[$0] == nil }
     }
 
+    /// Drops a reporter, folding its totals into its job's retired counts.
+    private mutating func retire(_ id: [UInt8]) {
+        guard var reporter = reporters.removeValue(forKey: id) else { return }
+        retiredIDs.insert(id)
+        Self.settle(&reporter)
+        var kept = retired[reporter.job] ?? Reporter(job: reporter.job, node: [], sequence: 0)
+        for counts in reporter.tasks {
+            if let index = kept.tasks.firstIndex(where: { $0.functionName == counts.functionName }) {
+                kept.tasks[index].finished += counts.finished
+                kept.tasks[index].failed += counts.failed
+                kept.tasks[index].retried += counts.retried
+            } else {
+                kept.tasks.append(counts)
+            }
+        }
+        for calls in reporter.actorCalls {
+            if let index = kept.actorCalls.firstIndex(where: { $0.actorId == calls.actorId }) {
+                kept.actorCalls[index].succeeded += calls.succeeded
+                kept.actorCalls[index].failed += calls.failed
+                kept.actorCalls[index].busySeconds += calls.busySeconds
+            } else {
+                kept.actorCalls.append(calls)
+            }
+        }
+        retired[reporter.job] = kept
+    }
+
+    /// Every reporter kept, and the retired counts.
+    private var counted: [Reporter] { Array(reporters.values) + Array(retired.values) }
+
     /// Totals over every owner.
     var cluster: Totals {
         var totals = Totals()
-        for reporter in reporters.values { for counts in reporter.tasks { totals.add(counts) } }
+        for reporter in counted { for counts in reporter.tasks { totals.add(counts) } }
         return totals
     }
 
     /// Totals per job (jobs whose owners reported any task).
     var byJob: [[UInt8]: Totals] {
         var jobs: [[UInt8]: Totals] = [:]
-        for reporter in reporters.values { for counts in reporter.tasks { jobs[reporter.job, default: Totals()].add(counts) } }
+        for reporter in counted { for counts in reporter.tasks { jobs[reporter.job, default: Totals()].add(counts) } }
         return jobs
     }
 
     /// Totals per job and function.
     var byFunction: [(job: [UInt8], function: String, totals: Totals)] {
         var functions: [[UInt8]: [String: Totals]] = [:]
-        for reporter in reporters.values {
+        for reporter in counted {
             for counts in reporter.tasks { functions[reporter.job, default: [:]][counts.functionName, default: Totals()].add(counts) }
         }
         return functions.flatMap { job, byName in byName.map { (job: job, function: $0.key, totals: $0.value) } }
@@ -138,7 +174,7 @@ struct TaskActivity {
     /// earlier incarnations' counts).
     var byActor: [[UInt8]: ActorCalls] {
         var actors: [[UInt8]: ActorCalls] = [:]
-        for reporter in reporters.values {
+        for reporter in counted {
             for counts in reporter.actorCalls {
                 var calls = actors[counts.actorId] ?? ActorCalls()
                 calls.className = counts.className
