@@ -4,19 +4,22 @@ import Starling
 /// Object-store workloads (issue 5) on an embedded cluster, against Ray 2.60 on the same
 /// definitions (`Benchmarks/ray/store.py`), and `memcpy` as the physical limit.
 enum StoreWorkloads {
-    struct Figures: Sendable { var put = 0.0, get = 0.0, getTyped = 0.0, memcpy = 0.0, putCalls = 0.0, getCalls = 0.0 }
+    struct Figures: Sendable { var put = 0.0, putHeld = 0.0, get = 0.0, getTyped = 0.0, memcpy = 0.0, putCalls = 0.0, getCalls = 0.0 }
     // Workloads run one after another from the main task, so these caches are never shared.
     nonisolated(unsafe) static var starling: Figures?
     nonisolated(unsafe) static var ray: [String: Double]?
 
-    /// 100 MB arrays of Float, each put (or got) `rounds` times after one untimed.
-    static let floats = 25_000_000, rounds = 5
+    /// 100 MB arrays of Float, each put (or got) `rounds` times after one untimed; put
+    /// `droppedRounds` times with the ref dropped at once (as Ray's ray_perf.py puts), after
+    /// three untimed.
+    static let floats = 25_000_000, rounds = 5, droppedRounds = 20
     /// Small objects (an Int) put, then got, this many times.
     static let smallCalls = 10_000
 
     static var all: [Workload] {
         [
             Workload(name: "single_client_put_gigabytes", unit: "GB/s", direction: .higherIsBetter) { try await figure($0, \.put, "single_client_put_gigabytes") },
+            Workload(name: "single_client_put_gigabytes_held", unit: "GB/s", direction: .higherIsBetter) { try await figure($0, \.putHeld, "single_client_put_gigabytes_held") },
             Workload(name: "single_client_get_gigabytes", unit: "GB/s", direction: .higherIsBetter) { try await figure($0, \.get, "single_client_get_gigabytes") },
             Workload(name: "single_client_get_typed_gigabytes", unit: "GB/s", direction: .higherIsBetter) { try await figure($0, \.getTyped, "single_client_get_gigabytes") },
             Workload(name: "memcpy", unit: "GB/s", direction: .higherIsBetter) { try await figure($0, \.memcpy, "memcpy") },
@@ -56,14 +59,18 @@ enum StoreWorkloads {
             best = max(best, gigabytesPerSecond(size, since: start))
         }
         figures.memcpy = best
-        let (put, get, getTyped, putCalls, getCalls) = try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
+        let (put, putHeld, get, getTyped, putCalls, getCalls) = try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
             let array = [Float](repeating: 1.5, count: floats)
             let bytes = floats * 4
             _ = try await cluster.get(cluster.put(array))
-            var refs: [ObjectRef<[Float]>] = []
+            for _ in 0..<3 { _ = try await cluster.put(array) }
             var start = ContinuousClock.now
+            for _ in 0..<droppedRounds { _ = try await cluster.put(array) }
+            let put = gigabytesPerSecond(bytes * droppedRounds, since: start)
+            var refs: [ObjectRef<[Float]>] = []
+            start = ContinuousClock.now
             for _ in 0..<rounds { refs.append(try await cluster.put(array)) }
-            let put = gigabytesPerSecond(bytes * rounds, since: start)
+            let putHeld = gigabytesPerSecond(bytes * rounds, since: start)
             // As Ray's get of a numpy array: a view in place, then every element read (a sum).
             start = .now
             var total: Float = 0
@@ -82,9 +89,10 @@ enum StoreWorkloads {
             start = .now
             for ref in small { _ = try await cluster.get(ref) }
             let getCalls = Double(smallCalls) / (TaskWorkloads.micros(ContinuousClock.now - start) / 1e6)
-            return (put, get, getTyped, putCalls, getCalls)
+            return (put, putHeld, get, getTyped, putCalls, getCalls)
         }
         figures.put = put
+        figures.putHeld = putHeld
         figures.get = get
         figures.getTyped = getTyped
         figures.putCalls = putCalls

@@ -7,7 +7,8 @@ import StarlingWire
 //   starling-bench [--json] [--peer ray|none] [--only a,b,c] [--list]
 //
 // Hidden modes used by the benchmark itself: `serve-echo URL TOKEN_FILE`, `idle-rss-probe`,
-// `sync-probe N` (N sync no-op tasks, for profiles), `ps-probe N` (N ps_iteration rounds).
+// `sync-probe N` (N sync no-op tasks, for profiles), `ps-probe N` (N ps_iteration rounds), `put-probe N` (N
+// 100 MB puts, each timed).
 
 ProcessTuning.apply()
 // Workers of the task workloads' embedded cluster are this executable: serve as one.
@@ -33,6 +34,21 @@ if arguments.first == "ps-probe" {
     try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
         let milliseconds = try await ActorWorkloads.psIterations(cluster, count)
         print("ps-probe: \(count) iterations, \(milliseconds) ms each")
+    }
+    exit(0)
+}
+if arguments.first == "put-probe" {
+    // Each 100 MB put's time, ref dropped at once (for profiles of single_client_put_gigabytes).
+    let count = arguments.count > 1 ? Int(arguments[1]) ?? 20 : 20
+    try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
+        let array = [Float](repeating: 1.5, count: StoreWorkloads.floats)
+        var times: [String] = []
+        for _ in 0..<count {
+            let start = ContinuousClock.now
+            _ = try await cluster.put(array)
+            times.append(String(format: "%.1f", TaskWorkloads.micros(ContinuousClock.now - start) / 1000))
+        }
+        print("put-probe (ms each): " + times.joined(separator: " "))
     }
     exit(0)
 }

@@ -1,9 +1,15 @@
 // glibc calls that Swift's Glibc module does not expose.
 #ifndef STARLING_CSYSTEM_SHIM_H
 #define STARLING_CSYSTEM_SHIM_H
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 // Keep MB-sized buffers on the heap instead of fresh mmap'd pages, and stop glibc from
 // returning freed memory to the kernel at once: otherwise every large message or tensor
@@ -17,5 +23,17 @@ static inline void starling_tune_malloc(int mmap_threshold, int trim_threshold) 
 // when its parent dies (workers must not outlive their node).
 static inline int starling_die_with_parent(int sig) {
     return prctl(PR_SET_PDEATHSIG, sig);
+}
+
+// Frees the pages of `length` bytes at `offset` of a file (tmpfs: returns them to the
+// system) without changing its size; reads of the range then see zeros. 0, or -1 and errno.
+static inline int starling_punch_hole(int fd, long long offset, long long length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
+}
+
+// The first offset at or after `offset` that is a hole in the file (its size when none):
+// tmpfs answers from its page cache, so it tells whether a range is all in memory.
+static inline long long starling_next_hole(int fd, long long offset) {
+    return (long long)lseek(fd, (off_t)offset, SEEK_HOLE);
 }
 #endif

@@ -15,10 +15,11 @@ import StarlingWire
 public final class ArrayView<Element: BitwiseCopyable & Codable & Sendable>: RandomAccessCollection, Sendable {
     public let startIndex = 0
     public let endIndex: Int
-    /// The first element in the mapped segment (an address, not a pointer: the memory is
-    /// read-only); or the elements in `copy` (small values, or objects not laid out in place).
+    /// The first element in this process's mapping of the node's arena (an address, not a
+    /// pointer: the memory must not be written); or the elements in `copy` (small values, or
+    /// objects not laid out in place).
     private let address: UInt
-    private let mapping: (address: UInt, size: Int)?
+    private let inPlace: Bool
     private let copy: [Element]
     private let unpin: (@Sendable () -> Void)?
     /// Keeps the object referenced while the view lives.
@@ -29,41 +30,37 @@ public final class ArrayView<Element: BitwiseCopyable & Codable & Sendable>: Ran
         self.copy = copy
         endIndex = copy.count
         address = 0
-        mapping = nil
+        inPlace = false
         unpin = nil
     }
 
-    init(ref: ObjectRef<[Element]>, count: Int, address: UInt, mapping: (address: UInt, size: Int), unpin: @escaping @Sendable () -> Void) {
+    init(ref: ObjectRef<[Element]>, count: Int, address: UInt, unpin: @escaping @Sendable () -> Void) {
         self.ref = ref
         self.copy = []
         endIndex = count
         self.address = address
-        self.mapping = mapping
+        inPlace = true
         self.unpin = unpin
     }
 
     public subscript(position: Int) -> Element {
         precondition(position >= 0 && position < endIndex, "index \(position) out of range 0..<\(endIndex)")
-        guard mapping != nil else { return copy[position] }
+        guard inPlace else { return copy[position] }
         return UnsafeRawPointer(bitPattern: address)!.load(fromByteOffset: position * MemoryLayout<Element>.stride, as: Element.self)
     }
 
     /// The elements as a buffer, valid during `body`.
     public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R {
-        guard mapping != nil else { return try copy.withUnsafeBufferPointer(body) }
+        guard inPlace else { return try copy.withUnsafeBufferPointer(body) }
         return try body(UnsafeBufferPointer(start: UnsafePointer<Element>(bitPattern: address), count: endIndex))
     }
 
     /// True when the elements are read in place from shared memory (false: a small value,
     /// copied into this process).
-    public var isInPlace: Bool { mapping != nil }
+    public var isInPlace: Bool { inPlace }
 
-    deinit {
-        if let mapping, let region = UnsafeMutableRawPointer(bitPattern: mapping.address) {
-            SharedSegment.unmap(region, size: mapping.size)
-        }
-        unpin?()
-    }
+    // The pin keeps the object's range in place; the arena's mapping lasts as long as the process.
+    deinit { unpin?() }
 }
 
 extension Cluster {
@@ -77,9 +74,9 @@ extension Cluster {
         }
         let id = UniqueID.random()
         let location = try await StoredObjects.put(size: header.count + payload, padding: (64 - header.count % 64) % 64,
-                                                   id: id, owner: ownerURL, node: node) { segment, start in
+                                                   id: id, owner: ownerURL, node: node) { location in
             try header.withUnsafeBytes { header in
-                try array.withUnsafeBytes { elements in try SharedSegment.write(segment, at: start, [header, elements]) }
+                try array.withUnsafeBytes { elements in try SharedSegment.write(location, [header, elements]) }
             }
         }
         stored.add(id, location)
@@ -112,14 +109,10 @@ extension Cluster {
                 // Lost with its node: `get` rebuilds an owned task result by lineage.
                 return ArrayView(ref: ref, copy: try await get(ref))
             }
-            let unpin: @Sendable () -> Void = {
-                var release = ReleaseObjectsRequest()
-                release.objectIds = [ref.id.bytes]
-                Task { _ = try? await node.call(ObjectStoreRPC.releaseObjects, release, timeout: .seconds(10)) }
-            }
-            let region: UnsafeMutableRawPointer
+            let unpin: @Sendable () -> Void = { StoredObjects.unpin(ref.id, node: node) }
+            let start: UnsafeRawPointer
             do {
-                region = try SharedSegment.map(location.segment, size: Int(location.segmentSize), writable: false, populate: false)
+                start = try SharedSegment.mappedValue(location)
             } catch SharedSegment.Failure.gone {
                 unpin()
                 continue
@@ -127,18 +120,16 @@ extension Cluster {
                 unpin()
                 throw StarlingError.cluster("cannot map object \(ref.id.short): \(error)")
             }
-            let start = UnsafeRawPointer(region) + Int(location.offset)
             let value = UnsafeRawBufferPointer(start: start, count: Int(location.dataSize))
             guard let (count, first) = PackedLayout.elements(E.self, in: value),
                   UInt(bitPattern: start + first) % UInt(MemoryLayout<E>.alignment) == 0 else {
                 // Not a packed array of E (or not aligned): decode a copy.
-                defer { SharedSegment.unmap(region, size: Int(location.segmentSize)); unpin() }
+                defer { unpin() }
                 return ArrayView(ref: ref, copy: try decode([UInt8](value), ref))
             }
-            return ArrayView(ref: ref, count: count, address: UInt(bitPattern: start + first),
-                             mapping: (UInt(bitPattern: region), Int(location.segmentSize)), unpin: unpin)
+            return ArrayView(ref: ref, count: count, address: UInt(bitPattern: start + first), unpin: unpin)
         }
-        throw StarlingError.objectLost(object: ref.id.short, detail: "its segment kept disappearing while being mapped")
+        throw StarlingError.objectLost(object: ref.id.short, detail: "its arena could not be opened")
     }
 
     private func decode<E: Codable>(_ bytes: [UInt8], _ ref: ObjectRef<[E]>) throws -> [E] {

@@ -236,24 +236,23 @@ public struct Cluster: Sendable {
     /// Cancelling the Swift Task that waits here cancels the task behind `ref` too (as
     /// `cancel(_:)` does), and `get` throws `StarlingError.cancelled`.
     public func get<T>(_ ref: ObjectRef<T>, timeout: Duration? = nil) async throws -> T {
-        if let location = stored.location(ref.id) {
-            // In this node's store and owned here: decode straight from the mapping.
-            var decoder = BinaryDecoder()
-            decoder.userInfo[.actorSystemKey] = actorSystem
-            var mapped = location
-            for attempt in 0..<3 {
-                do {
-                    return try SharedMemory.withMapped(mapped) { try decoder.decode(T.self, from: $0) }
-                } catch SharedSegment.Failure.gone where attempt < 2 {
-                    // Spilled meanwhile: the node restores it.
-                    mapped = try await StoredObjects.locate(ref.id, holders: [], node: node)
-                } catch let error as StarlingError {
-                    throw error
-                } catch let error as SharedSegment.Failure {
-                    throw StarlingError.objectLost(object: ref.id.short, detail: "\(error)")
-                } catch {
-                    throw StarlingError.typeMismatch(task: ref.description, detail: "the value does not decode as \(T.self): \(error)")
-                }
+        if let location = stored.location(ref.id), location.dataSize >= StoredObjects.decodeInPlaceSize {
+            // Large, in this node's store and owned here: decoded in place (pinned meanwhile),
+            // rather than copied out first.
+            let pinned = try await StoredObjects.locate(ref.id, holders: [], node: node, pin: true)
+            defer { StoredObjects.unpin(ref.id, node: node) }
+            let value: UnsafeRawPointer
+            do {
+                value = try SharedSegment.mappedValue(pinned)
+            } catch {
+                throw StarlingError.objectLost(object: ref.id.short, detail: "\(error)")
+            }
+            do {
+                var decoder = BinaryDecoder()
+                decoder.userInfo[.actorSystemKey] = actorSystem
+                return try decoder.decode(T.self, from: UnsafeRawBufferPointer(start: value, count: Int(pinned.dataSize)))
+            } catch {
+                throw StarlingError.typeMismatch(task: ref.description, detail: "the value does not decode as \(T.self): \(error)")
             }
         }
         let bytes: [UInt8]
@@ -279,8 +278,12 @@ public struct Cluster: Sendable {
     /// running the task again (within its retries).
     func value(of id: UniqueID, owner: String, timeout: Duration?) async throws -> [UInt8] {
         if let location = stored.location(id) {
-            do { return try SharedMemory.read(location) } catch SharedSegment.Failure.gone {
+            // In this node's store and owned here: read without asking the node, unless the
+            // node spilled it meanwhile (then the node restores it).
+            do { return try SharedMemory.read(location, id: id) } catch SharedSegment.Failure.gone {
                 return try await StoredObjects.get(id, holders: [], node: node)
+            } catch {
+                throw StarlingError.objectLost(object: id.short, detail: "\(error)")
             }
         }
         guard objects.knows(id) || owner == ownerURL else {

@@ -31,6 +31,9 @@ public struct MemoryReport: Sendable, Codable, CustomStringConvertible {
         public let id: String
         public let capacity: UInt64
         public let used: UInt64
+        /// Freed shared memory the node keeps for the next objects (a put into it copies at
+        /// memory speed); given back to the system after a second without new objects.
+        public let warmBytes: UInt64
         public let spilledBytes: UInt64
         public let spilledObjects: Int
         public let restoredBytes: UInt64
@@ -44,7 +47,8 @@ public struct MemoryReport: Sendable, Codable, CustomStringConvertible {
     public var description: String {
         var lines: [String] = []
         for node in nodes {
-            lines.append("node \(node.id.prefix(8)): \(Self.size(node.used)) of \(Self.size(node.capacity)) in shared memory, "
+            lines.append("node \(node.id.prefix(8)): \(Self.size(node.used)) of \(Self.size(node.capacity)) in shared memory"
+                         + (node.warmBytes > 0 ? " (and \(Self.size(node.warmBytes)) freed, kept for new objects)" : "") + ", "
                          + "\(node.spilledObjects) object(s) spilled (\(Self.size(node.spilledBytes))) to \(node.spillDirectory), "
                          + "\(Self.size(node.restoredBytes)) restored, \(node.failedPuts) put(s) refused")
             for object in node.objects {
@@ -91,7 +95,7 @@ extension MemoryReport {
                                            spillPath: info.spilled ? String(info.spillUrl.dropFirst("file://".count)) : nil,
                                            idleSeconds: Double(info.idleMs) / 1000, pins: Int(info.pins))
             }
-            nodes.append(MemoryReport.Node(id: id, capacity: stats.capacity, used: stats.used, spilledBytes: stats.spilledBytes,
+            nodes.append(MemoryReport.Node(id: id, capacity: stats.capacity, used: stats.used, warmBytes: stats.warmBytes, spilledBytes: stats.spilledBytes,
                                            spilledObjects: Int(stats.numSpilled), restoredBytes: stats.restoredBytes,
                                            failedPuts: stats.failedPuts, spillDirectory: stats.spillDirectory, objects: objects))
         }

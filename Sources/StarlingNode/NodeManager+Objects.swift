@@ -25,6 +25,9 @@ extension NodeManager {
     /// Bytes of the object store in use (tests, metrics).
     public var objectStoreUsed: UInt64 { store.used }
 
+    /// Freed store memory kept for new objects goes back to the system after a second idle.
+    func coolObjectStore() { store.coolIfIdle() }
+
     // MARK: - Local processes
 
     private func createObject(_ request: CreateObjectRequest, owner: UInt32) throws -> CreateObjectReply {

@@ -143,6 +143,7 @@ public actor NodeManager {
                 try? await Task.sleep(for: interval)
                 await self?.reapWorkers()
                 await self?.stopIdleWorkers()
+                await self?.coolObjectStore()
             }
         }
         if let headAddress = settings.headAddress {

@@ -3,11 +3,19 @@ import Glibc
 #endif
 import Foundation
 import StarlingCore
+import StarlingLog
 import StarlingWire
 
-/// A node's store of large objects in POSIX shared memory: one segment per object, created
-/// here (so the node owns every name and removes them all), written by the process that made
-/// the object, read by any process on this node by mapping it.
+private let log = Logger(label: "store")
+
+/// A node's store of large objects in POSIX shared memory: one arena (a sparse shared-memory
+/// file) in which every object has a page-aligned range, created and named here (so the node
+/// removes it), written by the process that made the object, read by any process on this node.
+///
+/// A range holds padding, a 64-byte header naming the object, then the value. Freed ranges
+/// keep their pages ("warm") for the next objects, so a put into one copies at memory speed;
+/// warm memory goes back to the system when the store needs room for new pages, and after a
+/// second without new objects (`coolIfIdle`).
 ///
 /// Space is accounted against `capacity`. An object that does not fit makes room: cached
 /// copies pulled from other nodes are dropped first, then the least recently used sealed
@@ -15,8 +23,9 @@ import StarlingWire
 /// more can go, the create fails with OBJECT_STORE_FULL stating the sizes.
 struct ObjectStore {
     struct Entry {
-        let segment: String
-        /// Bytes of the value, and of padding before it in the segment.
+        /// Where it lies in the arena; nil while spilled.
+        var range: ArenaAllocator.Range?
+        /// Bytes of the value, and of padding before its header.
         let size: UInt64
         let offset: UInt64
         var sealed: Bool
@@ -39,15 +48,30 @@ struct ObjectStore {
         /// Tells this entry from a later one of the same id (a pull checks it before sealing).
         var generation: UInt64 = 0
 
-        var segmentSize: UInt64 { offset + size }
-        var location: ShmLocation {
-            ShmLocation(segment: segment, offset: offset, dataSize: size, metadataSize: 0, segmentSize: offset + size)
-        }
+        /// The bytes of its range: padding, header and value, in whole pages.
+        var footprint: UInt64 { ArenaAllocator.rounded(offset + UInt64(SharedSegment.objectHeaderSize) + size) }
+        /// Where its value starts in the arena.
+        var valueOffset: UInt64? { range.map { $0.start + offset + UInt64(SharedSegment.objectHeaderSize) } }
+    }
+
+    /// A freed object that readers still have views of: its range is kept (counted in `used`)
+    /// until the last view closes.
+    private struct Released {
+        var pins: [UInt32: Int]
+        var size: UInt64
+        var ranges: [ArenaAllocator.Range]
     }
 
     let capacity: UInt64
     let prefix: String
     let spillDirectory: String
+    /// The arena's shm_open name, and its size: twice the capacity, so objects placed around
+    /// the ranges of freed ones rarely run out of room to lie in one piece.
+    let arenaName: String
+    let arenaSize: UInt64
+    private var arena: Int32 = -1
+    private var allocator: ArenaAllocator
+    private var lastPlaced = ContinuousClock.now
     private(set) var used: UInt64 = 0
     private(set) var spilledBytes: UInt64 = 0
     private(set) var restoredBytes: UInt64 = 0
@@ -56,9 +80,7 @@ struct ObjectStore {
     /// Copies dropped since the last `takeDropped` (the object directory is told).
     private var dropped: [UniqueID] = []
     private var nextGeneration: UInt64 = 0
-    /// Objects freed while readers still had views: their segment is unlinked (no new
-    /// reader finds it) but its memory stays counted in `used` until the last view closes.
-    private var releasedWithViews: [UniqueID: (pins: [UInt32: Int], size: UInt64)] = [:]
+    private var releasedWithViews: [UniqueID: Released] = [:]
     /// Objects spilled since the last `takeSpills` (reported as events): id, bytes, file.
     private var spills: [(id: UniqueID, size: UInt64, path: String)] = []
 
@@ -66,9 +88,12 @@ struct ObjectStore {
         self.capacity = capacity
         // Its own directory: a spill directory given by the user may be shared, or hold other files.
         self.spillDirectory = spillDirectory + "/node-\(nodeID.short)"
-        // The pid lets the next Starling process remove the segments of a node killed with
+        // The pid lets the next Starling process remove the arena of a node killed with
         // SIGKILL (SessionDirectory.removeStale).
         prefix = "/starling-\(getpid())-\(nodeID.short)-"
+        arenaName = prefix + "arena"
+        arenaSize = ArenaAllocator.rounded(min(capacity, 1 << 46) * 2)
+        allocator = ArenaAllocator(size: arenaSize)
     }
 
     struct NewObject {
@@ -77,44 +102,72 @@ struct ObjectStore {
         var ownerURL = ""
         var jobID: [UInt8] = []
         var primary = true
-        /// Padding before the value in its segment.
+        /// Padding before the value's header in its range.
         var offset: UInt64 = 0
+    }
+
+    /// Memory the store holds for objects to come (freed ranges whose pages are kept).
+    var warmBytes: UInt64 { allocator.warmBytes }
+
+    func location(of entry: Entry, resident: Bool = false) -> ShmLocation {
+        ShmLocation(segment: arenaName, offset: entry.valueOffset ?? 0, dataSize: entry.size, metadataSize: 0,
+                    segmentSize: arenaSize, resident: resident)
     }
 
     mutating func create(_ id: UniqueID, size: UInt64, _ object: NewObject) throws -> ShmLocation {
         guard entries[id] == nil else { throw RPCFailure(.alreadyExists, "object \(id.short) is already in the store") }
         guard size > 0 else { throw RPCFailure(.invalidArgument, "an object of 0 bytes belongs inline, not in the store") }
         guard object.offset <= 4096 else { throw RPCFailure(.invalidArgument, "data_offset \(object.offset) is over 4096") }
-        guard size <= capacity, object.offset <= capacity - size else {
+        let footprint = ArenaAllocator.rounded(object.offset + UInt64(SharedSegment.objectHeaderSize) + min(size, capacity))
+        guard size <= capacity, footprint <= capacity else {
             failedPuts += 1
             throw RPCFailure(.objectStoreFull, "it is larger than the whole object store (\(capacity) bytes)")
         }
-        let segmentSize = size + object.offset
-        try makeRoom(for: segmentSize)
-        let segment = prefix + id.hex
-        try Self.createSegment(segment, size: segmentSize)
+        let (range, warm) = try place(footprint)
         nextGeneration += 1
-        let entry = Entry(segment: segment, size: size, offset: object.offset, sealed: false, owner: object.owner, job: object.job,
+        let entry = Entry(range: range, size: size, offset: object.offset, sealed: false, owner: object.owner, job: object.job,
                           ownerURL: object.ownerURL, jobID: object.jobID, primary: object.primary, spillPath: nil,
                           lastAccess: .now, createdUnixMs: Int64(Date().timeIntervalSince1970 * 1000), generation: nextGeneration)
+        do {
+            try writeHeader(id, of: entry)
+        } catch {
+            releaseRange(range, keepPages: false)
+            throw error
+        }
         entries[id] = entry
-        used += segmentSize
-        return entry.location
+        used += footprint
+        return location(of: entry, resident: warm)
     }
 
-    /// Frees cached copies, then spills least recently used primaries, until `size` more
-    /// bytes fit; throws OBJECT_STORE_FULL with the sizes when they cannot.
-    private mutating func makeRoom(for size: UInt64) throws {
+    /// A range of `length` bytes for a new object: frees cached copies, then spills least
+    /// recently used primaries, until it fits; throws OBJECT_STORE_FULL with the sizes when it
+    /// cannot. Warm memory is given back as needed for used + warm to stay within capacity.
+    private mutating func place(_ length: UInt64) throws -> (range: ArenaAllocator.Range, warm: Bool) {
+        try openArena()
         var spillFailure: String?
-        while used + size > capacity {
+        while true {
+            if used + length <= capacity {
+                if let placed = allocator.allocate(length) {
+                    if !placed.warm, used + allocator.warmBytes + length > capacity {
+                        punch(allocator.cool(atLeast: used + allocator.warmBytes + length - capacity))
+                    }
+                    lastPlaced = .now
+                    return placed
+                }
+                // Room enough, but not in one piece: warm ranges made holes merge with theirs.
+                if allocator.warmBytes > 0 {
+                    punch(allocator.cool())
+                    continue
+                }
+            }
             let candidates = entries.filter { $0.value.sealed && $0.value.spillPath == nil && $0.value.pins.isEmpty }
             let victim = candidates.filter { !$0.value.primary }.min { $0.value.lastAccess < $1.value.lastAccess }
                 ?? (spillFailure == nil ? candidates.min { $0.value.lastAccess < $1.value.lastAccess } : nil)
             guard let (id, entry) = victim else {
                 failedPuts += 1
-                let unsealed = entries.values.filter { !$0.sealed }.reduce(0) { $0 + $1.segmentSize }
-                let pinned = entries.values.filter { !$0.pins.isEmpty && $0.spillPath == nil }.reduce(0) { $0 + $1.segmentSize }
-                throw RPCFailure(.objectStoreFull, "the object store cannot fit \(size) bytes: \(used) of its \(capacity) bytes are in use"
+                let unsealed = entries.values.filter { !$0.sealed }.reduce(0) { $0 + $1.footprint }
+                let pinned = entries.values.filter { !$0.pins.isEmpty && $0.spillPath == nil }.reduce(0) { $0 + $1.footprint }
+                throw RPCFailure(.objectStoreFull, "the object store cannot fit \(length) bytes: \(used) of its \(capacity) bytes are in use"
                                  + (unsealed > 0 ? " (\(unsealed) by objects still being written)" : "")
                                  + (pinned > 0 ? " (\(pinned) by objects readers hold views of)" : "")
                                  + (spillFailure.map { "; spilling to \(spillDirectory) failed: \($0)" } ?? "; nothing more can be spilled"))
@@ -131,55 +184,113 @@ struct ObjectStore {
         }
     }
 
-    /// Moves a sealed object's bytes to a file and releases its shared memory.
+    /// Creates the arena on first use: sized, not filled (its pages come as objects are written).
+    private mutating func openArena() throws {
+        guard arena < 0 else { return }
+        let fd = shm_open(arenaName, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw RPCFailure(.internal, "shm_open \(arenaName): \(String(cString: strerror(errno)))") }
+        guard ftruncate(fd, off_t(arenaSize)) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            shm_unlink(arenaName)
+            throw RPCFailure(.internal, "sizing the object arena \(arenaName) to \(arenaSize) bytes failed: \(reason)")
+        }
+        arena = fd
+    }
+
+    /// Returns ranges' pages to the system.
+    private func punch(_ ranges: [ArenaAllocator.Range]) {
+        for range in ranges {
+            if let code = FileSpace.punchHole(arena, offset: range.start, length: range.length) {
+                log.warning("object store: freeing \(range.length) bytes of \(arenaName) failed: \(String(cString: strerror(code)))")
+            }
+        }
+    }
+
+    /// Gives a range back, keeping its pages for the next object when every one of them is
+    /// in memory (a fully written object), else punching them out.
+    private mutating func releaseRange(_ range: ArenaAllocator.Range, keepPages: Bool) {
+        let warm = keepPages && FileSpace.isAllocated(arena, offset: range.start, length: range.length)
+        if !warm { punch([range]) }
+        allocator.release(range, warm: warm)
+    }
+
+    /// Gives warm memory back to the system once no object was placed for a second.
+    mutating func coolIfIdle(now: ContinuousClock.Instant = .now) {
+        guard allocator.warmBytes > 0, now - lastPlaced >= .seconds(1) else { return }
+        punch(allocator.cool())
+    }
+
+    /// Writes the header naming `id` before the entry's value.
+    private func writeHeader(_ id: UniqueID, of entry: Entry) throws {
+        try writeArena(SharedSegment.objectHeader(for: id.bytes), at: entry.valueOffset! - UInt64(SharedSegment.objectHeaderSize))
+    }
+
+    /// Zeroes the header: a reader that was not pinned sees the object gone from its range.
+    private func clearHeader(of entry: Entry) {
+        guard let valueOffset = entry.valueOffset else { return }
+        try? writeArena([UInt8](repeating: 0, count: SharedSegment.objectHeaderSize), at: valueOffset - UInt64(SharedSegment.objectHeaderSize))
+    }
+
+    private func writeArena(_ bytes: [UInt8], at offset: UInt64) throws {
+        let n = bytes.withUnsafeBytes { pwrite(arena, $0.baseAddress, $0.count, off_t(offset)) }
+        guard n == bytes.count else {
+            let code = errno
+            if code == ENOSPC { throw RPCFailure(.objectStoreFull, "shared memory (/dev/shm) is full") }
+            throw RPCFailure(.internal, "writing \(arenaName) at \(offset): \(String(cString: strerror(code)))")
+        }
+    }
+
+    /// Moves a sealed object's bytes to a file and releases its shared memory (its range stays
+    /// warm for the object that needed the room).
     private mutating func spill(_ id: UniqueID) throws {
-        guard let entry = entries[id], entry.sealed, entry.spillPath == nil else { return }
+        guard let entry = entries[id], entry.sealed, entry.spillPath == nil, let range = entry.range, let valueOffset = entry.valueOffset else { return }
         try FileManager.default.createDirectory(atPath: spillDirectory, withIntermediateDirectories: true)
         let path = spillDirectory + "/" + id.hex
-        let total = Int(entry.segmentSize)
-        let region = try SharedSegment.map(entry.segment, size: total, writable: false, populate: false)
-        defer { SharedSegment.unmap(region, size: total) }
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw RPCFailure(.internal, "open \(path): \(String(cString: strerror(errno)))") }
-        var written = 0
-        while written < total {
-            let n = write(fd, region + written, min(total - written, 8 << 20))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                unlink(path)
-                throw RPCFailure(.internal, "writing \(path): \(reason)")
-            }
-            written += n
+        do {
+            try Self.copy(from: arena, at: valueOffset, to: fd, at: 0, count: entry.size, describing: path)
+        } catch {
+            close(fd)
+            unlink(path)
+            throw error
         }
         close(fd)
-        shm_unlink(entry.segment)
-        used -= entry.segmentSize
-        spilledBytes += entry.segmentSize
+        clearHeader(of: entry)
+        releaseRange(range, keepPages: true)
+        used -= entry.footprint
+        spilledBytes += entry.footprint
+        entries[id]?.range = nil
         entries[id]?.spillPath = path
-        spills.append((id, entry.segmentSize, path))
+        spills.append((id, entry.footprint, path))
     }
 
     /// Brings a spilled object back into shared memory (making room as a create would).
     private mutating func restore(_ id: UniqueID) throws {
-        guard let entry = entries[id], let path = entry.spillPath else { return }
-        try makeRoom(for: entry.segmentSize)
-        try Self.createSegment(entry.segment, size: entry.segmentSize)
+        guard var entry = entries[id], let path = entry.spillPath else { return }
+        let (range, _) = try place(entry.footprint)
+        entry.range = range
         do {
-            try Self.copyFile(path, into: entry.segment, count: Int(entry.segmentSize))
+            try writeHeader(id, of: entry)
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw RPCFailure(.objectLost, "open \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            try Self.copy(from: fd, at: 0, to: arena, at: entry.valueOffset!, count: entry.size, describing: arenaName)
         } catch {
-            shm_unlink(entry.segment)
-            if case let SharedSegment.Failure.cannotWrite(_, reason, full) = error, full {
-                throw RPCFailure(.objectStoreFull, "restoring object \(id.short) (\(entry.segmentSize) bytes) failed: shared memory (/dev/shm) is full (\(reason))")
+            clearHeader(of: entry)
+            releaseRange(range, keepPages: false)
+            if let failure = error as? RPCFailure, failure.code == .objectStoreFull {
+                throw RPCFailure(.objectStoreFull, "restoring object \(id.short) (\(entry.size) bytes) failed: \(failure.message)")
             }
             throw RPCFailure(.internal, "restoring object \(id.short) from \(path) failed: \(error)")
         }
         unlink(path)
+        entries[id]?.range = range
         entries[id]?.spillPath = nil
-        used += entry.segmentSize
-        spilledBytes -= entry.segmentSize
-        restoredBytes += entry.segmentSize
+        used += entry.footprint
+        spilledBytes -= entry.footprint
+        restoredBytes += entry.footprint
     }
 
     mutating func seal(_ id: UniqueID, abort: Bool) throws {
@@ -195,7 +306,7 @@ struct ObjectStore {
         guard let entry = entries[id], entry.sealed else { return nil }
         if entry.spillPath != nil { try restore(id) }
         entries[id]?.lastAccess = .now
-        return entry.location
+        return entries[id].map { location(of: $0) }
     }
 
     /// Keeps a sealed object in shared memory for a reader's view until `unpin`.
@@ -223,32 +334,34 @@ struct ObjectStore {
     }
 
     /// A freed object's memory leaves the count once its last view is closed.
-    private mutating func settleReleased(_ id: UniqueID, _ released: (pins: [UInt32: Int], size: UInt64)) {
+    private mutating func settleReleased(_ id: UniqueID, _ released: Released) {
         if released.pins.isEmpty {
             releasedWithViews[id] = nil
             used -= released.size
+            for range in released.ranges { releaseRange(range, keepPages: true) }
         } else {
             releasedWithViews[id] = released
         }
     }
 
-    /// Opens bytes `offset..<offset+length` of a sealed object for a node pulling it: its
-    /// segment, or its spill file when spilled (so serving never needs room). The descriptor is
-    /// opened here, so a spill, restore or free after this cannot change what is read; the
-    /// bytes are read outside the node's actor (`ChunkSource.read`).
+    /// Opens bytes `offset..<offset+length` of a sealed object for a node pulling it: in the
+    /// arena, or in its spill file when spilled (so serving never needs room). The bytes are
+    /// read outside the node's actor (`ChunkSource.read`); a read from the arena checks the
+    /// object's header afterwards, so a range freed and reused meanwhile is an error, not data.
     mutating func chunk(_ id: UniqueID, offset: UInt64, length: UInt32) throws -> ChunkSource {
         guard let entry = entries[id], entry.sealed else { throw RPCFailure(.notFound, "object \(id.short) is not in this node's store") }
         guard offset <= entry.size else { throw RPCFailure(.invalidArgument, "offset \(offset) is past the end of object \(id.short) (\(entry.size) bytes)") }
         entries[id]?.lastAccess = .now
-        let fd: Int32
+        let count = Int(min(UInt64(length), entry.size - offset))
         if let path = entry.spillPath {
-            fd = open(path, O_RDONLY | O_CLOEXEC)
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw RPCFailure(.objectLost, "spill file \(path) of object \(id.short) cannot be opened: \(String(cString: strerror(errno)))") }
-        } else {
-            fd = shm_open(entry.segment, O_RDONLY | O_CLOEXEC, 0)
-            guard fd >= 0 else { throw RPCFailure(.objectLost, "segment \(entry.segment) of object \(id.short) cannot be opened: \(String(cString: strerror(errno)))") }
+            return ChunkSource(object: id, descriptor: fd, offset: Int(offset), count: count, valueOffset: nil)
         }
-        return ChunkSource(object: id, descriptor: fd, offset: Int(entry.offset + offset), count: Int(min(UInt64(length), entry.size - offset)))
+        guard let valueOffset = entry.valueOffset else { throw RPCFailure(.objectLost, "object \(id.short) has no place in the store") }
+        let fd = dup(arena)
+        guard fd >= 0 else { throw RPCFailure(.internal, "dup of \(arenaName): \(String(cString: strerror(errno)))") }
+        return ChunkSource(object: id, descriptor: fd, offset: Int(valueOffset + offset), count: count, valueOffset: Int(valueOffset))
     }
 
     @discardableResult
@@ -256,15 +369,17 @@ struct ObjectStore {
         guard let entry = entries.removeValue(forKey: id) else { return false }
         if let path = entry.spillPath {
             unlink(path)
-            spilledBytes -= entry.segmentSize
-        } else {
-            shm_unlink(entry.segment)
+            spilledBytes -= entry.footprint
+        } else if let range = entry.range {
+            clearHeader(of: entry)
             if entry.pins.isEmpty {
-                used -= entry.segmentSize
+                used -= entry.footprint
+                releaseRange(range, keepPages: entry.sealed)
             } else {
-                // Readers still map it: its pages stay until their views close.
+                // Readers still map it: its range stays until their views close.
                 let earlier = releasedWithViews[id]
-                releasedWithViews[id] = (entry.pins.merging(earlier?.pins ?? [:], uniquingKeysWith: +), entry.segmentSize + (earlier?.size ?? 0))
+                releasedWithViews[id] = Released(pins: entry.pins.merging(earlier?.pins ?? [:], uniquingKeysWith: +),
+                                                 size: entry.footprint + (earlier?.size ?? 0), ranges: [range] + (earlier?.ranges ?? []))
             }
         }
         if entry.sealed { dropped.append(id) }
@@ -282,11 +397,20 @@ struct ObjectStore {
         for (id, entry) in entries where entry.job == job || (!entry.jobID.isEmpty && entry.jobID == job) { free(id) }
     }
 
+    /// Frees everything and removes the arena. Its pages are punched out first: processes
+    /// that still map it hold no memory with it.
     mutating func removeAll() {
         for id in Array(entries.keys) { free(id) }
         for (_, released) in releasedWithViews { used -= released.size }
         releasedWithViews.removeAll()
         dropped.removeAll()
+        if arena >= 0 {
+            punch([ArenaAllocator.Range(start: 0, length: arenaSize)])
+            close(arena)
+            shm_unlink(arenaName)
+            arena = -1
+            allocator = ArenaAllocator(size: arenaSize)
+        }
         try? FileManager.default.removeItem(atPath: spillDirectory)
     }
 
@@ -326,44 +450,40 @@ struct ObjectStore {
         stats.capacity = capacity
         stats.used = used
         stats.numObjects = UInt32(entries.count)
-        stats.pinnedBytes = entries.values.filter { !$0.pins.isEmpty && $0.spillPath == nil }.reduce(0) { $0 + $1.segmentSize }
+        stats.pinnedBytes = entries.values.filter { !$0.pins.isEmpty && $0.spillPath == nil }.reduce(0) { $0 + $1.footprint }
         stats.spilledBytes = spilledBytes
         stats.numSpilled = UInt32(entries.values.filter { $0.spillPath != nil }.count)
         stats.restoredBytes = restoredBytes
         stats.failedPuts = failedPuts
         stats.spillDirectory = spillDirectory
+        stats.warmBytes = allocator.warmBytes
         return stats
     }
 
-    private static func createSegment(_ segment: String, size: UInt64) throws {
-        let fd = shm_open(segment, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw RPCFailure(.internal, "shm_open \(segment): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        // Sized, not reserved: every writer fills segments with pwrite (SharedSegment.write),
-        // which reports a full /dev/shm as ENOSPC. Reserving first (posix_fallocate) cost more
-        // than the copy itself.
-        guard ftruncate(fd, off_t(size)) == 0 else {
-            let reason = String(cString: strerror(errno))
-            shm_unlink(segment)
-            throw RPCFailure(.objectStoreFull, "the object store cannot fit \(size) bytes: shared memory (/dev/shm) refused it (\(reason))")
-        }
-    }
-
-    /// Copies a spill file into a segment, a few MiB at a time.
-    private static func copyFile(_ path: String, into segment: String, count: Int) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw RPCFailure(.objectLost, "open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let bufferSize = min(count, 8 << 20)
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 64)
+    /// Copies `count` bytes between two descriptors, a few MiB at a time (a spill, a restore).
+    /// ENOSPC while writing shared memory is OBJECT_STORE_FULL.
+    private static func copy(from source: Int32, at sourceOffset: UInt64, to target: Int32, at targetOffset: UInt64,
+                             count: UInt64, describing name: String) throws {
+        let bufferSize = Int(min(count, 8 << 20))
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(bufferSize, 1), alignment: 64)
         defer { buffer.deallocate() }
-        var done = 0
+        var done: UInt64 = 0
         while done < count {
-            let n = read(fd, buffer, min(count - done, bufferSize))
+            let n = pread(source, buffer, min(Int(count - done), bufferSize), off_t(sourceOffset + done))
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw RPCFailure(.objectLost, "reading \(path): \(n == 0 ? "file too short" : String(cString: strerror(errno)))") }
-            try SharedSegment.write(segment, at: done, [UnsafeRawBufferPointer(start: buffer, count: n)])
-            done += n
+            guard n > 0 else { throw RPCFailure(.objectLost, "reading for \(name): \(n == 0 ? "it ends early" : String(cString: strerror(errno)))") }
+            var written = 0
+            while written < n {
+                let w = pwrite(target, buffer + written, n - written, off_t(targetOffset + done) + off_t(written))
+                if w < 0 && errno == EINTR { continue }
+                guard w > 0 else {
+                    let code = errno
+                    if code == ENOSPC { throw RPCFailure(.objectStoreFull, "no room left writing \(name) (\(String(cString: strerror(code))))") }
+                    throw RPCFailure(.internal, "writing \(name): \(String(cString: strerror(code)))")
+                }
+                written += w
+            }
+            done += UInt64(n)
         }
     }
 }
@@ -372,15 +492,19 @@ struct ObjectStore {
 final class ChunkSource: Sendable {
     let object: UniqueID
     private let descriptor: Int32
-    /// From the start of the segment (or file), padding included.
+    /// From the start of the arena (or of the spill file).
     let offset: Int
     let count: Int
+    /// Where the object's value starts in the arena (its header is checked after the read);
+    /// nil for a spill file, which is the object's alone.
+    let valueOffset: Int?
 
-    init(object: UniqueID, descriptor: Int32, offset: Int, count: Int) {
+    init(object: UniqueID, descriptor: Int32, offset: Int, count: Int, valueOffset: Int?) {
         self.object = object
         self.descriptor = descriptor
         self.offset = offset
         self.count = count
+        self.valueOffset = valueOffset
     }
 
     deinit { close(descriptor) }
@@ -394,6 +518,9 @@ final class ChunkSource: Sendable {
                 throw RPCFailure(.objectLost, "reading object \(object.short): \(n == 0 ? "it ends early" : String(cString: strerror(errno)))")
             }
             done += n
+        }
+        if let valueOffset, !SharedSegment.holds(descriptor, valueOffset: valueOffset, id: object.bytes) {
+            throw RPCFailure(.objectLost, "object \(object.short) was freed here while being read")
         }
     }
 }

@@ -1,6 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import StarlingWire
+import Synchronization
 
 /// Mapping POSIX shared-memory segments of a node's object store (the node, its workers and
 /// drivers on the host all read and write objects this way).
@@ -22,6 +24,127 @@ public enum SharedSegment {
             }
         }
     }
+
+    // MARK: - Objects in a node's arena
+
+    /// Bytes of the header the node writes just before every object's value: a magic number
+    /// and the object's id, zeroed when the object leaves its range. A reader that was not
+    /// pinned checks it before and after copying, so a range reused meanwhile reads as gone.
+    public static let objectHeaderSize = 64
+    private static let headerMagic: [UInt8] = Array("STLOBJ01".utf8)
+
+    /// The header of object `id` (16 bytes).
+    static func objectHeader(for id: [UInt8]) -> [UInt8] {
+        var header = [UInt8](repeating: 0, count: objectHeaderSize)
+        header.replaceSubrange(0..<8, with: headerMagic)
+        header.replaceSubrange(8..<8 + min(id.count, 16), with: id.prefix(16))
+        return header
+    }
+
+    /// True when the header before the value at `valueOffset` names object `id`.
+    static func holds(_ fd: Int32, valueOffset: Int, id: [UInt8]) -> Bool {
+        guard valueOffset >= objectHeaderSize else { return false }
+        var header = [UInt8](repeating: 0, count: objectHeaderSize)
+        let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, objectHeaderSize, off_t(valueOffset - objectHeaderSize)) }
+        return n == objectHeaderSize && header == objectHeader(for: id)
+    }
+
+    /// Copies the value of object `id` at `location` into `target` (`location.dataSize` bytes),
+    /// with `pread`: a range punched out meanwhile reads as zeros instead of allocating memory.
+    /// Throws `.gone` when the object left that range before or during the copy.
+    public static func read(_ location: ShmLocation, id: [UInt8], into target: UnsafeMutableRawPointer) throws {
+        let fd = try open(location.segment, writable: false)
+        defer { close(fd) }
+        let offset = Int(location.offset)
+        guard holds(fd, valueOffset: offset, id: id) else { throw Failure.gone(segment: location.segment) }
+        try read(fd, location.segment, at: offset, count: Int(location.dataSize), into: target)
+        guard holds(fd, valueOffset: offset, id: id) else { throw Failure.gone(segment: location.segment) }
+    }
+
+    /// Writes `parts` one after another at the value's place in `location`. A range whose
+    /// pages are in memory already (`resident`) is filled through this process's mapping of the
+    /// arena, at memory speed (no page to allocate, so no SIGBUS). The first time this process
+    /// writes a range, its page-table entries are made in one call rather than a fault each;
+    /// the same range again (a put after a put freed) finds them there. Other ranges are written
+    /// with `pwrite`: the kernel fills fresh pages faster that way, and reports a full /dev/shm
+    /// as ENOSPC.
+    public static func write(_ location: ShmLocation, _ parts: [UnsafeRawBufferPointer]) throws {
+        let offset = Int(location.offset)
+        let total = parts.reduce(0) { $0 + $1.count }
+        if location.resident, total > 0, let arena = try? mapping(location),
+           alreadyWritten(location) || populate(arena + offset, count: total, advice: madvisePopulateWrite) {
+            var position = arena + offset
+            for part in parts where part.count > 0 {
+                position.copyMemory(from: part.baseAddress!, byteCount: part.count)
+                position += part.count
+            }
+            return
+        }
+        try write(location.segment, at: offset, parts)
+    }
+
+    /// The address of a pinned object's value in this process's mapping of its arena (valid
+    /// while the pin lasts). The pages are mapped in one call first, rather than a fault each.
+    public static func mappedValue(_ location: ShmLocation) throws -> UnsafeRawPointer {
+        let arena = try mapping(location)
+        let value = arena + Int(location.offset)
+        _ = populate(value, count: Int(location.dataSize), advice: madvisePopulateRead)
+        return UnsafeRawPointer(value)
+    }
+
+    /// Arenas mapped by this process, by name. A mapping is made once and kept for the life of
+    /// the process: a node's arena lasts as long as the node, and the processes that read it
+    /// (its workers and drivers) run on that node. The mapping reserves addresses only; pages
+    /// are shared with the node's file.
+    private static let arenas = Mutex<[String: UInt]>([:])
+
+    private static func mapping(_ location: ShmLocation) throws -> UnsafeMutableRawPointer {
+        try arenas.withLock { arenas in
+            if let address = arenas[location.segment], let base = UnsafeMutableRawPointer(bitPattern: address) { return base }
+            let size = Int(location.segmentSize)
+            guard size > 0, Int(location.offset) + Int(location.dataSize) <= size else {
+                throw Failure.cannotMap(segment: location.segment, reason: "the value at \(location.offset) (\(location.dataSize) bytes) is outside the arena's \(size) bytes")
+            }
+            let base = try map(location.segment, size: size, writable: true, populate: false)
+            arenas[location.segment] = UInt(bitPattern: base)
+            return base
+        }
+    }
+
+    /// Linux's MADV_POPULATE_READ and MADV_POPULATE_WRITE (5.14), not exported by Glibc.
+    private static let madvisePopulateRead: Int32 = 22
+    private static let madvisePopulateWrite: Int32 = 23
+
+    /// Values this process wrote through its mapping lately (arena, offset, size): their
+    /// page-table entries are likely still there. When the node punched the pages out since,
+    /// the copy faults them back in one by one: slower, never wrong (the range is resident).
+    private struct WrittenRange: Hashable {
+        let segment: String
+        let offset: UInt64
+        let size: UInt64
+    }
+
+    private static let written = Mutex<Set<WrittenRange>>([])
+
+    /// True when this process wrote this very range before; remembers it otherwise.
+    private static func alreadyWritten(_ location: ShmLocation) -> Bool {
+        let range = WrittenRange(segment: location.segment, offset: location.offset, size: location.dataSize)
+        return written.withLock { set in
+            if set.contains(range) { return true }
+            if set.count >= 256 { set.removeAll() }
+            set.insert(range)
+            return false
+        }
+    }
+
+    private static func populate(_ start: UnsafeMutableRawPointer, count: Int, advice: Int32) -> Bool {
+        let page = UInt(ArenaAllocator.pageSize)
+        let first = UInt(bitPattern: start) / page * page
+        let end = (UInt(bitPattern: start) + UInt(count) + page - 1) / page * page
+        return madvise(UnsafeMutableRawPointer(bitPattern: first), Int(end - first), advice) == 0
+    }
+
+    // MARK: - Segments by name
 
     /// Writes `parts` one after another from `offset` of the segment, with `pwrite`. Copying
     /// into fresh shared memory this way costs about half of a mapped copy: the kernel fills
@@ -52,6 +175,10 @@ public enum SharedSegment {
     public static func read(_ segment: String, at offset: Int, count: Int, into target: UnsafeMutableRawPointer) throws {
         let fd = try open(segment, writable: false)
         defer { close(fd) }
+        try read(fd, segment, at: offset, count: count, into: target)
+    }
+
+    private static func read(_ fd: Int32, _ segment: String, at offset: Int, count: Int, into target: UnsafeMutableRawPointer) throws {
         var done = 0
         while done < count {
             let n = pread(fd, target + done, min(count - done, 64 << 20), off_t(offset + done))

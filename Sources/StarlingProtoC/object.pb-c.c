@@ -2351,7 +2351,7 @@ const ProtobufCMessageDescriptor starling__restore_object_reply__descriptor =
   (ProtobufCMessageInit) starling__restore_object_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__store_stats__field_descriptors[10] =
+static const ProtobufCFieldDescriptor starling__store_stats__field_descriptors[11] =
 {
   {
     "node_id",
@@ -2473,6 +2473,18 @@ static const ProtobufCFieldDescriptor starling__store_stats__field_descriptors[1
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "warm_bytes",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Starling__StoreStats, warm_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__store_stats__field_indices_by_name[] = {
   1,   /* field[1] = capacity */
@@ -2485,11 +2497,12 @@ static const unsigned starling__store_stats__field_indices_by_name[] = {
   9,   /* field[9] = spill_directory */
   5,   /* field[5] = spilled_bytes */
   2,   /* field[2] = used */
+  10,   /* field[10] = warm_bytes */
 };
 static const ProtobufCIntRange starling__store_stats__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor starling__store_stats__descriptor =
 {
@@ -2499,7 +2512,7 @@ const ProtobufCMessageDescriptor starling__store_stats__descriptor =
   "Starling__StoreStats",
   "starling",
   sizeof(Starling__StoreStats),
-  10,
+  11,
   starling__store_stats__field_descriptors,
   starling__store_stats__field_indices_by_name,
   1,  starling__store_stats__number_ranges,
@@ -2634,7 +2647,7 @@ const ProtobufCMessageDescriptor starling__list_stored_objects_reply__descriptor
   (ProtobufCMessageInit) starling__list_stored_objects_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__shm_location__field_descriptors[5] =
+static const ProtobufCFieldDescriptor starling__shm_location__field_descriptors[6] =
 {
   {
     "segment",
@@ -2696,18 +2709,31 @@ static const ProtobufCFieldDescriptor starling__shm_location__field_descriptors[
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "resident",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ShmLocation, resident),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__shm_location__field_indices_by_name[] = {
   2,   /* field[2] = data_size */
   3,   /* field[3] = metadata_size */
   1,   /* field[1] = offset */
+  5,   /* field[5] = resident */
   0,   /* field[0] = segment */
   4,   /* field[4] = segment_size */
 };
 static const ProtobufCIntRange starling__shm_location__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor starling__shm_location__descriptor =
 {
@@ -2717,7 +2743,7 @@ const ProtobufCMessageDescriptor starling__shm_location__descriptor =
   "Starling__ShmLocation",
   "starling",
   sizeof(Starling__ShmLocation),
-  5,
+  6,
   starling__shm_location__field_descriptors,
   starling__shm_location__field_indices_by_name,
   1,  starling__shm_location__number_ranges,

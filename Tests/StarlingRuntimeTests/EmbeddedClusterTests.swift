@@ -241,16 +241,17 @@ struct ObjectStoreTests {
         #expect(parts[3] == "after 0 0 0", "store use, objects and spill files after the refs were dropped: \(parts[3])")
     }
 
-    @Test("dropping every ref returns the store's memory to its baseline (puts and stored task results), measured by the node")
+    @Test("dropping every ref returns the store's memory to its baseline (puts and stored task results), measured by the node and in /dev/shm")
     func referenceCounting() async throws {
         let result = try await runScenario(["refcount"])
         let parts = result.components(separatedBy: " | ")
-        #expect(parts.count == 4, "\(result)")
-        guard parts.count == 4 else { return }
+        #expect(parts.count == 5, "\(result)")
+        guard parts.count == 5 else { return }
         #expect(parts[0] == "exact 3")
         #expect(parts[1] == "baseline 0")
         #expect(parts[2] == "held true 8", "5 puts and 3 held results are the driver's local refs: \(parts[2])")
         #expect(parts[3] == "after 0 0")
+        #expect(parts[4] == "cooled 0 true", "freed memory kept for new objects, and the arena's pages in /dev/shm, go back once idle: \(parts[4])")
     }
 
     @Test("views read arrays in place (a put, a stored result, a borrowed ref in a task); small ones are copied; views pin their objects until dropped")

@@ -5,6 +5,7 @@ import Foundation
 import Testing
 @testable import StarlingNode
 @testable import StarlingCore
+import StarlingWire
 
 @Suite("Object store bookkeeping")
 struct ObjectStoreBookkeepingTests {
@@ -28,5 +29,47 @@ struct ObjectStoreBookkeepingTests {
         #expect(store.entries[sealed] != nil, "a sealed result belongs to the job")
         #expect(store.entries[unsealed] == nil, "an unsealed one goes with its creator")
         #expect(store.entries[own] == nil)
+    }
+
+    @Test("a freed object's range is reused warm; a reader with its old location finds it gone, not the new object's bytes")
+    func reusedRangeReadsAsGone() throws {
+        let spill = NSTemporaryDirectory() + "starling-store-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        var store = ObjectStore(capacity: 16 << 20, nodeID: UniqueID.random(), spillDirectory: spill)
+        defer {
+            store.removeAll()
+            try? FileManager.default.removeItem(atPath: spill)
+        }
+        let size = 1 << 20
+        let first = UniqueID.random(), second = UniqueID.random()
+        let old = try store.create(first, size: UInt64(size), .init(owner: 1))
+        #expect(!old.resident, "a new arena has no pages yet")
+        let ones = [UInt8](repeating: 1, count: size)
+        try ones.withUnsafeBytes { try SharedSegment.write(old, [$0]) }
+        try store.seal(first, abort: false)
+        var read = [UInt8](repeating: 0, count: size)
+        try read.withUnsafeMutableBytes { try SharedSegment.read(old, id: first.bytes, into: $0.baseAddress!) }
+        #expect(read == ones)
+
+        store.free(first)
+        #expect(store.warmBytes >= UInt64(size), "its pages are kept for the next object")
+        let new = try store.create(second, size: UInt64(size), .init(owner: 1))
+        #expect(new.resident && new.offset == old.offset, "the next object of that size takes the warm range")
+        #expect(store.warmBytes == 0)
+        let twos = [UInt8](repeating: 2, count: size)
+        try twos.withUnsafeBytes { try SharedSegment.write(new, [$0]) }
+        try store.seal(second, abort: false)
+        #expect(throws: SharedSegment.Failure.self) {
+            try read.withUnsafeMutableBytes { try SharedSegment.read(old, id: first.bytes, into: $0.baseAddress!) }
+        }
+        try read.withUnsafeMutableBytes { try SharedSegment.read(new, id: second.bytes, into: $0.baseAddress!) }
+        #expect(read == twos)
+
+        // Idle for a second: the freed pages go back to the system.
+        store.free(second)
+        #expect(store.warmBytes > 0)
+        store.coolIfIdle(now: .now + .seconds(2))
+        #expect(store.warmBytes == 0)
+        var info = stat()
+        #expect(stat("/dev/shm" + store.arenaName, &info) == 0 && info.st_blocks == 0, "no page of the arena is left in /dev/shm")
     }
 }

@@ -319,6 +319,15 @@ func settledStore(_ cluster: Cluster, until done: (MemoryReport.Node) -> Bool) a
     return node
 }
 
+/// Bytes of memory the node arenas of this process hold in /dev/shm (their files' blocks).
+func arenaBytes() -> Int {
+    let prefix = "starling-\(getpid())-"
+    return ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []).filter { $0.hasPrefix(prefix) }.reduce(0) { total, name in
+        var info = stat()
+        return total + (stat("/dev/shm/" + name, &info) == 0 ? Int(info.st_blocks) * 512 : 0)
+    }
+}
+
 func spillFiles(_ node: MemoryReport.Node) -> Int {
     ((try? FileManager.default.contentsOfDirectory(atPath: node.spillDirectory)) ?? []).count
 }
@@ -550,6 +559,7 @@ struct TestApp {
                     // Store memory returns to its baseline once every ref is dropped (puts, and
                     // task results stored by workers), measured by the node.
                     let baseline = try await cluster.memory().nodes[0].used
+                    let arenaBaseline = arenaBytes()
                     var puts: [ObjectRef<[UInt8]>] = []
                     for seed in 0..<5 { puts.append(try await cluster.put(pattern(seed, 20 << 20))) }
                     var results: [ObjectRef<[UInt8]>] = []
@@ -564,7 +574,11 @@ struct TestApp {
                     puts.removeAll()
                     results.removeAll()
                     let after = try await settledStore(cluster) { $0.used == baseline }
+                    // The freed memory the node kept for new objects goes back to the system
+                    // once it is idle: the arena's file holds no more pages than before.
+                    let cooled = try await settledStore(cluster) { $0.warmBytes == 0 && arenaBytes() <= arenaBaseline }
                     result = "exact \(exact) | baseline \(baseline) | held \(held.used >= 130 << 20) \(heldObjects) | after \(after.used) \(after.objects.count)"
+                        + " | cooled \(cooled.warmBytes) \(arenaBytes() <= arenaBaseline)"
                 case "concurrent-store":
                     // Eight tasks at once, each putting and reading back its own values.
                     let runs = try await (0..<8).asyncMap { seed in

@@ -5,30 +5,18 @@ import StarlingWire
 import Synchronization
 
 /// Large objects in the node's shared-memory store: written once by their owner (the node
-/// creates the segment), read by mapping from any process on the node.
+/// places them in its arena), read by any process on the node.
 enum SharedMemory {
-    /// Runs `body` on a sealed object's bytes in place (valid only during the call). Throws
-    /// `SharedSegment.Failure.gone` when the node spilled or freed it meanwhile.
-    static func withMapped<R>(_ location: ShmLocation, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        let region = try map(location, writable: false)
-        defer { SharedSegment.unmap(region, size: Int(location.segmentSize)) }
-        return try body(UnsafeRawBufferPointer(start: region + Int(location.offset), count: Int(location.dataSize)))
-    }
-
-    /// The bytes of a sealed object (read, not mapped: cheaper for a one-time copy).
-    static func read(_ location: ShmLocation) throws -> [UInt8] {
+    /// A copy of a sealed object's bytes. Throws `SharedSegment.Failure.gone` when the node
+    /// spilled or freed it (ask the node again: it restores a spilled object).
+    static func read(_ location: ShmLocation, id: UniqueID) throws -> [UInt8] {
         let count = Int(location.dataSize)
         return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             if count > 0 {
-                try SharedSegment.read(location.segment, at: Int(location.offset), count: count, into: UnsafeMutableRawPointer(buffer.baseAddress!))
+                try SharedSegment.read(location, id: id.bytes, into: UnsafeMutableRawPointer(buffer.baseAddress!))
             }
             initialized = count
         }
-    }
-
-    private static func map(_ location: ShmLocation, writable: Bool) throws -> UnsafeMutableRawPointer {
-        // MAP_POPULATE: the kernel maps every page at once, instead of a fault per page.
-        try SharedSegment.map(location.segment, size: Int(location.segmentSize), writable: writable, populate: true)
     }
 }
 
@@ -38,6 +26,10 @@ final class StoredObjects: Sendable {
 
     /// Values at least this large go to the store instead of staying in the owner's memory.
     static let threshold = 100 * 1024
+    /// Stored values at least this large are decoded in place (pinned for the while), not
+    /// copied out first: a copy that large would land in fresh pages, and fault on each. The
+    /// pin costs a call to the node, small beside the copy.
+    static let decodeInPlaceSize: UInt64 = 16 << 20
 
     func add(_ id: UniqueID, _ location: ShmLocation) { locations.withLock { $0[id] = location } }
     func location(_ id: UniqueID) -> ShmLocation? { locations.withLock { $0[id] } }
@@ -47,16 +39,15 @@ final class StoredObjects: Sendable {
     /// Puts `bytes` (an encoded value) into the store of the node behind `node`.
     static func put(_ bytes: [UInt8], id: UniqueID, owner: String, node: RPCClient) async throws -> ShmLocation {
         let padding = bytes.withUnsafeBytes { PackedLayout.alignmentPadding(for: $0) }
-        return try await put(size: bytes.count, padding: padding, id: id, owner: owner, node: node) { segment, start in
-            try bytes.withUnsafeBytes { try SharedSegment.write(segment, at: start, [$0]) }
+        return try await put(size: bytes.count, padding: padding, id: id, owner: owner, node: node) { location in
+            try bytes.withUnsafeBytes { try SharedSegment.write(location, [$0]) }
         }
     }
 
     /// Creates an object of `size` bytes (after `padding`) in the node's store, lets `write`
-    /// fill it (given the segment and the value's offset in it; `SharedSegment.write`), and
-    /// seals it.
+    /// fill it (given its location; `SharedSegment.write`), and seals it.
     static func put(size: Int, padding: Int, id: UniqueID, owner: String, node: RPCClient,
-                    write: (_ segment: String, _ start: Int) throws -> Void) async throws -> ShmLocation {
+                    write: (ShmLocation) throws -> Void) async throws -> ShmLocation {
         var create = CreateObjectRequest()
         create.objectId = id.bytes
         create.dataSize = UInt64(size)
@@ -75,7 +66,7 @@ final class StoredObjects: Sendable {
         var seal = SealObjectRequest()
         seal.objectId = id.bytes
         do {
-            try write(location.segment, Int(location.offset))
+            try write(location)
         } catch {
             seal.abort = true
             _ = try? await node.call(ObjectStoreRPC.sealObject, seal)
@@ -109,6 +100,13 @@ final class StoredObjects: Sendable {
         return stored
     }
 
+    /// Drops a pin `locate(pin: true)` took (without waiting).
+    static func unpin(_ id: UniqueID, node: RPCClient) {
+        var release = ReleaseObjectsRequest()
+        release.objectIds = [id.bytes]
+        Task { _ = try? await node.call(ObjectStoreRPC.releaseObjects, release, timeout: .seconds(10)) }
+    }
+
     /// Where a stored object lies in this process's node: there already, restored from its
     /// spill file, or pulled from `holders` (other nodes) first. Throws
     /// `StarlingError.objectLost` when no live node holds it.
@@ -136,7 +134,7 @@ final class StoredObjects: Sendable {
         for _ in 0..<3 {
             let location = try await locate(id, holders: holders, node: node)
             do {
-                return try SharedMemory.read(location)
+                return try SharedMemory.read(location, id: id)
             } catch SharedSegment.Failure.gone {
                 continue
             }

@@ -293,10 +293,14 @@ struct  Starling__StoreStats
    */
   uint64_t failed_puts;
   char *spill_directory;
+  /*
+   * Freed store memory kept allocated for the next objects (returned after a second idle).
+   */
+  uint64_t warm_bytes;
 };
 #define STARLING__STORE_STATS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__store_stats__descriptor) \
-    , {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , {0,NULL}, 0, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Starling__ListStoredObjectsRequest
@@ -347,10 +351,16 @@ struct  Starling__ShmLocation
    * Mapped size of the segment (map it whole once and reuse the mapping).
    */
   uint64_t segment_size;
+  /*
+   * Every page of the object's range is already in memory (a range reused after a free): the
+   * writer may copy through its mapping, which cannot fault for want of memory. Otherwise it
+   * writes with pwrite, which reports a full /dev/shm as an error instead of SIGBUS.
+   */
+  protobuf_c_boolean resident;
 };
 #define STARLING__SHM_LOCATION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__shm_location__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
 
 
 struct  Starling__CreateObjectRequest

@@ -1703,6 +1703,7 @@ extension StoreStats {
         m.restoredBytes = rInt(&rng)
         m.failedPuts = rInt(&rng)
         m.spillDirectory = rString(&rng)
+        m.warmBytes = rInt(&rng)
         return m
     }
 }
@@ -1735,6 +1736,7 @@ extension ShmLocation {
         m.dataSize = rInt(&rng)
         m.metadataSize = rInt(&rng)
         m.segmentSize = rInt(&rng)
+        m.resident = rBool(&rng)
         return m
     }
 }

@@ -552,10 +552,12 @@ public struct StoreStats: ProtoMessage {
     /// Puts refused with OBJECT_STORE_FULL since start.
     public var failedPuts: UInt64 = 0
     public var spillDirectory: String = ""
+    /// Freed store memory kept allocated for the next objects (returned after a second idle).
+    public var warmBytes: UInt64 = 0
 
     public init() {}
 
-    public init(nodeId: [UInt8] = [], capacity: UInt64 = 0, used: UInt64 = 0, numObjects: UInt32 = 0, pinnedBytes: UInt64 = 0, spilledBytes: UInt64 = 0, numSpilled: UInt32 = 0, restoredBytes: UInt64 = 0, failedPuts: UInt64 = 0, spillDirectory: String = "") {
+    public init(nodeId: [UInt8] = [], capacity: UInt64 = 0, used: UInt64 = 0, numObjects: UInt32 = 0, pinnedBytes: UInt64 = 0, spilledBytes: UInt64 = 0, numSpilled: UInt32 = 0, restoredBytes: UInt64 = 0, failedPuts: UInt64 = 0, spillDirectory: String = "", warmBytes: UInt64 = 0) {
         self.nodeId = nodeId
         self.capacity = capacity
         self.used = used
@@ -566,6 +568,7 @@ public struct StoreStats: ProtoMessage {
         self.restoredBytes = restoredBytes
         self.failedPuts = failedPuts
         self.spillDirectory = spillDirectory
+        self.warmBytes = warmBytes
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -590,6 +593,7 @@ extension StoreStats: ProtoCBacked {
         self.restoredBytes = c.restored_bytes
         self.failedPuts = c.failed_puts
         self.spillDirectory = protoString(c.spill_directory)
+        self.warmBytes = c.warm_bytes
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__StoreStats>, _ a: ProtoArena) {
@@ -604,6 +608,7 @@ extension StoreStats: ProtoCBacked {
         c.pointee.restored_bytes = self.restoredBytes
         c.pointee.failed_puts = self.failedPuts
         c.pointee.spill_directory = a.string(self.spillDirectory)
+        c.pointee.warm_bytes = self.warmBytes
     }
 }
 
@@ -701,15 +706,20 @@ public struct ShmLocation: ProtoMessage {
     public var metadataSize: UInt64 = 0
     /// Mapped size of the segment (map it whole once and reuse the mapping).
     public var segmentSize: UInt64 = 0
+    /// Every page of the object's range is already in memory (a range reused after a free): the
+    /// writer may copy through its mapping, which cannot fault for want of memory. Otherwise it
+    /// writes with pwrite, which reports a full /dev/shm as an error instead of SIGBUS.
+    public var resident: Bool = false
 
     public init() {}
 
-    public init(segment: String = "", offset: UInt64 = 0, dataSize: UInt64 = 0, metadataSize: UInt64 = 0, segmentSize: UInt64 = 0) {
+    public init(segment: String = "", offset: UInt64 = 0, dataSize: UInt64 = 0, metadataSize: UInt64 = 0, segmentSize: UInt64 = 0, resident: Bool = false) {
         self.segment = segment
         self.offset = offset
         self.dataSize = dataSize
         self.metadataSize = metadataSize
         self.segmentSize = segmentSize
+        self.resident = resident
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -729,6 +739,7 @@ extension ShmLocation: ProtoCBacked {
         self.dataSize = c.data_size
         self.metadataSize = c.metadata_size
         self.segmentSize = c.segment_size
+        self.resident = c.resident != 0
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__ShmLocation>, _ a: ProtoArena) {
@@ -738,6 +749,7 @@ extension ShmLocation: ProtoCBacked {
         c.pointee.data_size = self.dataSize
         c.pointee.metadata_size = self.metadataSize
         c.pointee.segment_size = self.segmentSize
+        c.pointee.resident = self.resident ? 1 : 0
     }
 }
 
