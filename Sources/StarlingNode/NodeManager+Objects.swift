@@ -183,11 +183,16 @@ extension NodeManager {
             try await Self.copyChunks(of: id, size: size, chunk: max(described.chunkSize, 1 << 16), from: [holder] + (second.map { [$0] } ?? []),
                                       into: location)
         } catch {
-            if store.entries[id]?.generation == generation { _ = try? store.seal(id, abort: true) }
+            if store.entries[id]?.generation == generation {
+                _ = try? store.seal(id, abort: true)
+            } else if let generation {
+                store.writeEnded(generation: generation)
+            }
             throw error
         }
         // Freed (and perhaps made again) while the chunks travelled: this copy is not wanted.
         guard store.entries[id]?.generation == generation else {
+            if let generation { store.writeEnded(generation: generation) }
             throw RPCFailure(.objectLost, "object \(id.short) was freed while it was being pulled")
         }
         try store.seal(id, abort: false)
@@ -196,7 +201,8 @@ extension NodeManager {
     }
 
     /// Fetches the chunks with `pullWindow` of them in flight, spread over the connections to
-    /// the holder, each written into the new segment as it arrives.
+    /// the holder, each written into the new object's range as it arrives (through this
+    /// process's mapping of the arena when the range's pages are in memory already).
     private nonisolated static func copyChunks(of id: UniqueID, size: UInt64, chunk: UInt32, from connections: [RPCClient],
                                                into location: ShmLocation) async throws {
         let offsets = Array(stride(from: UInt64(0), to: size, by: Int(chunk)))
@@ -209,15 +215,13 @@ extension NodeManager {
                     request.objectId = id.bytes
                     request.offset = offset
                     request.length = UInt32(min(UInt64(chunk), size - offset))
-                    try await holder.callBulk(ObjectManagerRPC.pullObjectChunk, request, field: chunkDataField, bytes: \.data,
-                                              timeout: .seconds(60)) { bytes in
-                        guard bytes.count == Int(request.length) else {
-                            throw RPCFailure(.objectLost, "chunk at \(offset) came back with \(bytes.count) of \(request.length) bytes")
-                        }
+                    // The holder answers UNAVAILABLE when it spilled or moved the object while
+                    // reading the chunk: asked again, it reads the object where it is now.
+                    for attempt in 1... {
                         do {
-                            try SharedSegment.write(location.segment, at: Int(location.offset + offset), [bytes])
-                        } catch let SharedSegment.Failure.cannotWrite(_, reason, full) where full {
-                            throw RPCFailure(.objectStoreFull, "the object store cannot fit \(size) bytes: shared memory (/dev/shm) is full (\(reason))")
+                            return try await copyChunk(request, from: holder, into: location, objectSize: size)
+                        } catch let WireError.remote(_, _, code, _) where code == .unavailable && attempt < 3 {
+                            continue
                         }
                     }
                 }
@@ -225,6 +229,24 @@ extension NodeManager {
             while next < min(pullWindow, offsets.count) { fetch(offsets[next]); next += 1 }
             while try await group.next() != nil {
                 if next < offsets.count { fetch(offsets[next]); next += 1 }
+            }
+        }
+    }
+
+    private nonisolated static func copyChunk(_ request: PullObjectChunkRequest, from holder: RPCClient, into location: ShmLocation,
+                                              objectSize: UInt64) async throws {
+        try await holder.callBulk(ObjectManagerRPC.pullObjectChunk, request, field: chunkDataField, bytes: \.data,
+                                  timeout: .seconds(60)) { bytes in
+            guard bytes.count == Int(request.length) else {
+                throw RPCFailure(.objectLost, "chunk at \(request.offset) came back with \(bytes.count) of \(request.length) bytes")
+            }
+            var part = location
+            part.offset += request.offset
+            part.dataSize = UInt64(bytes.count)
+            do {
+                try SharedSegment.write(part, [bytes])
+            } catch let SharedSegment.Failure.cannotWrite(_, reason, full) where full {
+                throw RPCFailure(.objectStoreFull, "the object store cannot fit \(objectSize) bytes: shared memory (/dev/shm) is full (\(reason))")
             }
         }
     }

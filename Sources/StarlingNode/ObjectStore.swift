@@ -12,7 +12,8 @@ private let log = Logger(label: "store")
 /// file) in which every object has a page-aligned range, created and named here (so the node
 /// removes it), written by the process that made the object, read by any process on this node.
 ///
-/// A range holds padding, a 64-byte header naming the object, then the value. Freed ranges
+/// A range holds padding, a 64-byte header naming the object (written once it is sealed), then
+/// the value. Freed ranges
 /// keep their pages ("warm") for the next objects, so a put into one copies at memory speed;
 /// warm memory goes back to the system when the store needs room for new pages, and after a
 /// second without new objects (`coolIfIdle`).
@@ -81,6 +82,11 @@ struct ObjectStore {
     private var dropped: [UniqueID] = []
     private var nextGeneration: UInt64 = 0
     private var releasedWithViews: [UniqueID: Released] = [:]
+    /// Unsealed objects freed while their writer may still be writing (a pull in flight, a
+    /// worker of a job that ended): each range stays reserved, counted in `used`, until the
+    /// writer seals or aborts or its connection closes, so a late write cannot land in the
+    /// next object's range.
+    private var abandoned: [(id: UniqueID, generation: UInt64, writer: UInt32, range: ArenaAllocator.Range, size: UInt64)] = []
     /// Objects spilled since the last `takeSpills` (reported as events): id, bytes, file.
     private var spills: [(id: UniqueID, size: UInt64, path: String)] = []
 
@@ -111,7 +117,7 @@ struct ObjectStore {
 
     func location(of entry: Entry, resident: Bool = false) -> ShmLocation {
         ShmLocation(segment: arenaName, offset: entry.valueOffset ?? 0, dataSize: entry.size, metadataSize: 0,
-                    segmentSize: arenaSize, resident: resident)
+                    segmentSize: arenaSize, resident: resident, generation: entry.generation)
     }
 
     mutating func create(_ id: UniqueID, size: UInt64, _ object: NewObject) throws -> ShmLocation {
@@ -128,12 +134,6 @@ struct ObjectStore {
         let entry = Entry(range: range, size: size, offset: object.offset, sealed: false, owner: object.owner, job: object.job,
                           ownerURL: object.ownerURL, jobID: object.jobID, primary: object.primary, spillPath: nil,
                           lastAccess: .now, createdUnixMs: Int64(Date().timeIntervalSince1970 * 1000), generation: nextGeneration)
-        do {
-            try writeHeader(id, of: entry)
-        } catch {
-            releaseRange(range, keepPages: false)
-            throw error
-        }
         entries[id] = entry
         used += footprint
         return location(of: entry, resident: warm)
@@ -167,9 +167,12 @@ struct ObjectStore {
                 failedPuts += 1
                 let unsealed = entries.values.filter { !$0.sealed }.reduce(0) { $0 + $1.footprint }
                 let pinned = entries.values.filter { !$0.pins.isEmpty && $0.spillPath == nil }.reduce(0) { $0 + $1.footprint }
+                    + releasedWithViews.values.reduce(0) { $0 + $1.size }
+                let writing = abandoned.reduce(0) { $0 + $1.size }
                 throw RPCFailure(.objectStoreFull, "the object store cannot fit \(length) bytes: \(used) of its \(capacity) bytes are in use"
-                                 + (unsealed > 0 ? " (\(unsealed) by objects still being written)" : "")
+                                 + (unsealed + writing > 0 ? " (\(unsealed + writing) by objects still being written)" : "")
                                  + (pinned > 0 ? " (\(pinned) by objects readers hold views of)" : "")
+                                 + (used + length <= capacity ? " (free space is split into pieces too small)" : "")
                                  + (spillFailure.map { "; spilling to \(spillDirectory) failed: \($0)" } ?? "; nothing more can be spilled"))
             }
             if !entry.primary {
@@ -221,9 +224,10 @@ struct ObjectStore {
         punch(allocator.cool())
     }
 
-    /// Writes the header naming `id` before the entry's value.
+    /// Writes the header naming `id` before the entry's value, once the value is complete.
     private func writeHeader(_ id: UniqueID, of entry: Entry) throws {
-        try writeArena(SharedSegment.objectHeader(for: id.bytes), at: entry.valueOffset! - UInt64(SharedSegment.objectHeaderSize))
+        try writeArena(SharedSegment.objectHeader(for: id.bytes, generation: entry.generation),
+                       at: entry.valueOffset! - UInt64(SharedSegment.objectHeaderSize))
     }
 
     /// Zeroes the header: a reader that was not pinned sees the object gone from its range.
@@ -272,11 +276,11 @@ struct ObjectStore {
         let (range, _) = try place(entry.footprint)
         entry.range = range
         do {
-            try writeHeader(id, of: entry)
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw RPCFailure(.objectLost, "open \(path): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
             try Self.copy(from: fd, at: 0, to: arena, at: entry.valueOffset!, count: entry.size, describing: arenaName)
+            try writeHeader(id, of: entry)
         } catch {
             clearHeader(of: entry)
             releaseRange(range, keepPages: false)
@@ -294,8 +298,37 @@ struct ObjectStore {
     }
 
     mutating func seal(_ id: UniqueID, abort: Bool) throws {
-        guard entries[id] != nil else { throw RPCFailure(.notFound, "no object \(id.short) in the store") }
-        if abort { free(id) } else { entries[id]?.sealed = true }
+        guard entries[id] != nil else {
+            endWrites { written, _, _ in written == id }
+            throw RPCFailure(.notFound, "no object \(id.short) in the store (freed while it was written)")
+        }
+        if abort {
+            free(id, writerDone: true)
+            return
+        }
+        guard let entry = entries[id], !entry.sealed else { return }
+        do {
+            try writeHeader(id, of: entry)
+        } catch {
+            free(id, writerDone: true)
+            throw error
+        }
+        entries[id]?.sealed = true
+    }
+
+    /// The writer of the object made with `generation` is done (a pull that ended).
+    mutating func writeEnded(generation: UInt64) {
+        endWrites { _, made, _ in made == generation }
+    }
+
+    private mutating func endWrites(where ended: (UniqueID, UInt64, UInt32) -> Bool) {
+        let done = abandoned.filter { ended($0.id, $0.generation, $0.writer) }
+        guard !done.isEmpty else { return }
+        abandoned.removeAll { ended($0.id, $0.generation, $0.writer) }
+        for write in done {
+            used -= write.size
+            releaseRange(write.range, keepPages: false)
+        }
     }
 
     func contains(_ id: UniqueID) -> Bool { entries[id]?.sealed == true }
@@ -347,7 +380,8 @@ struct ObjectStore {
     /// Opens bytes `offset..<offset+length` of a sealed object for a node pulling it: in the
     /// arena, or in its spill file when spilled (so serving never needs room). The bytes are
     /// read outside the node's actor (`ChunkSource.read`); a read from the arena checks the
-    /// object's header afterwards, so a range freed and reused meanwhile is an error, not data.
+    /// object's header afterwards, so a range spilled or reused meanwhile is an error
+    /// (UNAVAILABLE: ask again), not data.
     mutating func chunk(_ id: UniqueID, offset: UInt64, length: UInt32) throws -> ChunkSource {
         guard let entry = entries[id], entry.sealed else { throw RPCFailure(.notFound, "object \(id.short) is not in this node's store") }
         guard offset <= entry.size else { throw RPCFailure(.invalidArgument, "offset \(offset) is past the end of object \(id.short) (\(entry.size) bytes)") }
@@ -356,23 +390,28 @@ struct ObjectStore {
         if let path = entry.spillPath {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw RPCFailure(.objectLost, "spill file \(path) of object \(id.short) cannot be opened: \(String(cString: strerror(errno)))") }
-            return ChunkSource(object: id, descriptor: fd, offset: Int(offset), count: count, valueOffset: nil)
+            return ChunkSource(object: id, descriptor: fd, offset: Int(offset), count: count, valueOffset: nil, generation: entry.generation)
         }
         guard let valueOffset = entry.valueOffset else { throw RPCFailure(.objectLost, "object \(id.short) has no place in the store") }
         let fd = dup(arena)
         guard fd >= 0 else { throw RPCFailure(.internal, "dup of \(arenaName): \(String(cString: strerror(errno)))") }
-        return ChunkSource(object: id, descriptor: fd, offset: Int(valueOffset + offset), count: count, valueOffset: Int(valueOffset))
+        return ChunkSource(object: id, descriptor: fd, offset: Int(valueOffset + offset), count: count, valueOffset: Int(valueOffset),
+                           generation: entry.generation)
     }
 
+    /// Frees an object; `writerDone` when its writer can no longer write it (it aborted, or
+    /// its process is gone).
     @discardableResult
-    mutating func free(_ id: UniqueID) -> Bool {
+    mutating func free(_ id: UniqueID, writerDone: Bool = false) -> Bool {
         guard let entry = entries.removeValue(forKey: id) else { return false }
         if let path = entry.spillPath {
             unlink(path)
             spilledBytes -= entry.footprint
         } else if let range = entry.range {
-            clearHeader(of: entry)
-            if entry.pins.isEmpty {
+            if entry.sealed { clearHeader(of: entry) }
+            if !entry.sealed && !writerDone {
+                abandoned.append((id, entry.generation, entry.owner, range, entry.footprint))
+            } else if entry.pins.isEmpty {
                 used -= entry.footprint
                 releaseRange(range, keepPages: entry.sealed)
             } else {
@@ -389,7 +428,10 @@ struct ObjectStore {
     /// The objects a departed process created: its own primaries, and any it never sealed (a
     /// worker's result whose seal did not arrive would otherwise wait for the job's end).
     mutating func freeAll(ownedBy owner: UInt32) {
-        for (id, entry) in entries where entry.owner == owner && ((entry.job == nil && entry.primary) || !entry.sealed) { free(id) }
+        for (id, entry) in entries where entry.owner == owner && ((entry.job == nil && entry.primary) || !entry.sealed) {
+            free(id, writerDone: true)
+        }
+        endWrites { _, _, writer in writer == owner }
     }
 
     /// Results workers stored for a job that ended, and the job's copies pulled here.
@@ -397,15 +439,26 @@ struct ObjectStore {
         for (id, entry) in entries where entry.job == job || (!entry.jobID.isEmpty && entry.jobID == job) { free(id) }
     }
 
-    /// Frees everything and removes the arena. Its pages are punched out first: processes
-    /// that still map it hold no memory with it.
+    /// Frees everything and removes the arena. Its pages are punched out first, so processes
+    /// that still map it hold no memory with it; all but those of views still open, which
+    /// keep reading their object until they close (the memory goes with the last mapping).
     mutating func removeAll() {
-        for id in Array(entries.keys) { free(id) }
+        for id in Array(entries.keys) { free(id, writerDone: true) }
+        let viewed = releasedWithViews.values.flatMap(\.ranges).sorted { $0.start < $1.start }
         for (_, released) in releasedWithViews { used -= released.size }
         releasedWithViews.removeAll()
+        for write in abandoned { used -= write.size }
+        abandoned.removeAll()
         dropped.removeAll()
         if arena >= 0 {
-            punch([ArenaAllocator.Range(start: 0, length: arenaSize)])
+            var gaps: [ArenaAllocator.Range] = []
+            var start: UInt64 = 0
+            for range in viewed {
+                if range.start > start { gaps.append(.init(start: start, length: range.start - start)) }
+                start = max(start, range.end)
+            }
+            if start < arenaSize { gaps.append(.init(start: start, length: arenaSize - start)) }
+            punch(gaps)
             close(arena)
             shm_unlink(arenaName)
             arena = -1
@@ -488,7 +541,7 @@ struct ObjectStore {
     }
 }
 
-/// An open chunk of an object (its segment or its spill file), read once and closed with it.
+/// An open chunk of an object (in the arena or its spill file), read once and closed with it.
 final class ChunkSource: Sendable {
     let object: UniqueID
     private let descriptor: Int32
@@ -498,13 +551,15 @@ final class ChunkSource: Sendable {
     /// Where the object's value starts in the arena (its header is checked after the read);
     /// nil for a spill file, which is the object's alone.
     let valueOffset: Int?
+    let generation: UInt64
 
-    init(object: UniqueID, descriptor: Int32, offset: Int, count: Int, valueOffset: Int?) {
+    init(object: UniqueID, descriptor: Int32, offset: Int, count: Int, valueOffset: Int?, generation: UInt64) {
         self.object = object
         self.descriptor = descriptor
         self.offset = offset
         self.count = count
         self.valueOffset = valueOffset
+        self.generation = generation
     }
 
     deinit { close(descriptor) }
@@ -519,8 +574,8 @@ final class ChunkSource: Sendable {
             }
             done += n
         }
-        if let valueOffset, !SharedSegment.holds(descriptor, valueOffset: valueOffset, id: object.bytes) {
-            throw RPCFailure(.objectLost, "object \(object.short) was freed here while being read")
+        if let valueOffset, !SharedSegment.holds(descriptor, valueOffset: valueOffset, id: object.bytes, generation: generation) {
+            throw RPCFailure(.unavailable, "object \(object.short) moved (spilled or freed) here while being read: ask again")
         }
     }
 }

@@ -27,26 +27,29 @@ public enum SharedSegment {
 
     // MARK: - Objects in a node's arena
 
-    /// Bytes of the header the node writes just before every object's value: a magic number
-    /// and the object's id, zeroed when the object leaves its range. A reader that was not
-    /// pinned checks it before and after copying, so a range reused meanwhile reads as gone.
+    /// Bytes of the header the node writes just before a sealed object's value: a magic
+    /// number, the object's id and its generation at the node; written once the value is
+    /// complete, zeroed when the object leaves its range. A reader that was not pinned checks
+    /// it before and after copying, so a range reused meanwhile (even by a later copy of the
+    /// same object) reads as gone.
     public static let objectHeaderSize = 64
-    private static let headerMagic: [UInt8] = Array("STLOBJ01".utf8)
+    private static let headerMagic: [UInt8] = Array("STLOBJ02".utf8)
 
-    /// The header of object `id` (16 bytes).
-    static func objectHeader(for id: [UInt8]) -> [UInt8] {
+    /// The header of object `id` (16 bytes) in its `generation`.
+    static func objectHeader(for id: [UInt8], generation: UInt64) -> [UInt8] {
         var header = [UInt8](repeating: 0, count: objectHeaderSize)
         header.replaceSubrange(0..<8, with: headerMagic)
         header.replaceSubrange(8..<8 + min(id.count, 16), with: id.prefix(16))
+        withUnsafeBytes(of: generation.littleEndian) { header.replaceSubrange(24..<32, with: $0) }
         return header
     }
 
-    /// True when the header before the value at `valueOffset` names object `id`.
-    static func holds(_ fd: Int32, valueOffset: Int, id: [UInt8]) -> Bool {
+    /// True when the header before the value at `valueOffset` names object `id` in `generation`.
+    static func holds(_ fd: Int32, valueOffset: Int, id: [UInt8], generation: UInt64) -> Bool {
         guard valueOffset >= objectHeaderSize else { return false }
         var header = [UInt8](repeating: 0, count: objectHeaderSize)
         let n = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, objectHeaderSize, off_t(valueOffset - objectHeaderSize)) }
-        return n == objectHeaderSize && header == objectHeader(for: id)
+        return n == objectHeaderSize && header == objectHeader(for: id, generation: generation)
     }
 
     /// Copies the value of object `id` at `location` into `target` (`location.dataSize` bytes),
@@ -56,9 +59,9 @@ public enum SharedSegment {
         let fd = try open(location.segment, writable: false)
         defer { close(fd) }
         let offset = Int(location.offset)
-        guard holds(fd, valueOffset: offset, id: id) else { throw Failure.gone(segment: location.segment) }
+        guard holds(fd, valueOffset: offset, id: id, generation: location.generation) else { throw Failure.gone(segment: location.segment) }
         try read(fd, location.segment, at: offset, count: Int(location.dataSize), into: target)
-        guard holds(fd, valueOffset: offset, id: id) else { throw Failure.gone(segment: location.segment) }
+        guard holds(fd, valueOffset: offset, id: id, generation: location.generation) else { throw Failure.gone(segment: location.segment) }
     }
 
     /// Writes `parts` one after another at the value's place in `location`. A range whose
@@ -96,18 +99,26 @@ public enum SharedSegment {
     /// the process: a node's arena lasts as long as the node, and the processes that read it
     /// (its workers and drivers) run on that node. The mapping reserves addresses only; pages
     /// are shared with the node's file.
-    private static let arenas = Mutex<[String: UInt]>([:])
+    private static let arenas = Mutex<[String: (address: UInt, size: UInt64)]>([:])
 
     private static func mapping(_ location: ShmLocation) throws -> UnsafeMutableRawPointer {
         try arenas.withLock { arenas in
-            if let address = arenas[location.segment], let base = UnsafeMutableRawPointer(bitPattern: address) { return base }
-            let size = Int(location.segmentSize)
-            guard size > 0, Int(location.offset) + Int(location.dataSize) <= size else {
-                throw Failure.cannotMap(segment: location.segment, reason: "the value at \(location.offset) (\(location.dataSize) bytes) is outside the arena's \(size) bytes")
+            let arena: (address: UInt, size: UInt64)
+            if let mapped = arenas[location.segment] {
+                arena = mapped
+            } else {
+                guard location.segmentSize > 0 else {
+                    throw Failure.cannotMap(segment: location.segment, reason: "the node gave no arena size")
+                }
+                let base = try map(location.segment, size: Int(location.segmentSize), writable: true, populate: false)
+                arena = (UInt(bitPattern: base), location.segmentSize)
+                arenas[location.segment] = arena
             }
-            let base = try map(location.segment, size: size, writable: true, populate: false)
-            arenas[location.segment] = UInt(bitPattern: base)
-            return base
+            // Every location is checked against the mapping, not only the first.
+            guard location.offset <= arena.size, location.dataSize <= arena.size - location.offset else {
+                throw Failure.cannotMap(segment: location.segment, reason: "the value at \(location.offset) (\(location.dataSize) bytes) is outside the arena's \(arena.size) bytes")
+            }
+            return UnsafeMutableRawPointer(bitPattern: arena.address)!
         }
     }
 

@@ -2647,7 +2647,7 @@ const ProtobufCMessageDescriptor starling__list_stored_objects_reply__descriptor
   (ProtobufCMessageInit) starling__list_stored_objects_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__shm_location__field_descriptors[6] =
+static const ProtobufCFieldDescriptor starling__shm_location__field_descriptors[7] =
 {
   {
     "segment",
@@ -2721,9 +2721,22 @@ static const ProtobufCFieldDescriptor starling__shm_location__field_descriptors[
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "generation",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ShmLocation, generation),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__shm_location__field_indices_by_name[] = {
   2,   /* field[2] = data_size */
+  6,   /* field[6] = generation */
   3,   /* field[3] = metadata_size */
   1,   /* field[1] = offset */
   5,   /* field[5] = resident */
@@ -2733,7 +2746,7 @@ static const unsigned starling__shm_location__field_indices_by_name[] = {
 static const ProtobufCIntRange starling__shm_location__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor starling__shm_location__descriptor =
 {
@@ -2743,7 +2756,7 @@ const ProtobufCMessageDescriptor starling__shm_location__descriptor =
   "Starling__ShmLocation",
   "starling",
   sizeof(Starling__ShmLocation),
-  6,
+  7,
   starling__shm_location__field_descriptors,
   starling__shm_location__field_indices_by_name,
   1,  starling__shm_location__number_ranges,

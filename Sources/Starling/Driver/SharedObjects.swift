@@ -57,7 +57,7 @@ final class StoredObjects: Sendable {
         let location: ShmLocation
         do {
             guard let created = try await node.call(ObjectStoreRPC.createObject, create, timeout: .seconds(300)).location else {
-                throw StarlingError.cluster("the node created no segment for object \(id.short)")
+                throw StarlingError.cluster("the node gave no place in its store for object \(id.short)")
             }
             location = created
         } catch let WireError.remote(_, _, code, message) where code == .objectStoreFull {
@@ -130,7 +130,7 @@ final class StoredObjects: Sendable {
 
     /// A stored object's bytes, read through this process's node (see `locate`).
     static func get(_ id: UniqueID, holders: [[UInt8]], node: RPCClient) async throws -> [UInt8] {
-        // A segment can be spilled between the answer and the mapping: ask again then.
+        // An object can be spilled or moved between the answer and the read: ask again then.
         for _ in 0..<3 {
             let location = try await locate(id, holders: holders, node: node)
             do {
@@ -139,6 +139,6 @@ final class StoredObjects: Sendable {
                 continue
             }
         }
-        throw StarlingError.objectLost(object: id.short, detail: "its segment kept disappearing while being read")
+        throw StarlingError.objectLost(object: id.short, detail: "it kept moving (spilled or freed) while being read")
     }
 }

@@ -357,10 +357,16 @@ struct  Starling__ShmLocation
    * writes with pwrite, which reports a full /dev/shm as an error instead of SIGBUS.
    */
   protobuf_c_boolean resident;
+  /*
+   * The object's generation at this node: the header the node writes before the value once it
+   * is sealed names the object and this generation, so a reader holding an old location (the
+   * range since reused, even by a later copy of the same object) sees that it is gone.
+   */
+  uint64_t generation;
 };
 #define STARLING__SHM_LOCATION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__shm_location__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0 }
 
 
 struct  Starling__CreateObjectRequest

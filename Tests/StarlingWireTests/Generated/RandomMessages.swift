@@ -1737,6 +1737,7 @@ extension ShmLocation {
         m.metadataSize = rInt(&rng)
         m.segmentSize = rInt(&rng)
         m.resident = rBool(&rng)
+        m.generation = rInt(&rng)
         return m
     }
 }

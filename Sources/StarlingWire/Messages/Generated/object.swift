@@ -710,16 +710,21 @@ public struct ShmLocation: ProtoMessage {
     /// writer may copy through its mapping, which cannot fault for want of memory. Otherwise it
     /// writes with pwrite, which reports a full /dev/shm as an error instead of SIGBUS.
     public var resident: Bool = false
+    /// The object's generation at this node: the header the node writes before the value once it
+    /// is sealed names the object and this generation, so a reader holding an old location (the
+    /// range since reused, even by a later copy of the same object) sees that it is gone.
+    public var generation: UInt64 = 0
 
     public init() {}
 
-    public init(segment: String = "", offset: UInt64 = 0, dataSize: UInt64 = 0, metadataSize: UInt64 = 0, segmentSize: UInt64 = 0, resident: Bool = false) {
+    public init(segment: String = "", offset: UInt64 = 0, dataSize: UInt64 = 0, metadataSize: UInt64 = 0, segmentSize: UInt64 = 0, resident: Bool = false, generation: UInt64 = 0) {
         self.segment = segment
         self.offset = offset
         self.dataSize = dataSize
         self.metadataSize = metadataSize
         self.segmentSize = segmentSize
         self.resident = resident
+        self.generation = generation
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -740,6 +745,7 @@ extension ShmLocation: ProtoCBacked {
         self.metadataSize = c.metadata_size
         self.segmentSize = c.segment_size
         self.resident = c.resident != 0
+        self.generation = c.generation
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__ShmLocation>, _ a: ProtoArena) {
@@ -750,6 +756,7 @@ extension ShmLocation: ProtoCBacked {
         c.pointee.metadata_size = self.metadataSize
         c.pointee.segment_size = self.segmentSize
         c.pointee.resident = self.resident ? 1 : 0
+        c.pointee.generation = self.generation
     }
 }
 
