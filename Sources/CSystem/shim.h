@@ -30,10 +30,4 @@ static inline int starling_die_with_parent(int sig) {
 static inline int starling_punch_hole(int fd, long long offset, long long length) {
     return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
 }
-
-// The first offset at or after `offset` that is a hole in the file (its size when none):
-// tmpfs answers from its page cache, so it tells whether a range is all in memory.
-static inline long long starling_next_hole(int fd, long long offset) {
-    return (long long)lseek(fd, (off_t)offset, SEEK_HOLE);
-}
 #endif

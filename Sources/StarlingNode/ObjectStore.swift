@@ -210,12 +210,14 @@ struct ObjectStore {
         }
     }
 
-    /// Gives a range back, keeping its pages for the next object when every one of them is
-    /// in memory (a fully written object), else punching them out.
+    /// Gives a range back, keeping its pages for the next object (`keepPages`: the range held
+    /// a sealed object, so every page of it was written: a writer seals only after writing
+    /// the whole value, a pull after its last chunk, a restore after the whole file, and the
+    /// node writes the header), else punching them out. Asking the file instead (SEEK_HOLE)
+    /// walks every page: 2 ms for 100 MB, a sixth of a put.
     private mutating func releaseRange(_ range: ArenaAllocator.Range, keepPages: Bool) {
-        let warm = keepPages && FileSpace.isAllocated(arena, offset: range.start, length: range.length)
-        if !warm { punch([range]) }
-        allocator.release(range, warm: warm)
+        if !keepPages { punch([range]) }
+        allocator.release(range, warm: keepPages)
     }
 
     /// Gives warm memory back to the system once no object was placed for a second.

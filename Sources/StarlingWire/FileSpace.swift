@@ -11,11 +11,4 @@ public enum FileSpace {
     public static func punchHole(_ fd: Int32, offset: UInt64, length: UInt64) -> Int32? {
         starling_punch_hole(fd, Int64(offset), Int64(length)) == 0 ? nil : errno
     }
-
-    /// True when every page of `length` bytes at `offset` is in memory (holds data, even
-    /// zeros written), none a hole.
-    public static func isAllocated(_ fd: Int32, offset: UInt64, length: UInt64) -> Bool {
-        let hole = starling_next_hole(fd, Int64(offset))
-        return hole >= 0 && UInt64(hole) >= offset + length
-    }
 }

@@ -10,7 +10,8 @@ import Testing
 /// Afterwards it checks that no process of that run and no session directory is left.
 func runScenario(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(120),
                  whileRunning: (Int32) async throws -> Void = { _ in }) async throws -> String {
-    let (process, output) = try startScenario(arguments, environment: environment)
+    let (process, output, errors) = try startScenario(arguments, environment: environment)
+    defer { try? FileManager.default.removeItem(atPath: errors) }
     let pid = process.processIdentifier
     let watchdog = Task {
         try await Task.sleep(for: timeout)
@@ -29,7 +30,11 @@ func runScenario(_ arguments: [String], environment: [String: String] = [:], tim
     let text = String(decoding: data, as: UTF8.self)
     try await expectNoLeftovers(of: pid)
     guard process.terminationStatus == 0, let line = text.split(separator: "\n").first(where: { $0.hasPrefix("RESULT ") }) else {
-        throw ScenarioError.failed("\(arguments.joined(separator: " ")) exited with \(process.terminationStatus): \(text)")
+        // A crash says why on standard error (a trap's message names its file and line).
+        let stderr = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+        let how = process.terminationReason == .uncaughtSignal ? "was killed by signal" : "exited with"
+        throw ScenarioError.failed("\(arguments.joined(separator: " ")) \(how) \(process.terminationStatus): \(text)"
+                                   + (stderr.isEmpty ? "" : "\nstandard error (end):\n" + String(stderr.suffix(3000))))
     }
     return String(line.dropFirst("RESULT ".count))
 }
@@ -44,8 +49,9 @@ func builtProduct(_ name: String) throws -> URL {
     return executable
 }
 
-/// Starts the test app with stdout on a pipe.
-func startScenario(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe) {
+/// Starts the test app with stdout on a pipe and stderr in a file (returned; the caller
+/// removes it).
+func startScenario(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe, String) {
     let process = Process()
     process.executableURL = try builtProduct("StarlingTestApp")
     process.arguments = arguments
@@ -54,9 +60,19 @@ func startScenario(_ arguments: [String], environment: [String: String] = [:]) t
     }
     let output = Pipe()
     process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    return (process, output)
+    let errors = NSTemporaryDirectory() + "starling-scenario-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).err"
+    guard FileManager.default.createFile(atPath: errors, contents: nil), let errorFile = FileHandle(forWritingAtPath: errors) else {
+        throw ScenarioError.missing("cannot create \(errors) for the scenario's standard error")
+    }
+    defer { try? errorFile.close() }
+    process.standardError = errorFile
+    do {
+        try process.run()
+    } catch {
+        try? FileManager.default.removeItem(atPath: errors)
+        throw error
+    }
+    return (process, output, errors)
 }
 
 /// After driver (or node) `pid` exited: none of its workers and no session directory may

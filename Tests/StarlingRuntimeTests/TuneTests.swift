@@ -36,7 +36,8 @@ struct TuneTests {
     func driverKilled() async throws {
         try await withExperimentDirectory { directory in
             let journalPath = directory + "/resumable/trials.jsonl"
-            let (process, output) = try startScenario(["tune-resume", directory])
+            let (process, output, errors) = try startScenario(["tune-resume", directory])
+            defer { try? FileManager.default.removeItem(atPath: errors) }
             let pid = process.processIdentifier
             // Kill once two trials finished and an unfinished one has a checkpoint (the journal
             // holds each trial's record every time it changes; the last line of a trial wins).
