@@ -16,6 +16,7 @@ let usage = """
 usage:
   starling start --head [--port 6379] [--host 127.0.0.1] [--resources CPU=4,GPU=1] [--token-file PATH]
                  [--dashboard-host 127.0.0.1] [--dashboard-port 8265] [--node-timeout SECONDS]
+                 [--heartbeat-interval SECONDS]
   starling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--token-file PATH]
                  (--host 0.0.0.0 listens everywhere; --advertise-host ADDRESS says what others dial)
                  [--tls-cert CERT_AND_KEY.pem --tls-ca CA.pem]: mutual TLS (tls+tcp://) between
@@ -41,6 +42,8 @@ usage:
                 where the head serves HTTP: the dashboard, /metrics, /healthz, /api/
                 (default 127.0.0.1:8265; port 0 picks a free one; --dashboard-port none: off)
   --node-timeout  seconds of silence after which the head declares a node dead (default 5)
+  --heartbeat-interval
+                seconds between a node's reports to the head (default 0.5; under --node-timeout)
 
   status        nodes, resources used/total, workers, actors, pending tasks, recent failures
   logs          without NAME: every node's worker logs; with NAME (worker-….log): its last
@@ -57,7 +60,7 @@ usage:
 
 /// One command's usage, for `starling COMMAND --help`.
 let commandHelp: [String: String] = [
-    "start": "starling start --head [--port 6379] [--host 127.0.0.1] [--resources CPU=4] [--labels k=v] [--object-store-memory BYTES]\n               [--token-file PATH] [--dashboard-host 127.0.0.1] [--dashboard-port 8265|0|none] [--node-timeout SECONDS]\nstarling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--labels ...] [--token-file PATH]\n  runs a head (which is also a node) or a node that joins one, in the foreground until SIGINT/SIGTERM\n  --host 0.0.0.0 listens on every interface; --advertise-host ADDRESS is what other hosts dial\n  (default: this host's address on the route to the head, or to the outside for a head)\n  --tls-cert PEM (certificate then key) --tls-ca PEM: every connection uses mutual TLS (tls+tcp://);\n  drivers and other commands set STARLING_TLS_CERT and STARLING_TLS_CA to the same kind of files;\n  certificates must carry the DNS name \"starling\" (or $STARLING_TLS_SERVER_NAME)",
+    "start": "starling start --head [--port 6379] [--host 127.0.0.1] [--resources CPU=4] [--labels k=v] [--object-store-memory BYTES]\n               [--token-file PATH] [--dashboard-host 127.0.0.1] [--dashboard-port 8265|0|none] [--node-timeout SECONDS]\n               [--heartbeat-interval SECONDS]\nstarling start --address HOST:PORT [--port 0] [--host 127.0.0.1] [--resources ...] [--labels ...] [--token-file PATH]\n  runs a head (which is also a node) or a node that joins one, in the foreground until SIGINT/SIGTERM\n  --host 0.0.0.0 listens on every interface; --advertise-host ADDRESS is what other hosts dial\n  (default: this host's address on the route to the head, or to the outside for a head)\n  --tls-cert PEM (certificate then key) --tls-ca PEM: every connection uses mutual TLS (tls+tcp://);\n  drivers and other commands set STARLING_TLS_CERT and STARLING_TLS_CA to the same kind of files;\n  certificates must carry the DNS name \"starling\" (or $STARLING_TLS_SERVER_NAME)",
     "status": "starling status [--address HOST:PORT] [--token-file PATH] [--json]\n  nodes, resources used/total, workers, actors, pending tasks, recent failures",
     "memory": "starling memory [--address HOST:PORT] [--token-file PATH] [--json]\n  every node's object store: use, spilled objects, objects by size, owner, copy kind",
     "logs": "starling logs [NAME] [--tail BYTES] [--address HOST:PORT] [--token-file PATH]\n  without NAME: every node's worker logs; with NAME: its last --tail bytes (default 16384)",
@@ -87,6 +90,7 @@ struct StartOptions {
     var dashboardHost = "127.0.0.1"
     var dashboardPort: Int? = 8265
     var nodeTimeout: Duration?
+    var heartbeatInterval: Duration?
     static let defaultTokenFile = (ProcessInfo.processInfo.environment["HOME"] ?? "/tmp") + "/.starling/token"
     var tokenFile = StartOptions.defaultTokenFile
 
@@ -125,6 +129,10 @@ struct StartOptions {
                 let text = try value(flag)
                 guard let seconds = Double(text), seconds >= 0.5, seconds <= 3600 else { throw CLIError("--node-timeout \(text) is not a number of seconds between 0.5 and 3600") }
                 nodeTimeout = .milliseconds(Int(seconds * 1000))
+            case "--heartbeat-interval":
+                let text = try value(flag)
+                guard let seconds = Double(text), seconds >= 0.05, seconds <= 60 else { throw CLIError("--heartbeat-interval \(text) is not a number of seconds between 0.05 and 60") }
+                heartbeatInterval = .milliseconds(Int(seconds * 1000))
             case "--object-store-memory":
                 let text = try value(flag)
                 guard let bytes = UInt64(text), bytes > 0 else { throw CLIError("--object-store-memory \(text) is not a positive number of bytes") }
@@ -133,6 +141,9 @@ struct StartOptions {
             }
         }
         guard head != (address != nil) else { throw CLIError("give either --head or --address HOST:PORT") }
+        if let interval = heartbeatInterval, interval >= nodeTimeout ?? .seconds(5) {
+            throw CLIError("--heartbeat-interval \(interval) must be shorter than --node-timeout \(nodeTimeout ?? .seconds(5)): every node would be declared dead")
+        }
     }
 
     static func pairs(_ text: String, flag: String) throws -> [String: String] {
@@ -189,6 +200,7 @@ func start(_ options: StartOptions) async throws -> Int32 {
         settings.eventsAddress = try Address.network(host: options.host, port: 0)
         settings.advertiseHost = advertiseHost
         if let timeout = options.nodeTimeout { settings.nodeTimeout = timeout }
+        if let interval = options.heartbeatInterval { settings.heartbeatInterval = interval }
         let started = Head(settings: settings, token: token)
         try await started.start()
         head = started

@@ -118,6 +118,17 @@ extension NodeManager {
         return stats
     }
 
+    /// Asks the head for the cluster view now rather than at the next heartbeat. False when
+    /// this node has no head or it did not answer.
+    func refreshClusterView() async -> Bool {
+        guard let head else { return false }
+        var request = GetClusterViewRequest()
+        request.knownVersion = viewVersion
+        guard let view = try? await head.call(HeadRPC.getClusterView, request, timeout: .seconds(2)) else { return false }
+        updateView(view.nodes, version: view.version)
+        return true
+    }
+
     func updateView(_ nodes: [NodeResources], version: UInt64) {
         guard version >= viewVersion else { return }
         viewVersion = version

@@ -219,12 +219,19 @@ public actor NodeManager {
         }
         let strategy = Self.strategy(request.strategy)
         var warnedAt: ContinuousClock.Instant?
+        var askedHead = false
         queuedLeases += 1
         defer { queuedLeases -= 1 }
         while true {
             if stopping { throw RPCFailure(.unavailable, "node \(nodeID.short) is stopping") }
             switch decide(demand, strategy: strategy, taskName: name) {
             case let .infeasible(reason):
+                // This node's view comes with heartbeats: a node that joined since (the one a
+                // task is pinned to, or the only one it fits) is missing from it. Ask once.
+                if !askedHead {
+                    askedHead = true
+                    if await refreshClusterView() { continue }
+                }
                 guard request.queueIfInfeasible else { throw RPCFailure(.infeasible, reason) }
                 if warnedAt.map({ ContinuousClock.now - $0 > .seconds(10) }) ?? true {
                     log.warning("\(reason); waiting because the task asked to (a node that fits may join)")

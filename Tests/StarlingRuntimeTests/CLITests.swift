@@ -51,6 +51,14 @@ struct CLITests {
         }
         let unknown = try await ChildProcessOutput.run(cli, ["submit", "--frobnicate", "x"])
         #expect(unknown.status == 2 && unknown.error.contains("submit: unknown option --frobnicate"), "\(unknown)")
+        // Heartbeats no more often than the silence that declares a node dead: every node would die.
+        let directory = NSTemporaryDirectory() + "starling-cli-heartbeat-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let slow = try await ChildProcessOutput.run(cli, ["start", "--head", "--port", "0", "--dashboard-port", "none", "--token-file", directory + "/token",
+                                                          "--heartbeat-interval", "10", "--node-timeout", "5"])
+        #expect(slow.status == 2 && slow.error.contains("--heartbeat-interval") && slow.error.contains("shorter than --node-timeout"), "\(slow)")
+        let tiny = try await ChildProcessOutput.run(cli, ["start", "--head", "--heartbeat-interval", "0.001"])
+        #expect(tiny.status == 2 && tiny.error.contains("--heartbeat-interval 0.001 is not a number of seconds"), "\(tiny)")
     }
 
     @Test("a config with a bad field fails naming the field and the expected form")

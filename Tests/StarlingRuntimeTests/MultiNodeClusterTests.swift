@@ -91,6 +91,13 @@ final class LocalCluster {
             .first { $0.hasPrefix("starling-\(pid)-") }.map { "/tmp/" + $0 } ?? ""
     }
 
+    /// Starts one more node and waits until it registered (not until the others see it).
+    func addNode(resources: String) async throws -> String {
+        members.append(try launch(["start", "--address", headAddress, "--resources", resources, "--token-file", tokenFile], name: "node\(members.count)"))
+        try await describe(members.count - 1)
+        return members[members.count - 1].nodeID
+    }
+
     func log(_ index: Int) -> String { (try? String(contentsOfFile: members[index].logPath, encoding: .utf8)) ?? "" }
 
     /// kill -9 of a member once the driver wrote `marker` (up to 10 s).
@@ -198,6 +205,21 @@ struct MultiNodeClusterTests {
             #expect(dead.hasPrefix("true | "))
             #expect(dead.contains("pinned to node 00112233445566778899aabbccddeeff, which is not alive"))
         }
+    }
+
+    @Test("a task pinned to a node that joined a moment ago runs there: the node asks the head rather than wait for its next heartbeat's view")
+    func affinityToANewNode() async throws {
+        // Heartbeats (which carry the view) every 20 s: the head's node cannot know of the new one.
+        let cluster = try await LocalCluster(headResources: "CPU=1", nodeResources: [],
+                                             headArguments: ["--heartbeat-interval", "20", "--node-timeout", "120"])
+        do {
+            let target = try await cluster.addNode(resources: "CPU=1")
+            #expect(try await runScenario(["affinity", target], environment: cluster.environment) == "4 \(target)")
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        await cluster.stop()
     }
 
     @Test("a named detached actor outlives its driver; a second driver finds it by name, calls it and kills it")
