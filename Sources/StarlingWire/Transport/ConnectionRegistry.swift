@@ -108,6 +108,16 @@ final class ConnectionRegistry: Sendable {
 
     var newest: UInt32? { table.withLock { $0.newest } }
 
+    /// Open connections (tests).
+    var ids: [UInt32] { table.withLock { Array($0.connections.keys) } }
+
+    /// Treats a connection as new again (tests: as if NNG had replaced it).
+    func forget(_ pipe: UInt32) {
+        table.withLock { table in
+            if table.connections[pipe] != nil { table.connections[pipe] = .connected }
+        }
+    }
+
     var counts: (open: Int, authenticated: Int) {
         table.withLock { table in
             (table.connections.count, table.connections.values.filter { $0 == .authenticated }.count)

@@ -107,9 +107,24 @@ public final class RPCClient: Sendable {
 
     /// Sends `request` and returns the reply frame undecoded.
     func exchangeReply<Request, Reply>(_ rpc: RPC<Request, Reply>, _ request: Request, timeout: Duration?) async throws -> ReceivedMessage {
-        try await ensureAuthenticated()
-        let outgoing = try OutgoingMessage.pack(request, method: rpc.method, limit: settings.maxMessageSize, what: "\(rpc.name) request")
-        return try await exchange(outgoing, call: rpc.name, timeout: timeout ?? settings.callTimeout)
+        var attempt = 0
+        while true {
+            try await ensureAuthenticated()
+            let outgoing = try OutgoingMessage.pack(request, method: rpc.method, limit: settings.maxMessageSize, what: "\(rpc.name) request")
+            let received = try await exchange(outgoing, call: rpc.name, timeout: timeout ?? settings.callTimeout)
+            attempt += 1
+            // NNG redialed a lost connection and sent this on the new one before its handshake:
+            // the server refused it without running anything. Authenticate that one, ask again.
+            guard attempt < 3, Self.refusedUnauthenticated(received) else { return received }
+            authenticated.withLock { $0 = nil }
+        }
+    }
+
+    /// True for the server's UNAUTHENTICATED error reply (a short frame; a real reply that
+    /// large is never one).
+    private static func refusedUnauthenticated(_ received: ReceivedMessage) -> Bool {
+        guard received.body.count <= 8192 else { return false }
+        return (try? ErrorReply(unpacking: received.body))?.status?.code == .unauthenticated
     }
 
     /// Connects without running the handshake (tests of what the server does to such peers).

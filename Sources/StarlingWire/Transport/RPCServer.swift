@@ -90,8 +90,10 @@ func errorReply(_ code: StatusCode, _ message: String, limit: Int) -> OutgoingMe
 /// An RPC endpoint: one REP socket serving many requests at once through NNG contexts.
 ///
 /// Every new connection must complete the cluster handshake (see `Handshake`) before any
-/// other request is served; a connection that sends anything else first, or a wrong proof,
-/// is closed and no handler runs. Malformed frames get an error reply and change nothing.
+/// other request is served: anything else sent first gets an UNAUTHENTICATED error reply and
+/// no handler runs (a client whose connection NNG replaced authenticates the new one and asks
+/// again); a wrong proof closes the connection. Malformed frames get an error reply and change
+/// nothing.
 public final class RPCServer: Sendable {
     /// The address actually bound (port 0 resolved to the real port).
     public let address: Address
@@ -164,6 +166,10 @@ public final class RPCServer: Sendable {
     /// Connections currently open, and how many of them are authenticated (diagnostics, tests).
     public var connectionCounts: (open: Int, authenticated: Int) { connections.counts }
 
+    /// Open connections, and forgetting one's handshake (tests of re-authentication).
+    var connectionIDs: [UInt32] { connections.ids }
+    func forgetAuthentication(_ connection: UInt32) { connections.forget(connection) }
+
     private func serve(_ context: nng_ctx, _ aio: AsyncAio) async {
         defer { nng_ctx_close(context) }
         var reply: OutgoingMessage?
@@ -235,9 +241,8 @@ public final class RPCServer: Sendable {
             return try? OutgoingMessage.pack(ProveReply(status: Status(code: .ok, message: "")), method: nil, limit: limit, what: "prove reply")
         default:
             guard connections.isAuthenticated(connection) else {
-                log.warning("closing connection \(connection): request (method \(method)) before authentication")
-                nng_pipe_close(request.pipe)
-                return nil
+                log.debug("connection \(connection): request (method \(method)) before authentication, refused")
+                return errorReply(.unauthenticated, "this connection is not authenticated: send the handshake (hello, then prove) first", limit: limit)
             }
             guard let route = routes.handlers[method] else {
                 return errorReply(.unknownMethod, "no handler for method \(method) on \(name); is the peer running the same Starling version?", limit: limit)
