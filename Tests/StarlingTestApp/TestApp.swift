@@ -699,7 +699,10 @@ struct TestApp {
                     parts.append(String(try await counter.addFrom(sixteen)))
                     let stashed = try await counter.stash(21)
                     parts.append(String(try await cluster.get(stashed)))
-                    parts.append(String(try await counter.bigResult(9 << 20).count))
+                    // Past the inline limit, and past the size from which actor results go
+                    // through the store: both arrive whole.
+                    let results = [try await counter.bigResult(9 << 20), try await counter.bigResult(2 << 20)]
+                    parts.append(results.map { "\($0.count) \($0.allSatisfy { $0 == 9 })" }.joined(separator: " "))
                     let failed = try await cluster.submit(Fail.self, 3)
                     do { _ = try await cluster.get(cluster.submit(SumRefs.self, .init(refs: [failed]))); parts.append("no error") } catch { parts.append("\(error)") }
                     result = parts.joined(separator: " | ")
