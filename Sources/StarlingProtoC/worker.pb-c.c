@@ -2178,7 +2178,7 @@ const ProtobufCMessageDescriptor starling__start_actor_reply__descriptor =
   (ProtobufCMessageInit) starling__start_actor_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor starling__actor_call_request__field_descriptors[13] =
+static const ProtobufCFieldDescriptor starling__actor_call_request__field_descriptors[14] =
 {
   {
     "actor_id",
@@ -2336,6 +2336,18 @@ static const ProtobufCFieldDescriptor starling__actor_call_request__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "stored_invocation",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Starling__ActorCallRequest, stored_invocation),
+    &starling__return_object__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned starling__actor_call_request__field_indices_by_name[] = {
   0,   /* field[0] = actor_id */
@@ -2350,12 +2362,13 @@ static const unsigned starling__actor_call_request__field_indices_by_name[] = {
   12,   /* field[12] = restart_count */
   11,   /* field[11] = return_ids */
   3,   /* field[3] = sequence_number */
+  13,   /* field[13] = stored_invocation */
   8,   /* field[8] = task_id */
 };
 static const ProtobufCIntRange starling__actor_call_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor starling__actor_call_request__descriptor =
 {
@@ -2365,7 +2378,7 @@ const ProtobufCMessageDescriptor starling__actor_call_request__descriptor =
   "Starling__ActorCallRequest",
   "starling",
   sizeof(Starling__ActorCallRequest),
-  13,
+  14,
   starling__actor_call_request__field_descriptors,
   starling__actor_call_request__field_indices_by_name,
   1,  starling__actor_call_request__number_ranges,

@@ -69,7 +69,8 @@ struct BorrowedRefTests {
         #expect(parts[0] == "21")
         #expect(parts[1] == "116")
         #expect(parts[2] == "42")
-        #expect(parts[3] == "\(9 << 20) true \(2 << 20) true", "large actor results arrive whole through the store: \(parts[3])")
+        #expect(parts[3] == "\(9 << 20) true \(2 << 20) true \(3 * (2 << 20)) store 0",
+                "large actor results and arguments arrive whole through the store: \(parts[3])")
         #expect(parts[4].contains("task Fail failed with StarlingTestApp.Fail.Boom: boom 3"), "\(parts[4])")
     }
 }

@@ -190,6 +190,9 @@ distributed actor Counter: RemoteActor {
     /// A result larger than the inline limit (it travels through the node's store).
     distributed func bigResult(_ count: Int) -> [UInt8] { [UInt8](repeating: 9, count: count) }
 
+    /// The sum of a large argument's bytes (large arguments travel through the store).
+    distributed func total(_ bytes: [UInt8]) -> Int { bytes.reduce(0) { $0 + Int($1) } }
+
     /// A value this actor owns, by ref.
     distributed func stash(_ n: Int) async throws -> ObjectRef<Int> { try await Cluster.current().put(n * 2) }
 
@@ -702,7 +705,10 @@ struct TestApp {
                     // Past the inline limit, and past the size from which actor results go
                     // through the store: both arrive whole.
                     let results = [try await counter.bigResult(9 << 20), try await counter.bigResult(2 << 20)]
-                    parts.append(results.map { "\($0.count) \($0.allSatisfy { $0 == 9 })" }.joined(separator: " "))
+                    parts.append(results.map { "\($0.count) \($0.allSatisfy { $0 == 9 })" }.joined(separator: " ")
+                                 + " \(try await counter.total([UInt8](repeating: 3, count: 2 << 20)))"
+                                 // Both went through the driver's node store, and left it once read.
+                                 + " store \(try await settledStore(cluster) { $0.used == 0 }.used)")
                     let failed = try await cluster.submit(Fail.self, 3)
                     do { _ = try await cluster.get(cluster.submit(SumRefs.self, .init(refs: [failed]))); parts.append("no error") } catch { parts.append("\(error)") }
                     result = parts.joined(separator: " | ")

@@ -13,6 +13,9 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     /// in the reply: a 4 MB result reached a caller on the same node in 18.5–20.5 ms per
     /// parameter-server round instead of 22–24 (`starling-bench ps-probe`).
     static let storedResultSize = 1 << 20
+    /// Actor-call arguments larger than this (encoded) go through the caller's object store
+    /// the same way, and are freed once the call is answered.
+    static let storedArgumentsSize = 1 << 20
 
     public typealias ActorID = ActorIdentity
     public typealias InvocationEncoder = StarlingInvocationEncoder
@@ -431,9 +434,23 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         request.callerId = callerID.bytes
         request.methodName = target.identifier
         request.displayName = "\(actor.name).\(method)"
-        request.encodedInvocation = invocation.encoded()
-        guard request.encodedInvocation.count <= TaskExecutor.inlineLimit else {
-            throw StarlingError.objectTooLarge(task: request.displayName, what: "arguments", bytes: request.encodedInvocation.count, limit: TaskExecutor.inlineLimit)
+        let encoded = invocation.encoded()
+        guard encoded.count <= TaskExecutor.inlineLimit else {
+            throw StarlingError.objectTooLarge(task: request.displayName, what: "arguments", bytes: encoded.count, limit: TaskExecutor.inlineLimit)
+        }
+        var storedArguments: (id: UniqueID, node: [UInt8], cluster: Cluster)?
+        if encoded.count > Self.storedArgumentsSize, let cluster = try? Cluster.current() {
+            // Large arguments go through this node's store: the host reads them from shared
+            // memory when it is on this node, or pulls them in chunks.
+            let id = UniqueID.random()
+            let stored = try await StoredObjects.storeResult(encoded, id: id, owner: "")
+            request.storedInvocation = stored
+            storedArguments = (id, stored.nodeId, cluster)
+        } else {
+            request.encodedInvocation = encoded
+        }
+        defer {
+            if let storedArguments { ReferenceCounter.free([storedArguments.id], holder: storedArguments.node, via: storedArguments.cluster.node) }
         }
         let reply: ActorCallReply
         do {
@@ -606,9 +623,19 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         let started = ContinuousClock.now
         defer { served(id, started: started, failed: reply.status.map { $0.code != .ok } ?? false) }
         let handler = StarlingResultHandler()
+        var encoded = request.encodedInvocation
+        if let stored = request.storedInvocation {
+            do {
+                encoded = try await StoredObjects.get(UniqueID(bytes: stored.objectId), holders: [stored.nodeId], node: Cluster.current().node)
+            } catch {
+                await mailbox.leave()
+                reply.status = Status(code: .objectLost, message: "the call's arguments (stored in the caller's node) cannot be read: \(error)")
+                return reply
+            }
+        }
         var decoder: StarlingInvocationDecoder
         do {
-            decoder = try StarlingInvocationDecoder(encoded: request.encodedInvocation, system: self)
+            decoder = try StarlingInvocationDecoder(encoded: encoded, system: self)
         } catch {
             await mailbox.leave()
             reply.status = Status(code: .malformed, message: "the call's invocation does not decode: \(error)")

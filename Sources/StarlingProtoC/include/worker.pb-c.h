@@ -391,10 +391,15 @@ struct  Starling__ActorCallRequest
    * The actor's incarnation the caller targets (its restart count).
    */
   uint32_t restart_count;
+  /*
+   * Large arguments: the encoded invocation lies in this object of the caller's node store
+   * (encoded_invocation is then empty); the caller frees it once the call is answered.
+   */
+  Starling__ReturnObject *stored_invocation;
 };
 #define STARLING__ACTOR_CALL_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&starling__actor_call_request__descriptor) \
-    , {0,NULL}, {0,NULL}, NULL, 0, 0, (char *)protobuf_c_empty_string, {0,NULL}, 0,NULL, {0,NULL}, 0, (char *)protobuf_c_empty_string, 0,NULL, 0 }
+    , {0,NULL}, {0,NULL}, NULL, 0, 0, (char *)protobuf_c_empty_string, {0,NULL}, 0,NULL, {0,NULL}, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, NULL }
 
 
 struct  Starling__ActorCallReply

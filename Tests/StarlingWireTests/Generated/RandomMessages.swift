@@ -2051,6 +2051,7 @@ extension ActorCallRequest {
         m.displayName = rString(&rng)
         m.returnIds = rList(&rng) { rBytes(&$0) }
         m.restartCount = rInt(&rng)
+        m.storedInvocation = rMessage(&rng) { ReturnObject.random(using: &$0) }
         return m
     }
 }

@@ -616,10 +616,13 @@ public struct ActorCallRequest: ProtoMessage {
     public var returnIds: [[UInt8]] = []
     /// The actor's incarnation the caller targets (its restart count).
     public var restartCount: UInt32 = 0
+    /// Large arguments: the encoded invocation lies in this object of the caller's node store
+    /// (encoded_invocation is then empty); the caller frees it once the call is answered.
+    public var storedInvocation: ReturnObject? = nil
 
     public init() {}
 
-    public init(actorId: [UInt8] = [], callerId: [UInt8] = [], caller: ProcessAddress? = nil, sequenceNumber: UInt64 = 0, callerAckedBelow: UInt64 = 0, methodName: String = "", encodedInvocation: [UInt8] = [], refArgs: [TaskArg] = [], taskId: [UInt8] = [], attempt: UInt32 = 0, displayName: String = "", returnIds: [[UInt8]] = [], restartCount: UInt32 = 0) {
+    public init(actorId: [UInt8] = [], callerId: [UInt8] = [], caller: ProcessAddress? = nil, sequenceNumber: UInt64 = 0, callerAckedBelow: UInt64 = 0, methodName: String = "", encodedInvocation: [UInt8] = [], refArgs: [TaskArg] = [], taskId: [UInt8] = [], attempt: UInt32 = 0, displayName: String = "", returnIds: [[UInt8]] = [], restartCount: UInt32 = 0, storedInvocation: ReturnObject? = nil) {
         self.actorId = actorId
         self.callerId = callerId
         self.caller = caller
@@ -633,6 +636,7 @@ public struct ActorCallRequest: ProtoMessage {
         self.displayName = displayName
         self.returnIds = returnIds
         self.restartCount = restartCount
+        self.storedInvocation = storedInvocation
     }
 
     public func pack(into allocate: (Int) throws -> UnsafeMutableRawPointer) rethrows {
@@ -660,6 +664,7 @@ extension ActorCallRequest: ProtoCBacked {
         self.displayName = protoString(c.display_name)
         self.returnIds = protoArray(c.n_return_ids, c.return_ids) { protoBytes($0) }
         self.restartCount = c.restart_count
+        self.storedInvocation = protoMessage(c.stored_invocation)
     }
 
     func fill(_ c: UnsafeMutablePointer<Starling__ActorCallRequest>, _ a: ProtoArena) {
@@ -679,6 +684,7 @@ extension ActorCallRequest: ProtoCBacked {
         c.pointee.n_return_ids = self.returnIds.count
         c.pointee.return_ids = a.array(self.returnIds) { a.bytes($0) }
         c.pointee.restart_count = self.restartCount
+        c.pointee.stored_invocation = a.message(self.storedInvocation)
     }
 }
 
