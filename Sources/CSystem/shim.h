@@ -1,15 +1,14 @@
 // glibc calls that Swift's Glibc module does not expose.
 #ifndef STARLING_CSYSTEM_SHIM_H
 #define STARLING_CSYSTEM_SHIM_H
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <fcntl.h>
+#include <linux/falloc.h>
 #include <malloc.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/types.h>
-#include <unistd.h>
+
+// glibc declares fallocate only under _GNU_SOURCE, which this module must not define: its
+// headers would then disagree with Swift's Glibc module (fd_set) in a clean build.
+extern int fallocate(int fd, int mode, long offset, long length);
 
 // Keep MB-sized buffers on the heap instead of fresh mmap'd pages, and stop glibc from
 // returning freed memory to the kernel at once: otherwise every large message or tensor
@@ -28,6 +27,6 @@ static inline int starling_die_with_parent(int sig) {
 // Frees the pages of `length` bytes at `offset` of a file (tmpfs: returns them to the
 // system) without changing its size; reads of the range then see zeros. 0, or -1 and errno.
 static inline int starling_punch_hole(int fd, long long offset, long long length) {
-    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (long)offset, (long)length);
 }
 #endif
