@@ -182,4 +182,38 @@ struct ObjectStoreBookkeepingTests {
             #expect(read == [UInt8](repeating: 7, count: size))
         }
     }
+
+    @Test("accounting through spill, restore and a freed object still viewed: used, spilled and warm bytes add up, and the bytes survive")
+    func accountingThroughSpillAndViews() throws {
+        try withStore(capacity: 4 << 20) { store in
+            let size = 3 << 19 // 1.5 MiB: two fit in 4 MiB, three do not
+            let footprint = ArenaAllocator.rounded(UInt64(size) + UInt64(SharedSegment.objectHeaderSize))
+            let a = UniqueID.random(), b = UniqueID.random(), c = UniqueID.random()
+            _ = try putSealed(&store, a, size: size, byte: 1)
+            _ = try putSealed(&store, b, size: size, byte: 2)
+            #expect(store.used == 2 * footprint && store.spilledBytes == 0)
+            // A third spills the least recently used (a), whose range it then takes warm.
+            let third = try putSealed(&store, c, size: size, byte: 3)
+            #expect(third.resident, "the spilled object's pages are reused")
+            #expect(store.used == 2 * footprint && store.spilledBytes == footprint && store.warmBytes == 0)
+            #expect(store.entries[a]?.spillPath != nil)
+            // Reading a restores it (spilling b, now the least recently used), bit-exact.
+            let restored = try #require(try store.location(a))
+            var read = [UInt8](repeating: 0, count: size)
+            try read.withUnsafeMutableBytes { try SharedSegment.read(restored, id: a.bytes, into: $0.baseAddress!) }
+            #expect(read == [UInt8](repeating: 1, count: size))
+            #expect(store.entries[b]?.spillPath != nil && store.used == 2 * footprint && store.spilledBytes == footprint)
+            // Freed while a reader views it: counted until the view closes, then warm.
+            store.pin(a, for: 7)
+            store.free(a)
+            #expect(store.used == 2 * footprint && store.warmBytes == 0)
+            store.unpin(a, for: 7)
+            #expect(store.used == footprint && store.warmBytes == footprint)
+            // Freeing a spilled object removes its file and its count.
+            store.free(b)
+            #expect(store.spilledBytes == 0)
+            store.free(c)
+            #expect(store.used == 0 && store.warmBytes == 2 * footprint)
+        }
+    }
 }
