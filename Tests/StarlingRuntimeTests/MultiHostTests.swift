@@ -70,6 +70,15 @@ struct MultiHostTests {
         let driver = ["env", "STARLING_ADDRESS=10.77.0.1:6379", "STARLING_TOKEN_FILE=\(token)"]
         let pi = try await ChildProcessOutput.run("/usr/sbin/ip", ["netns", "exec", "\(prefix)-1"] + driver + [try builtProduct("Pi").path])
         #expect(pi.status == 0 && pi.output.contains("π ≈ 3.14") && pi.output.contains("on 3 node(s)"), "\(pi)")
+        // Spread places by the free resources nodes report in heartbeats: wait until the head
+        // sees Pi's leases returned on both worker hosts, then one heartbeat more, for the
+        // head's own node (which decides) to have that view too.
+        for _ in 0..<100 {
+            let status = (try? await ChildProcessOutput.run(cli, ["status", "--address", "10.77.0.1:6379", "--token-file", token]).output) ?? ""
+            if status.components(separatedBy: "resources used: CPU 0/2").count - 1 == 2 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await Task.sleep(for: .milliseconds(600))
         let spread = try await ChildProcessOutput.run("/usr/sbin/ip", ["netns", "exec", "\(prefix)-1"] + driver + [try builtProduct("StarlingTestApp").path, "spread"])
         let spreadText = spread.output
         let used = spreadText.split(separator: "\n").first { $0.hasPrefix("RESULT ") }.map { String($0.dropFirst(7)) } ?? spreadText

@@ -443,7 +443,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
             // Large arguments go through this node's store: the host reads them from shared
             // memory when it is on this node, or pulls them in chunks.
             let id = UniqueID.random()
-            let stored = try await StoredObjects.storeResult(encoded, id: id, owner: "")
+            let stored = try await StoredObjects.storeInNode(encoded, id: id, owner: "")
             request.storedInvocation = stored
             storedArguments = (id, stored.nodeId, cluster)
         } else {
@@ -654,7 +654,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
                 // Large: into this node's store, where the caller reads it (a caller on this
                 // node copies it once from shared memory instead of through two sockets).
                 do {
-                    reply.result = try await StoredObjects.storeResult(bytes, id: UniqueID.random(), owner: "")
+                    reply.result = try await StoredObjects.storeInNode(bytes, id: UniqueID.random(), owner: "")
                 } catch {
                     reply.status = Status(code: .tooLarge, message: "")
                     reply.error = RemoteErrorCoding.remoteError(code: .tooLarge, typeName: "ObjectTooLarge", message: "\(bytes.count)",

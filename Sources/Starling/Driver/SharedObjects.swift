@@ -87,9 +87,10 @@ final class StoredObjects: Sendable {
         return location
     }
 
-    /// Puts a result too big to travel inline into the node of the code running now, and
-    /// describes it for the reply (the reader finds it through its own node).
-    static func storeResult(_ bytes: [UInt8], id: UniqueID, owner: String) async throws -> ReturnObject {
+    /// Puts a value too large to travel inline (a result, or an actor call's arguments) into
+    /// the node of the code running now, and describes it for the message (the reader finds
+    /// it through its own node).
+    static func storeInNode(_ bytes: [UInt8], id: UniqueID, owner: String) async throws -> ReturnObject {
         let cluster = try Cluster.current()
         _ = try await put(bytes, id: id, owner: owner, node: cluster.node)
         var stored = ReturnObject()

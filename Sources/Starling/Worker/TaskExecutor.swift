@@ -64,7 +64,7 @@ enum TaskExecutor {
     private static func storeResult(_ output: [UInt8], spec: TaskSpec, into partial: TaskResult) async -> TaskResult {
         var result = partial
         do {
-            result.returns = [try await StoredObjects.storeResult(output, id: UniqueID(bytes: spec.returnIds.first ?? []), owner: spec.owner?.url ?? "")]
+            result.returns = [try await StoredObjects.storeInNode(output, id: UniqueID(bytes: spec.returnIds.first ?? []), owner: spec.owner?.url ?? "")]
             result.status = Status(code: .ok, message: "")
         } catch let StarlingError.objectStoreFull(bytes, detail) {
             result.status = Status(code: .objectStoreFull, message: "")

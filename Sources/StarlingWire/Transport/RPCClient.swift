@@ -120,11 +120,18 @@ public final class RPCClient: Sendable {
         }
     }
 
-    /// True for the server's UNAUTHENTICATED error reply (a short frame; a real reply that
-    /// large is never one).
-    private static func refusedUnauthenticated(_ received: ReceivedMessage) -> Bool {
-        guard received.body.count <= 8192 else { return false }
-        return (try? ErrorReply(unpacking: received.body))?.status?.code == .unauthenticated
+    /// True for the server's UNAUTHENTICATED error reply. Read from the frame's first bytes,
+    /// not decoded: every reply passes here. A reply's status is field 1 (a `Status`, tag
+    /// 0x0A), whose code is its field 1 (a varint, tag 0x08), written first.
+    static func refusedUnauthenticated(_ received: ReceivedMessage) -> Bool {
+        let body = received.body
+        guard body.count >= 4, body[0] == 0x0A else { return false }
+        var index = 1
+        // Skip the status's length (a varint of at most a few bytes).
+        while index < min(body.count, 6), body[index] & 0x80 != 0 { index += 1 }
+        index += 1
+        guard index + 1 < body.count, body[index] == 0x08 else { return false }
+        return Int32(body[index + 1]) == StatusCode.unauthenticated.rawValue
     }
 
     /// Connects without running the handshake (tests of what the server does to such peers).
