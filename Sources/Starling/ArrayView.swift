@@ -100,36 +100,21 @@ extension Cluster {
             case let .stored(nodes): holders = nodes
             }
         }
-        let node = self.node
-        for _ in 0..<3 {
-            let location: ShmLocation
-            do {
-                location = try await StoredObjects.locate(ref.id, holders: holders, node: node, pin: true)
-            } catch StarlingError.objectLost {
-                // Lost with its node: `get` rebuilds an owned task result by lineage.
-                return ArrayView(ref: ref, copy: try await get(ref))
-            }
-            let unpin: @Sendable () -> Void = { StoredObjects.unpin(ref.id, node: node) }
-            let start: UnsafeRawPointer
-            do {
-                start = try SharedSegment.mappedValue(location)
-            } catch SharedSegment.Failure.gone {
-                unpin()
-                continue
-            } catch {
-                unpin()
-                throw StarlingError.cluster("cannot map object \(ref.id.short): \(error)")
-            }
-            let value = UnsafeRawBufferPointer(start: start, count: Int(location.dataSize))
-            guard let (count, first) = PackedLayout.elements(E.self, in: value),
-                  UInt(bitPattern: start + first) % UInt(MemoryLayout<E>.alignment) == 0 else {
-                // Not a packed array of E (or not aligned): decode a copy.
-                defer { unpin() }
-                return ArrayView(ref: ref, copy: try decode([UInt8](value), ref))
-            }
-            return ArrayView(ref: ref, count: count, address: UInt(bitPattern: start + first), unpin: unpin)
+        let pinned: StoredObjects.PinnedValue
+        do {
+            pinned = try await StoredObjects.pin(ref.id, holders: holders, node: node)
+        } catch StarlingError.objectLost {
+            // Lost with its node: `get` rebuilds an owned task result by lineage.
+            return ArrayView(ref: ref, copy: try await get(ref))
         }
-        throw StarlingError.objectLost(object: ref.id.short, detail: "its arena could not be opened")
+        let value = pinned.bytes
+        guard let start = value.baseAddress, let (count, first) = PackedLayout.elements(E.self, in: value),
+              UInt(bitPattern: start + first) % UInt(MemoryLayout<E>.alignment) == 0 else {
+            // Not a packed array of E (or not aligned): decode a copy.
+            defer { pinned.release() }
+            return ArrayView(ref: ref, copy: try decode([UInt8](value), ref))
+        }
+        return ArrayView(ref: ref, count: count, address: UInt(bitPattern: start + first), unpin: pinned.release)
     }
 
     private func decode<E: Codable>(_ bytes: [UInt8], _ ref: ObjectRef<[E]>) throws -> [E] {

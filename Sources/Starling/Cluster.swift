@@ -239,20 +239,14 @@ public struct Cluster: Sendable {
         if let location = stored.location(ref.id), location.dataSize >= StoredObjects.decodeInPlaceSize {
             // Large, in this node's store and owned here: decoded in place (pinned meanwhile),
             // rather than copied out first.
-            let pinned = try await StoredObjects.locate(ref.id, holders: [], node: node, pin: true)
-            defer { StoredObjects.unpin(ref.id, node: node) }
-            let value: UnsafeRawPointer
-            do {
-                value = try SharedSegment.mappedValue(pinned)
-            } catch {
-                throw StarlingError.objectLost(object: ref.id.short, detail: "\(error)")
-            }
-            do {
-                var decoder = BinaryDecoder()
-                decoder.userInfo[.actorSystemKey] = actorSystem
-                return try decoder.decode(T.self, from: UnsafeRawBufferPointer(start: value, count: Int(pinned.dataSize)))
-            } catch {
-                throw StarlingError.typeMismatch(task: ref.description, detail: "the value does not decode as \(T.self): \(error)")
+            return try await StoredObjects.withValue(ref.id, holders: [], node: node) { value in
+                do {
+                    var decoder = BinaryDecoder()
+                    decoder.userInfo[.actorSystemKey] = actorSystem
+                    return try decoder.decode(T.self, from: value)
+                } catch {
+                    throw StarlingError.typeMismatch(task: ref.description, detail: "the value does not decode as \(T.self): \(error)")
+                }
             }
         }
         let bytes: [UInt8]
@@ -307,11 +301,11 @@ public struct Cluster: Sendable {
         }
     }
 
-    /// A value in a node's store (an actor's large result), read through this process's node;
-    /// freed everywhere once read, as nothing else refers to it.
-    func takeFromStore(_ id: UniqueID, holder: [UInt8]) async throws -> [UInt8] {
+    /// `body` run on a value in a node's store (an actor's large result), read in place through
+    /// this process's node; the value is freed everywhere once read, as nothing else refers to it.
+    func takeFromStore<R>(_ id: UniqueID, holder: [UInt8], _ body: (UnsafeRawBufferPointer) throws -> R) async throws -> R {
         defer { ReferenceCounter.free([id], holder: holder, via: node) }
-        return try await StoredObjects.get(id, holders: [holder], node: node)
+        return try await StoredObjects.withValue(id, holders: [holder], node: node, body)
     }
 
     /// The values of `refs`, in order.
@@ -337,13 +331,15 @@ public struct Cluster: Sendable {
     }
 
     func putEncoded<T: Codable & Sendable>(_ value: T) async throws -> ObjectRef<T> {
-        let bytes = try BinaryEncoder().encode(value)
+        // Large arrays gathered: a value bound for the store is copied once, into shared memory.
+        var encoded = EncodedParts()
+        try BinaryEncoder().encode(value, into: &encoded)
         let id = UniqueID.random()
-        if bytes.count >= StoredObjects.threshold {
-            stored.add(id, try await StoredObjects.put(bytes, id: id, owner: ownerURL, node: node))
+        if encoded.count >= StoredObjects.threshold {
+            stored.add(id, try await StoredObjects.put(encoded, id: id, owner: ownerURL, node: node))
         } else {
             objects.create(id)
-            objects.fulfill(id, bytes)
+            objects.fulfill(id, encoded.joined())
         }
         return ObjectRef(id: id, owner: ownerURL, reference: references.reference(id))
     }

@@ -46,6 +46,26 @@ public struct BinaryEncoder: Sendable {
         try EncoderState.encode(value, appendingTo: &bytes, options: options)
     }
 
+    /// Encodes `value` and appends it to `parts`, leaving each packed array (`[Float]`, `Data`…)
+    /// of at least `threshold` bytes where it lies in the value's memory instead of copying it:
+    /// see ``EncodedParts``. On error `parts` is left as it was.
+    ///
+    /// ```swift
+    /// var parts = EncodedParts()
+    /// try BinaryEncoder().encode(batch, into: &parts)
+    /// try parts.withParts { try destination.write($0) }   // the arrays copied once, here
+    /// ```
+    public func encode<T: Encodable>(_ value: T, into parts: inout EncodedParts, gatheringAtLeast threshold: Int = 64 * 1024) throws {
+        var bytes = parts.takeBytes()
+        do {
+            let gathered = try EncoderState.encode(value, appendingTo: &bytes, gatherAtLeast: threshold, options: options)
+            parts.adopt(bytes, blocks: gathered.blocks, owners: gathered.owners)
+        } catch {
+            parts.adopt(bytes, blocks: [], owners: [])
+            throw error
+        }
+    }
+
     var options: CoderOptions {
         CoderOptions(userInfo: userInfo.isEmpty ? [:] : userInfo.mapValues { $0 as Any }, maxDepth: maxDepth)
     }

@@ -20,7 +20,7 @@ extension String: EncodesDirectly, DecodesDirectly {
 extension ByteWriter {
     mutating func data(_ data: Data) {
         packedHeader(UInt8.self, count: data.count)
-        data.withUnsafeBytes { bulk($0) }
+        data.withUnsafeBytes { bulk($0, owner: data) }
     }
 
     /// `packed elementTag varint(count)`, the part before the elements.
@@ -46,7 +46,7 @@ extension ByteWriter {
     mutating func packed<C: RandomAccessCollection>(_ elements: C) where C.Element: PackableScalar {
         packedHeader(C.Element.self, count: elements.count)
         if Self.bulkCopies(C.Element.self),
-           elements.withContiguousStorageIfAvailable({ bulk(UnsafeRawBufferPointer($0)) }) != nil {
+           elements.withContiguousStorageIfAvailable({ bulk(UnsafeRawBufferPointer($0), owner: elements as? any KeepsStorageAlive) }) != nil {
             return
         }
         for element in elements { element.writePayload(to: &self) }

@@ -97,6 +97,13 @@ struct ByteWriter {
     private var storage: [UInt8]
     /// Bytes written so far; `storage[count...]` is scratch.
     private(set) var count: Int
+    /// Packed arrays at least this large whose storage an owner keeps alive are gathered
+    /// (`gather`): referenced where they lie, not copied. Off unless asked for.
+    var gatherAtLeast = Int.max
+    /// The gathered blocks, in output order, each placed before `storage[block.at]`.
+    private(set) var gathered: [GatheredBlock] = []
+    /// What keeps each gathered block's memory alive and unchanged.
+    private(set) var owners: [any KeepsStorageAlive] = []
 
     init(_ bytes: consuming [UInt8] = []) {
         count = bytes.count
@@ -199,6 +206,23 @@ struct ByteWriter {
         }
     }
 
+    /// The gathered blocks and their owners, leaving the writer without any.
+    mutating func takeGathered() -> (blocks: [GatheredBlock], owners: [any KeepsStorageAlive]) {
+        defer { gathered = []; owners = [] }
+        return (gathered, owners)
+    }
+
+    /// Appends a large block: gathered when this writer gathers blocks that large and `owner`
+    /// keeps `raw` alive, copied otherwise.
+    mutating func bulk(_ raw: UnsafeRawBufferPointer, owner: @autoclosure () -> (any KeepsStorageAlive)?) {
+        if raw.count >= gatherAtLeast, let owner = owner() {
+            gathered.append(GatheredBlock(at: count, bytes: raw))
+            owners.append(owner)
+            return
+        }
+        bulk(raw)
+    }
+
     /// Appends a large block with one copy, leaving room for what usually follows so the next
     /// small write does not reallocate (and copy) the whole buffer again.
     mutating func bulk(_ raw: UnsafeRawBufferPointer) {
@@ -233,7 +257,13 @@ struct ByteWriter {
     /// Returns false when the count does not fit the format's u32.
     @inline(__always)
     mutating func closeContainer(at offset: Int, count elements: Int) -> Bool {
-        let body = UInt64(count - offset - Tag.containerHeaderSize)
+        // Blocks gathered inside the container count in its length (they lie after its header).
+        var gatheredInside = 0
+        for block in gathered.reversed() {
+            guard block.at > offset else { break }
+            gatheredInside += block.bytes.count
+        }
+        let body = UInt64(count - offset - Tag.containerHeaderSize + gatheredInside)
         storage.withUnsafeMutableBytes { raw in
             raw.storeBytes(of: UInt32(truncatingIfNeeded: elements).littleEndian, toByteOffset: offset + 1, as: UInt32.self)
             raw.storeBytes(of: body.littleEndian, toByteOffset: offset + 5, as: UInt64.self)

@@ -75,7 +75,7 @@ public enum SharedSegment {
         let offset = Int(location.offset)
         let total = parts.reduce(0) { $0 + $1.count }
         if location.resident, total > 0, let arena = try? mapping(location),
-           alreadyWritten(location) || populate(arena + offset, count: total, advice: madvisePopulateWrite) {
+           alreadyTouched(location) || populate(arena + offset, count: total, advice: madvisePopulateWrite) {
             var position = arena + offset
             for part in parts where part.count > 0 {
                 position.copyMemory(from: part.baseAddress!, byteCount: part.count)
@@ -91,7 +91,7 @@ public enum SharedSegment {
     public static func mappedValue(_ location: ShmLocation) throws -> UnsafeRawPointer {
         let arena = try mapping(location)
         let value = arena + Int(location.offset)
-        _ = populate(value, count: Int(location.dataSize), advice: madvisePopulateRead)
+        if !alreadyTouched(location) { _ = populate(value, count: Int(location.dataSize), advice: madvisePopulateRead) }
         return UnsafeRawPointer(value)
     }
 
@@ -126,21 +126,22 @@ public enum SharedSegment {
     private static let madvisePopulateRead: Int32 = 22
     private static let madvisePopulateWrite: Int32 = 23
 
-    /// Values this process wrote through its mapping lately (arena, offset, size): their
+    /// Values this process wrote or read through its mapping lately (arena, offset, size): their
     /// page-table entries are likely still there. When the node punched the pages out since,
-    /// the copy faults them back in one by one: slower, never wrong (the range is resident).
-    private struct WrittenRange: Hashable {
+    /// the copy faults them back in one by one: slower, never wrong (the range is resident or
+    /// pinned).
+    private struct TouchedRange: Hashable {
         let segment: String
         let offset: UInt64
         let size: UInt64
     }
 
-    private static let written = Mutex<Set<WrittenRange>>([])
+    private static let touched = Mutex<Set<TouchedRange>>([])
 
-    /// True when this process wrote this very range before; remembers it otherwise.
-    private static func alreadyWritten(_ location: ShmLocation) -> Bool {
-        let range = WrittenRange(segment: location.segment, offset: location.offset, size: location.dataSize)
-        return written.withLock { set in
+    /// True when this process touched this very range before; remembers it otherwise.
+    private static func alreadyTouched(_ location: ShmLocation) -> Bool {
+        let range = TouchedRange(segment: location.segment, offset: location.offset, size: location.dataSize)
+        return touched.withLock { set in
             if set.contains(range) { return true }
             if set.count >= 256 { set.removeAll() }
             set.insert(range)

@@ -167,7 +167,7 @@ struct ObjectStoreBookkeepingTests {
             let size = 1 << 20
             let viewed = UniqueID.random(), dropped = UniqueID.random()
             let kept = try putSealed(&store, viewed, size: size, byte: 7)
-            let other = try putSealed(&store, dropped, size: size, byte: 8)
+            _ = try putSealed(&store, dropped, size: size, byte: 8)
             store.pin(viewed, for: 9)
             // A reader's mapping of the arena outlives the node's removal of it.
             let fd = shm_open(store.arenaName, O_RDONLY, 0)

@@ -16,7 +16,7 @@ struct InvocationFramingTests {
         try encoder.recordArgument(RemoteCallArgument(label: nil, name: "text", value: text))
         try encoder.recordArgument(RemoteCallArgument(label: nil, name: "numbers", value: numbers))
         try encoder.doneRecording()
-        return encoder.encoded()
+        return encoder.encoded().joined()
     }
 
     @Test("arguments and generic substitutions round-trip")

@@ -7,10 +7,6 @@ import StarlingCodec
 /// the byte length of that trailer (4 bytes). Arguments are never copied into a second
 /// envelope, and the hosting worker decodes each in place.
 enum InvocationFraming {
-    static func appendLength<I: FixedWidthInteger>(_ value: I, to bytes: inout [UInt8]) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-
     static func readLength<I: FixedWidthInteger>(_ type: I.Type, in bytes: UnsafeRawBufferPointer, at offset: Int) throws -> I {
         guard offset >= 0, offset + MemoryLayout<I>.size <= bytes.count else {
             throw StarlingError.typeMismatch(task: "actor call", detail: "the call's invocation is cut short (\(bytes.count) bytes)")
@@ -19,10 +15,12 @@ enum InvocationFraming {
     }
 }
 
-/// Records a distributed call's arguments, each encoded with the binary coder.
+/// Records a distributed call's arguments, each encoded with the binary coder. Large arrays
+/// in them are gathered, not copied (see `EncodedParts`): arguments bound for the object store
+/// are copied once, straight into shared memory.
 public struct StarlingInvocationEncoder: DistributedTargetInvocationEncoder {
     public typealias SerializationRequirement = Codable
-    var bytes: [UInt8] = []
+    var parts = EncodedParts()
     var genericSubstitutions: [String] = []
     private var done = false
 
@@ -36,18 +34,15 @@ public struct StarlingInvocationEncoder: DistributedTargetInvocationEncoder {
     public mutating func recordArgument<Value: Codable>(_ argument: RemoteCallArgument<Value>) throws {
         var encoder = BinaryEncoder()
         encoder.userInfo[.actorSystemKey] = StarlingActorSystem.forCoding
-        let lengthAt = bytes.count
-        InvocationFraming.appendLength(UInt64(0), to: &bytes)
+        let lengthAt = parts.count
+        parts.append(littleEndian: UInt64(0))
         do {
-            try encoder.encode(argument.value, into: &bytes)
+            try encoder.encode(argument.value, into: &parts)
         } catch {
-            bytes.removeLast(bytes.count - lengthAt)
+            parts.removeLast(8)
             throw error
         }
-        let length = UInt64(bytes.count - lengthAt - 8).littleEndian
-        withUnsafeBytes(of: length) { header in
-            bytes.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: lengthAt).copyMemory(from: header.baseAddress!, byteCount: 8) }
-        }
+        parts.overwrite(littleEndian: UInt64(parts.count - lengthAt - 8), at: lengthAt)
     }
 
     public mutating func recordErrorType<E: Error>(_ type: E.Type) throws {}
@@ -56,26 +51,26 @@ public struct StarlingInvocationEncoder: DistributedTargetInvocationEncoder {
     public mutating func doneRecording() throws {
         guard !done else { return }
         done = true
-        Self.appendTrailer(genericSubstitutions, to: &bytes)
+        Self.appendTrailer(genericSubstitutions, to: &parts)
     }
 
     /// The framed invocation.
-    func encoded() -> [UInt8] {
-        guard !done else { return bytes }
-        var framed = bytes
+    func encoded() -> EncodedParts {
+        guard !done else { return parts }
+        var framed = parts
         Self.appendTrailer(genericSubstitutions, to: &framed)
         return framed
     }
 
-    private static func appendTrailer(_ names: [String], to framed: inout [UInt8]) {
+    private static func appendTrailer(_ names: [String], to framed: inout EncodedParts) {
         let trailerStart = framed.count
         for name in names {
             let utf8 = Array(name.utf8)
-            InvocationFraming.appendLength(UInt32(utf8.count), to: &framed)
-            framed += utf8
+            framed.append(littleEndian: UInt32(utf8.count))
+            framed.append(contentsOf: utf8)
         }
-        InvocationFraming.appendLength(UInt32(names.count), to: &framed)
-        InvocationFraming.appendLength(UInt32(framed.count - trailerStart + 4), to: &framed)
+        framed.append(littleEndian: UInt32(names.count))
+        framed.append(littleEndian: UInt32(framed.count - trailerStart + 4))
     }
 }
 
@@ -83,8 +78,10 @@ public struct StarlingInvocationEncoder: DistributedTargetInvocationEncoder {
 /// from the request's bytes in place.
 public struct StarlingInvocationDecoder: DistributedTargetInvocationDecoder {
     public typealias SerializationRequirement = Codable
-    /// The invocation's bytes (kept alive by `storage`).
-    private let storage: [UInt8]
+    /// The invocation's bytes: its own copy, or (`borrowed`) memory its host keeps valid
+    /// while the call runs (a large invocation read in place from the node's store).
+    private let owned: [UInt8]
+    private let borrowed: UnsafeRawBufferPointer?
     private let argumentsEnd: Int
     private let genericNames: [String]
     let system: StarlingActorSystem
@@ -92,9 +89,20 @@ public struct StarlingInvocationDecoder: DistributedTargetInvocationDecoder {
     private var argumentIndex = 0
 
     init(encoded: [UInt8], system: StarlingActorSystem) throws {
-        storage = encoded
+        try self.init(owned: encoded, borrowed: nil, system: system)
+    }
+
+    /// Decodes an invocation from memory the caller keeps valid and unchanged for as long as
+    /// this decoder is used.
+    init(borrowing bytes: UnsafeRawBufferPointer, system: StarlingActorSystem) throws {
+        try self.init(owned: [], borrowed: bytes, system: system)
+    }
+
+    private init(owned: [UInt8], borrowed: UnsafeRawBufferPointer?, system: StarlingActorSystem) throws {
+        self.owned = owned
+        self.borrowed = borrowed
         self.system = system
-        (argumentsEnd, genericNames) = try encoded.withUnsafeBytes { bytes in
+        let parse = { (bytes: UnsafeRawBufferPointer) throws -> (Int, [String]) in
             let trailerLength = Int(try InvocationFraming.readLength(UInt32.self, in: bytes, at: bytes.count - 4))
             let count = Int(try InvocationFraming.readLength(UInt32.self, in: bytes, at: bytes.count - 8))
             let start = bytes.count - trailerLength
@@ -113,6 +121,12 @@ public struct StarlingInvocationDecoder: DistributedTargetInvocationDecoder {
             }
             return (start, names)
         }
+        (argumentsEnd, genericNames) = try borrowed.map(parse) ?? owned.withUnsafeBytes(parse)
+    }
+
+    private func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if let borrowed { return try body(borrowed) }
+        return try owned.withUnsafeBytes(body)
     }
 
     public mutating func decodeGenericSubstitutions() throws -> [Any.Type] {
@@ -130,7 +144,7 @@ public struct StarlingInvocationDecoder: DistributedTargetInvocationDecoder {
         decoder.userInfo[.actorSystemKey] = system
         let (start, end) = (next, argumentsEnd)
         let index = argumentIndex
-        return try storage.withUnsafeBytes { bytes in
+        let (argument, following) = try withBytes { bytes -> (Argument, Int) in
             guard start < end else {
                 throw StarlingError.typeMismatch(task: "actor call", detail: "the call carries \(index - 1) arguments, the method takes more")
             }
@@ -139,13 +153,15 @@ public struct StarlingInvocationDecoder: DistributedTargetInvocationDecoder {
                 throw StarlingError.typeMismatch(task: "actor call", detail: "argument \(index) is cut short")
             }
             let length = Int(raw)
-            next = start + 8 + length
             do {
-                return try decoder.decode(Argument.self, from: UnsafeRawBufferPointer(rebasing: bytes[(start + 8)..<(start + 8 + length)]))
+                return (try decoder.decode(Argument.self, from: UnsafeRawBufferPointer(rebasing: bytes[(start + 8)..<(start + 8 + length)])),
+                        start + 8 + length)
             } catch {
                 throw StarlingError.typeMismatch(task: "actor call", detail: "argument \(index) does not decode as \(Argument.self): \(error)")
             }
         }
+        next = following
+        return argument
     }
 
     public mutating func decodeErrorType() throws -> Any.Type? { nil }
@@ -156,7 +172,9 @@ public struct StarlingInvocationDecoder: DistributedTargetInvocationDecoder {
 public final class StarlingResultHandler: DistributedTargetInvocationResultHandler {
     public typealias SerializationRequirement = Codable
     enum Outcome {
-        case value([UInt8])
+        /// The encoded value, its large arrays gathered (a large result goes to the object
+        /// store, copied once).
+        case value(EncodedParts)
         case error(any Error)
     }
     var outcome: Outcome?
@@ -164,10 +182,12 @@ public final class StarlingResultHandler: DistributedTargetInvocationResultHandl
     public func onReturn<Success: Codable>(value: Success) async throws {
         var encoder = BinaryEncoder()
         encoder.userInfo[.actorSystemKey] = StarlingActorSystem.forCoding
-        outcome = .value(try encoder.encode(value))
+        var parts = EncodedParts()
+        try encoder.encode(value, into: &parts)
+        outcome = .value(parts)
     }
 
-    public func onReturnVoid() async throws { outcome = .value([]) }
+    public func onReturnVoid() async throws { outcome = .value(EncodedParts()) }
 
     public func onThrow<Err: Error>(error: Err) async throws { outcome = .error(error) }
 }

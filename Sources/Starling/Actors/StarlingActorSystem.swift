@@ -284,20 +284,21 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     public func remoteCall<Act, Err, Res>(on actor: Act, target: RemoteCallTarget, invocation: inout StarlingInvocationEncoder,
                                           throwing: Err.Type, returning: Res.Type) async throws -> Res
     where Act: DistributedActor, Act.ID == ActorIdentity, Err: Error, Res: Codable {
-        let bytes = try await call(actor.id, target: target, invocation: invocation)
         var decoder = BinaryDecoder()
         decoder.userInfo[.actorSystemKey] = self
-        do {
-            return try decoder.decode(Res.self, from: bytes)
-        } catch {
-            throw StarlingError.typeMismatch(task: "\(actor.id)", detail: "the result does not decode as \(Res.self): \(error)")
+        return try await call(actor.id, target: target, invocation: invocation) { bytes in
+            do {
+                return try decoder.decode(Res.self, from: bytes)
+            } catch {
+                throw StarlingError.typeMismatch(task: "\(actor.id)", detail: "the result does not decode as \(Res.self): \(error)")
+            }
         }
     }
 
     public func remoteCallVoid<Act, Err>(on actor: Act, target: RemoteCallTarget, invocation: inout StarlingInvocationEncoder,
                                          throwing: Err.Type) async throws
     where Act: DistributedActor, Act.ID == ActorIdentity, Err: Error {
-        _ = try await call(actor.id, target: target, invocation: invocation)
+        try await call(actor.id, target: target, invocation: invocation) { _ in }
     }
 
     /// Records that `actor` is gone: later calls fail at once instead of waiting to reconnect.
@@ -306,11 +307,15 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         dropClient(url(of: actor))
     }
 
-    private func call(_ actor: ActorIdentity, target: RemoteCallTarget, invocation: StarlingInvocationEncoder) async throws -> [UInt8] {
+    /// Makes the call (again, when its worker went away and the actor's retries allow) and
+    /// gives `decode` the result's bytes, wherever they arrived: in the reply, or in place in
+    /// this node's store for a large result.
+    private func call<R>(_ actor: ActorIdentity, target: RemoteCallTarget, invocation: StarlingInvocationEncoder,
+                         decode: (UnsafeRawBufferPointer) throws -> R) async throws -> R {
         var attempt = 0
         while true {
             do {
-                return try await callOnce(actor, target: target, invocation: invocation)
+                return try await callOnce(actor, target: target, invocation: invocation, decode: decode)
             } catch let lost as ConnectionLost {
                 // The worker went away: the actor restarts (or died). A call never sent is
                 // sent again to the new incarnation; one that was sent (it may have run
@@ -424,7 +429,8 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         var sent = true
     }
 
-    private func callOnce(_ actor: ActorIdentity, target: RemoteCallTarget, invocation: StarlingInvocationEncoder) async throws -> [UInt8] {
+    private func callOnce<R>(_ actor: ActorIdentity, target: RemoteCallTarget, invocation: StarlingInvocationEncoder,
+                             decode: (UnsafeRawBufferPointer) throws -> R) async throws -> R {
         let method = Self.methodName(target)
         if let reason = state.withLock({ $0.dead[actor.id] }) {
             throw StarlingError.actorDied(actor: "\(actor)", detail: "\(actor.name).\(method): \(reason)")
@@ -447,7 +453,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
             request.storedInvocation = stored
             storedArguments = (id, stored.nodeId, cluster)
         } else {
-            request.encodedInvocation = encoded
+            request.encodedInvocation = encoded.joined()
         }
         defer {
             if let storedArguments { ReferenceCounter.free([storedArguments.id], holder: storedArguments.node, via: storedArguments.cluster.node) }
@@ -474,9 +480,9 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         if let stored = reply.result, !stored.isInline {
             // A large result in the actor's node store: read it through this process's node.
             let cluster = try Cluster.current()
-            return try await cluster.takeFromStore(UniqueID(bytes: stored.objectId), holder: stored.nodeId)
+            return try await cluster.takeFromStore(UniqueID(bytes: stored.objectId), holder: stored.nodeId, decode)
         }
-        return reply.inlineResult
+        return try reply.inlineResult.withUnsafeBytes(decode)
     }
 
 
@@ -623,19 +629,26 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         let started = ContinuousClock.now
         defer { served(id, started: started, failed: reply.status.map { $0.code != .ok } ?? false) }
         let handler = StarlingResultHandler()
-        var encoded = request.encodedInvocation
+        // Large arguments are decoded in place from the caller's node store (pinned while the
+        // call runs; arguments are decoded before the method's body starts).
+        var pinnedArguments: StoredObjects.PinnedValue?
         if let stored = request.storedInvocation {
             do {
-                encoded = try await StoredObjects.get(UniqueID(bytes: stored.objectId), holders: [stored.nodeId], node: Cluster.current().node)
+                pinnedArguments = try await StoredObjects.pin(UniqueID(bytes: stored.objectId), holders: [stored.nodeId], node: Cluster.current().node)
             } catch {
                 await mailbox.leave()
                 reply.status = Status(code: .objectLost, message: "the call's arguments (stored in the caller's node) cannot be read: \(error)")
                 return reply
             }
         }
+        defer { pinnedArguments?.release() }
         var decoder: StarlingInvocationDecoder
         do {
-            decoder = try StarlingInvocationDecoder(encoded: encoded, system: self)
+            if let pinnedArguments {
+                decoder = try StarlingInvocationDecoder(borrowing: pinnedArguments.bytes, system: self)
+            } else {
+                decoder = try StarlingInvocationDecoder(encoded: request.encodedInvocation, system: self)
+            }
         } catch {
             await mailbox.leave()
             reply.status = Status(code: .malformed, message: "the call's invocation does not decode: \(error)")
@@ -661,7 +674,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
                                                                 call: "\(request.displayName) (storing its result failed: \(error))")
                 }
             } else {
-                reply.inlineResult = bytes
+                reply.inlineResult = bytes.joined()
             }
         case let .error(error)?:
             let code: StatusCode

@@ -36,11 +36,12 @@ final class StoredObjects: Sendable {
     func remove(_ id: UniqueID) -> ShmLocation? { locations.withLock { $0.removeValue(forKey: id) } }
     var count: Int { locations.withLock { $0.count } }
 
-    /// Puts `bytes` (an encoded value) into the store of the node behind `node`.
-    static func put(_ bytes: [UInt8], id: UniqueID, owner: String, node: RPCClient) async throws -> ShmLocation {
-        let padding = bytes.withUnsafeBytes { PackedLayout.alignmentPadding(for: $0) }
-        return try await put(size: bytes.count, padding: padding, id: id, owner: owner, node: node) { location in
-            try bytes.withUnsafeBytes { try SharedSegment.write(location, [$0]) }
+    /// Puts an encoded value into the store of the node behind `node`: its gathered arrays are
+    /// copied once, straight from the value's memory into shared memory.
+    static func put(_ value: EncodedParts, id: UniqueID, owner: String, node: RPCClient) async throws -> ShmLocation {
+        let padding = value.withParts { parts in parts.first.map(PackedLayout.alignmentPadding(for:)) ?? 0 }
+        return try await put(size: value.count, padding: padding, id: id, owner: owner, node: node) { location in
+            try value.withParts { try SharedSegment.write(location, $0) }
         }
     }
 
@@ -90,14 +91,14 @@ final class StoredObjects: Sendable {
     /// Puts a value too large to travel inline (a result, or an actor call's arguments) into
     /// the node of the code running now, and describes it for the message (the reader finds
     /// it through its own node).
-    static func storeInNode(_ bytes: [UInt8], id: UniqueID, owner: String) async throws -> ReturnObject {
+    static func storeInNode(_ value: EncodedParts, id: UniqueID, owner: String) async throws -> ReturnObject {
         let cluster = try Cluster.current()
-        _ = try await put(bytes, id: id, owner: owner, node: cluster.node)
+        _ = try await put(value, id: id, owner: owner, node: cluster.node)
         var stored = ReturnObject()
         stored.objectId = id.bytes
         stored.isInline = false
         stored.nodeId = UniqueID(hex: cluster.nodeID)?.bytes ?? []
-        stored.size = UInt64(bytes.count)
+        stored.size = UInt64(value.count)
         return stored
     }
 
@@ -127,6 +128,41 @@ final class StoredObjects: Sendable {
         case .objectLost?, .notFound?: throw StarlingError.objectLost(object: id.short, detail: detail)
         default: throw StarlingError.cluster("reading object \(id.short) through this node failed: \(detail)")
         }
+    }
+
+    /// A stored object's value where it lies in this process's node (pulled or restored there
+    /// first, see `locate`), pinned there until `release` is called: read in place through this
+    /// process's mapping of the arena, never copied out.
+    struct PinnedValue {
+        let bytes: UnsafeRawBufferPointer
+        let release: @Sendable () -> Void
+    }
+
+    /// Pins `id` in this process's node and maps its value (see `PinnedValue`).
+    static func pin(_ id: UniqueID, holders: [[UInt8]], node: RPCClient) async throws -> PinnedValue {
+        for _ in 0..<3 {
+            let location = try await locate(id, holders: holders, node: node, pin: true)
+            let release: @Sendable () -> Void = { unpin(id, node: node) }
+            do {
+                let start = try SharedSegment.mappedValue(location)
+                return PinnedValue(bytes: UnsafeRawBufferPointer(start: start, count: Int(location.dataSize)), release: release)
+            } catch SharedSegment.Failure.gone {
+                release()
+            } catch {
+                release()
+                throw StarlingError.cluster("cannot map object \(id.short): \(error)")
+            }
+        }
+        throw StarlingError.objectLost(object: id.short, detail: "its arena could not be opened")
+    }
+
+    /// `body` run on a stored object's value in place (see `pin`): for values decoded once,
+    /// one pass over the bytes instead of a copy and a pass.
+    static func withValue<R>(_ id: UniqueID, holders: [[UInt8]], node: RPCClient,
+                             _ body: (UnsafeRawBufferPointer) throws -> R) async throws -> R {
+        let pinned = try await pin(id, holders: holders, node: node)
+        defer { pinned.release() }
+        return try body(pinned.bytes)
     }
 
     /// A stored object's bytes, read through this process's node (see `locate`).

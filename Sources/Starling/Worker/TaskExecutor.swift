@@ -45,7 +45,7 @@ enum TaskExecutor {
             var value = ReturnObject()
             value.objectId = spec.returnIds.first ?? []
             value.isInline = true
-            value.inlineValue = output
+            value.inlineValue = output.joined()
             value.size = UInt64(output.count)
             result.returns = [value]
             result.status = Status(code: .ok, message: "")
@@ -61,7 +61,7 @@ enum TaskExecutor {
 
     struct DecodeFailure: Error, CustomStringConvertible { let description: String }
 
-    private static func storeResult(_ output: [UInt8], spec: TaskSpec, into partial: TaskResult) async -> TaskResult {
+    private static func storeResult(_ output: EncodedParts, spec: TaskSpec, into partial: TaskResult) async -> TaskResult {
         var result = partial
         do {
             result.returns = [try await StoredObjects.storeInNode(output, id: UniqueID(bytes: spec.returnIds.first ?? []), owner: spec.owner?.url ?? "")]
@@ -78,7 +78,7 @@ enum TaskExecutor {
 
     /// Decodes the input (tracking its refs in `borrowed`), runs, encodes the output. The input
     /// is gone when this returns: refs of it still alive are held elsewhere in the worker.
-    private static func invoke<F: RemoteFunction>(_ type: F.Type, _ spec: TaskSpec, borrowed: BorrowScope) async throws -> [UInt8] {
+    private static func invoke<F: RemoteFunction>(_ type: F.Type, _ spec: TaskSpec, borrowed: BorrowScope) async throws -> EncodedParts {
         let input: F.Input
         do {
             var decoder = BinaryDecoder()
@@ -90,7 +90,10 @@ enum TaskExecutor {
             throw DecodeFailure(description: "the argument does not decode as \(F.Input.self): \(error)")
         }
         let output = try await F.run(input)
-        return try BinaryEncoder().encode(output)
+        // Large arrays gathered: a result bound for the store is copied once.
+        var encoded = EncodedParts()
+        try BinaryEncoder().encode(output, into: &encoded)
+        return encoded
     }
 
     /// This worker's log file (set by the node that started it).

@@ -375,12 +375,20 @@ extension EncoderState {
     /// Encodes `value` and appends it to `bytes`, falling back to tree encoding when the value
     /// uses its containers out of order. On error `bytes` is left as it was.
     static func encode<T: Encodable>(_ value: T, appendingTo bytes: inout [UInt8], options: CoderOptions) throws {
+        _ = try encode(value, appendingTo: &bytes, gatherAtLeast: .max, options: options)
+    }
+
+    /// `encode(_:appendingTo:options:)`, leaving packed arrays of at least `gatherAtLeast` bytes
+    /// out of `bytes`: returns them, placed by index into `bytes`, with what keeps them alive.
+    static func encode<T: Encodable>(_ value: T, appendingTo bytes: inout [UInt8], gatherAtLeast: Int,
+                                     options: CoderOptions) throws -> (blocks: [GatheredBlock], owners: [any KeepsStorageAlive]) {
         let start = bytes.count
         var taken: [UInt8] = []
         swap(&taken, &bytes)
         // Moved, not copied: the writer must own the buffer uniquely, or its first write would
         // copy it and a reused buffer would lose its capacity.
         let state = EncoderState(bytes: consume taken, options: options)
+        state.core.writer.gatherAtLeast = gatherAtLeast
         var thrown: (any Error)?
         do {
             try state.encodeValue(value)
@@ -389,6 +397,7 @@ extension EncoderState {
         }
         state.core.finish(0)
         bytes = state.core.writer.take()
+        let gathered = state.core.writer.takeGathered()
 
         if state.core.overflowed, state.deferredError == nil {
             state.deferError(CodecError.invalidValue("a container holds more than \(UInt32.max) elements", path: ""))
@@ -402,7 +411,7 @@ extension EncoderState {
                 let encoded = try TreeEncoding.encode(value, path: [], context: TreeContext(options: options),
                                                       tryStreamingFirst: false)
                 bytes.append(contentsOf: encoded)
-                return
+                return ([], [])
             } catch {
                 failure = error
             }
@@ -413,5 +422,6 @@ extension EncoderState {
             bytes.removeSubrange(start...)
             throw CodingPath.convert(failure)
         }
+        return gathered
     }
 }
