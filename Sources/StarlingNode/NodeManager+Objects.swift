@@ -43,9 +43,43 @@ extension NodeManager {
 
     private func sealObject(_ request: SealObjectRequest) throws -> SealObjectReply {
         let id = UniqueID(bytes: request.objectId)
+        defer { wakeSealWaiters(id) }
         try store.seal(id, abort: request.abort)
         if !request.abort, let entry = store.entries[id] { reportHeld(id, size: entry.size, ownerURL: entry.ownerURL) }
         return SealObjectReply()
+    }
+
+    /// How long a reader waits for the seal of an object created here. A writer seals as soon
+    /// as it has written, before it tells anyone of the object: the seal is normally here
+    /// first, or a moment later.
+    static let sealWait: Duration = .seconds(10)
+
+    /// Waits while `id` is here but not sealed yet (its seal is on its way), until it is
+    /// sealed, aborted or freed, or `sealWait` passed.
+    func untilSealed(_ id: UniqueID) async {
+        let deadline = ContinuousClock.now + Self.sealWait
+        while let entry = store.entries[id], !entry.sealed, ContinuousClock.now < deadline {
+            await withCheckedContinuation { continuation in
+                sealWaiters[id, default: []].append(continuation)
+                Task { [weak self] in
+                    try? await Task.sleep(until: deadline)
+                    await self?.wakeSealWaiters(id)
+                }
+            }
+        }
+    }
+
+    /// Wakes the readers waiting for `id`'s seal (all of them with no id); they look again.
+    func wakeSealWaiters(_ id: UniqueID? = nil) {
+        guard !sealWaiters.isEmpty else { return }
+        let woken: [CheckedContinuation<Void, Never>]
+        if let id {
+            woken = sealWaiters.removeValue(forKey: id) ?? []
+        } else {
+            woken = sealWaiters.values.flatMap { $0 }
+            sealWaiters.removeAll()
+        }
+        for waiter in woken { waiter.resume() }
     }
 
     /// Where the objects lie here; one not here is pulled from a node holding it first.
@@ -62,6 +96,7 @@ extension NodeManager {
             }
             let id = UniqueID(bytes: bytes)
             do {
+                await untilSealed(id)
                 // A copy pulled here can be evicted again before this resumes: look once more.
                 var location = try store.location(id)
                 for _ in 0..<3 where location == nil {
@@ -92,9 +127,17 @@ extension NodeManager {
     /// Frees objects here; unless `local_only`, also on every other node the directory names.
     private func freeObjects(_ request: FreeObjectsRequest) async -> FreeObjectsReply {
         var reply = FreeObjectsReply()
-        let ids = request.objectIds.filter { $0.count == 16 }.map { UniqueID(bytes: $0) }
-        reply.freed = UInt32(ids.filter { store.free($0) }.count)
+        let all = request.objectIds.filter { $0.count == 16 }.map { UniqueID(bytes: $0) }
+        // Created here and never lent to another node: this was the only copy.
+        let onlyHere = Set(all.filter { store.entries[$0]?.primary == true && !lentObjects.contains($0) })
+        reply.freed = UInt32(all.filter { store.free($0) }.count)
+        for id in all {
+            wakeSealWaiters(id)
+            lentObjects.remove(id)
+        }
+        if lentObjects.count > 100_000 { lentObjects = lentObjects.filter { store.entries[$0] != nil } }
         reportDropped()
+        let ids = all.filter { !onlyHere.contains($0) }
         if !request.localOnly, !ids.isEmpty, let head {
             let (peers, view, me) = (self.peers, clusterView, nodeID)
             // Holders the owner named (the directory may not have heard of them yet), and
@@ -251,11 +294,13 @@ extension NodeManager {
         }
     }
 
-    private func objectInfo(_ request: GetObjectInfoRequest) throws -> GetObjectInfoReply {
+    private func objectInfo(_ request: GetObjectInfoRequest) async throws -> GetObjectInfoReply {
         let id = UniqueID(bytes: request.objectId)
+        await untilSealed(id)
         guard let entry = store.entries[id], entry.sealed else {
             throw RPCFailure(.notFound, "object \(id.short) is not in node \(nodeID.short)'s store")
         }
+        if entry.primary { lentObjects.insert(id) }
         var reply = GetObjectInfoReply()
         reply.info = store.info(id, entry: entry, node: nodeID, now: .now)
         reply.chunkSize = Self.pullChunkSize
@@ -265,7 +310,9 @@ extension NodeManager {
     /// A chunk goes out as a bulk frame: read from shared memory (or the spill file) straight
     /// into the reply, outside this actor.
     private func objectChunk(_ request: PullObjectChunkRequest) throws -> BulkReply {
-        let source = try store.chunk(UniqueID(bytes: request.objectId), offset: request.offset, length: min(request.length, 64 << 20))
+        let id = UniqueID(bytes: request.objectId)
+        if store.entries[id]?.primary == true { lentObjects.insert(id) }
+        let source = try store.chunk(id, offset: request.offset, length: min(request.length, 64 << 20))
         return BulkReply(field: Self.chunkDataField, count: source.count) { buffer in
             if let base = buffer.baseAddress { try source.read(into: base) }
         }

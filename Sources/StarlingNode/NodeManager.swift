@@ -36,6 +36,12 @@ public actor NodeManager {
     var store: ObjectStore
     /// Pulls of objects from other nodes in progress (one per object at a time).
     var pulls: [UniqueID: Task<ShmLocation, Error>] = [:]
+    /// Readers of objects created here and not sealed yet (their writers seal without waiting
+    /// for the answer): woken at each seal, free and departed writer, and at their deadline.
+    var sealWaiters: [UniqueID: [CheckedContinuation<Void, Never>]] = [:]
+    /// Objects created here that another node asked about or pulled: copies of them may lie
+    /// elsewhere. Freeing any other object created here needs no word with the directory.
+    var lentObjects: Set<UniqueID> = []
     /// Object locations not yet reported to the head's object directory.
     var unreportedLocations: [(location: ObjectLocation, held: Bool)] = []
     var directoryReport: Task<Void, Never>?
@@ -332,6 +338,7 @@ public actor NodeManager {
         goneOwners.insert(connection)
         store.freeAll(ownedBy: connection)
         store.unpinAll(for: connection)
+        wakeSealWaiters()
         reportDropped()
         workerConnections[connection] = nil
         for (leaseID, lease) in leases where lease.owner == connection {

@@ -1,5 +1,6 @@
 import StarlingCodec
 import StarlingCore
+import StarlingLog
 import StarlingNode
 import StarlingWire
 import Synchronization
@@ -38,16 +39,23 @@ final class StoredObjects: Sendable {
 
     /// Puts an encoded value into the store of the node behind `node`: its gathered arrays are
     /// copied once, straight from the value's memory into shared memory.
-    static func put(_ value: EncodedParts, id: UniqueID, owner: String, node: RPCClient) async throws -> ShmLocation {
+    static func put(_ value: EncodedParts, id: UniqueID, owner: String, node: RPCClient,
+                    sealWithoutWaiting: Bool = false) async throws -> ShmLocation {
         let padding = value.withParts { parts in parts.first.map(PackedLayout.alignmentPadding(for:)) ?? 0 }
-        return try await put(size: value.count, padding: padding, id: id, owner: owner, node: node) { location in
+        return try await put(size: value.count, padding: padding, id: id, owner: owner, node: node,
+                             sealWithoutWaiting: sealWithoutWaiting) { location in
             try value.withParts { try SharedSegment.write(location, $0) }
         }
     }
 
     /// Creates an object of `size` bytes (after `padding`) in the node's store, lets `write`
     /// fill it (given its location; `SharedSegment.write`), and seals it.
-    static func put(size: Int, padding: Int, id: UniqueID, owner: String, node: RPCClient,
+    ///
+    /// `sealWithoutWaiting` sends the seal and returns without its answer, one round trip
+    /// sooner: for values handed on at once in a message (results, large arguments), whose
+    /// readers ask the node after the seal was sent (the node holds such a reader until the
+    /// seal arrives). A seal that fails leaves the object unsealed until this process leaves.
+    static func put(size: Int, padding: Int, id: UniqueID, owner: String, node: RPCClient, sealWithoutWaiting: Bool = false,
                     write: (ShmLocation) throws -> Void) async throws -> ShmLocation {
         var create = CreateObjectRequest()
         create.objectId = id.bytes
@@ -76,6 +84,16 @@ final class StoredObjects: Sendable {
             }
             throw error
         }
+        if sealWithoutWaiting {
+            Task {
+                do {
+                    _ = try await node.call(ObjectStoreRPC.sealObject, seal)
+                } catch {
+                    Logger(label: "objects").warning("sealing object \(id.short) failed: \(error)")
+                }
+            }
+            return location
+        }
         do {
             _ = try await node.call(ObjectStoreRPC.sealObject, seal)
         } catch {
@@ -93,7 +111,7 @@ final class StoredObjects: Sendable {
     /// it through its own node).
     static func storeInNode(_ value: EncodedParts, id: UniqueID, owner: String) async throws -> ReturnObject {
         let cluster = try Cluster.current()
-        _ = try await put(value, id: id, owner: owner, node: cluster.node)
+        _ = try await put(value, id: id, owner: owner, node: cluster.node, sealWithoutWaiting: true)
         var stored = ReturnObject()
         stored.objectId = id.bytes
         stored.isInline = false
