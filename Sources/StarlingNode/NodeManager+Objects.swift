@@ -7,9 +7,12 @@ import StarlingWire
 /// other nodes' pulls, frees from owners, listings; and the reports that keep the head's object
 /// directory current.
 extension NodeManager {
-    /// Bytes per pulled chunk, and chunks in flight per pull.
-    static let pullChunkSize: UInt32 = 4 << 20
-    static let pullWindow = 4
+    /// Bytes per pulled chunk, and chunks in flight per pull. Measured on loopback TCP with a
+    /// 100 MB object: 4 MiB × 4 gave 1.00–1.03 GB/s, 4 MiB × 8 1.12–1.16, 4 MiB × 16
+    /// 1.03–1.06, 2 MiB × 8 1.24–1.35, 1 MiB × 16 1.07–1.31 (smaller chunks stay in cache
+    /// between the socket and shared memory).
+    static let pullChunkSize: UInt32 = 2 << 20
+    static let pullWindow = 8
 
     func addObjectRoutes(to routes: inout RouteTable) {
         routes.add(ObjectStoreRPC.createObject) { [self] request, context in try await createObject(request, owner: context.connectionID) }

@@ -88,6 +88,8 @@ final class StoredObjects: Sendable {
             Task {
                 do {
                     _ = try await node.call(ObjectStoreRPC.sealObject, seal)
+                } catch let WireError.remote(_, _, code, _) where code == .notFound {
+                    // Its reader was quicker and freed it already: nothing to seal.
                 } catch {
                     Logger(label: "objects").warning("sealing object \(id.short) failed: \(error)")
                 }
