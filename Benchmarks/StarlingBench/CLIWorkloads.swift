@@ -39,6 +39,8 @@ enum CLIWorkloads {
         var start = ContinuousClock.now
         let head = try ClusterMember(cli, ["start", "--head", "--port", "6392", "--dashboard-port", "none", "--token-file", token])
         defer { head.stop() }
+        // The head writes the token first; `status` before that only complains that it is missing.
+        while !FileManager.default.fileExists(atPath: token) { usleep(2_000) }
         while (try? ChildProcess.capture(cli, ["status", "--address", "127.0.0.1:6392", "--token-file", token])) == nil {
             usleep(5_000)
         }

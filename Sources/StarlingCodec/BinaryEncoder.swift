@@ -47,8 +47,11 @@ public struct BinaryEncoder: Sendable {
     }
 
     /// Encodes `value` and appends it to `parts`, leaving each packed array (`[Float]`, `Data`…)
-    /// of at least `threshold` bytes where it lies in the value's memory instead of copying it:
-    /// see ``EncodedParts``. On error `parts` is left as it was.
+    /// of at least `threshold` bytes (4 KiB at the least) where it lies in the value's memory
+    /// instead of copying it: see ``EncodedParts``. On error `parts` is left as it was.
+    ///
+    /// A `Data` made with `bytesNoCopy` and no deallocator does not own its bytes: they must
+    /// outlive `parts`.
     ///
     /// ```swift
     /// var parts = EncodedParts()
@@ -58,13 +61,17 @@ public struct BinaryEncoder: Sendable {
     public func encode<T: Encodable>(_ value: T, into parts: inout EncodedParts, gatheringAtLeast threshold: Int = 64 * 1024) throws {
         var bytes = parts.takeBytes()
         do {
-            let gathered = try EncoderState.encode(value, appendingTo: &bytes, gatherAtLeast: threshold, options: options)
+            // Small `Data` keeps its bytes inline, in a copy on the stack: never gathered.
+            let gathered = try EncoderState.encode(value, appendingTo: &bytes, gatherAtLeast: max(threshold, Self.leastGathered), options: options)
             parts.adopt(bytes, blocks: gathered.blocks, owners: gathered.owners)
         } catch {
             parts.adopt(bytes, blocks: [], owners: [])
             throw error
         }
     }
+
+    /// The smallest block `encode(_:into:gatheringAtLeast:)` leaves in place.
+    public static let leastGathered = 4096
 
     var options: CoderOptions {
         CoderOptions(userInfo: userInfo.isEmpty ? [:] : userInfo.mapValues { $0 as Any }, maxDepth: maxDepth)

@@ -55,13 +55,20 @@ extension NodeManager {
     /// How long a reader waits for the seal of an object created here. A writer seals as soon
     /// as it has written, before it tells anyone of the object: the seal is normally here
     /// first, or a moment later.
-    static let sealWait: Duration = .seconds(10)
+    static let sealWait: Duration = .seconds(5)
+    /// Most readers held at once waiting for seals (each holds one of the node's RPC contexts,
+    /// which seals need too); more are answered UNAVAILABLE, and ask again.
+    static let maxSealWaiters = 16
 
-    /// Waits while `id` is here but not sealed yet (its seal is on its way), until it is
-    /// sealed, aborted or freed, or `sealWait` passed.
-    func untilSealed(_ id: UniqueID) async {
+    /// Waits while `id` was created here and is not sealed yet (its seal is on its way), until
+    /// it is sealed, aborted or freed. False when it is still unsealed: `sealWait` passed, too
+    /// many readers wait already, or the node is stopping. (A copy being pulled here is
+    /// awaited through its pull instead.)
+    func untilSealed(_ id: UniqueID) async -> Bool {
         let deadline = ContinuousClock.now + Self.sealWait
-        while let entry = store.entries[id], !entry.sealed, ContinuousClock.now < deadline {
+        while let entry = store.entries[id], entry.primary, !entry.sealed {
+            guard !stopping, ContinuousClock.now < deadline,
+                  sealWaiters.values.reduce(0, { $0 + $1.count }) < Self.maxSealWaiters else { return false }
             await withCheckedContinuation { continuation in
                 sealWaiters[id, default: []].append(continuation)
                 Task { [weak self] in
@@ -70,6 +77,11 @@ extension NodeManager {
                 }
             }
         }
+        return true
+    }
+
+    static func notSealed(_ id: UniqueID) -> RPCFailure {
+        RPCFailure(.unavailable, "object \(id.short) is not sealed yet (its writer has not finished): ask again")
     }
 
     /// Wakes the readers waiting for `id`'s seal (all of them with no id); they look again.
@@ -99,7 +111,7 @@ extension NodeManager {
             }
             let id = UniqueID(bytes: bytes)
             do {
-                await untilSealed(id)
+                guard await untilSealed(id) else { throw Self.notSealed(id) }
                 // A copy pulled here can be evicted again before this resumes: look once more.
                 var location = try store.location(id)
                 for _ in 0..<3 where location == nil {
@@ -217,7 +229,16 @@ extension NodeManager {
         let holder = try await peers.client(url)
         var ask = GetObjectInfoRequest()
         ask.objectId = id.bytes
-        let described = try await holder.call(ObjectManagerRPC.getObjectInfo, ask, timeout: .seconds(10))
+        var described = GetObjectInfoReply()
+        // UNAVAILABLE: the holder's copy is not sealed yet, and it holds no more readers.
+        for attempt in 1... {
+            do {
+                described = try await holder.call(ObjectManagerRPC.getObjectInfo, ask, timeout: .seconds(10))
+                break
+            } catch let WireError.remote(_, _, code, _) where code == .unavailable && attempt < 50 {
+                try await Task.sleep(for: .milliseconds(min(200, 1 << min(attempt, 8))))
+            }
+        }
         guard let info = described.info else { throw RPCFailure(.objectLost, "the holder described nothing") }
         let size = info.dataSize
         let location = try store.create(id, size: size, .init(owner: UInt32.max, job: nil, ownerURL: info.owner?.url ?? "",
@@ -234,6 +255,7 @@ extension NodeManager {
             } else if let generation {
                 store.writeEnded(generation: generation)
             }
+            wakeSealWaiters(id)
             throw error
         }
         // Freed (and perhaps made again) while the chunks travelled: this copy is not wanted.
@@ -241,6 +263,7 @@ extension NodeManager {
             if let generation { store.writeEnded(generation: generation) }
             throw RPCFailure(.objectLost, "object \(id.short) was freed while it was being pulled")
         }
+        defer { wakeSealWaiters(id) }
         try store.seal(id, abort: false)
         reportHeld(id, size: size, ownerURL: info.owner?.url ?? "")
         return location
@@ -299,7 +322,7 @@ extension NodeManager {
 
     private func objectInfo(_ request: GetObjectInfoRequest) async throws -> GetObjectInfoReply {
         let id = UniqueID(bytes: request.objectId)
-        await untilSealed(id)
+        guard await untilSealed(id) else { throw Self.notSealed(id) }
         guard let entry = store.entries[id], entry.sealed else {
             throw RPCFailure(.notFound, "object \(id.short) is not in node \(nodeID.short)'s store")
         }

@@ -171,6 +171,7 @@ public actor NodeManager {
     public func stop() async {
         guard !stopping else { return }
         stopping = true
+        wakeSealWaiters()
         reaper?.cancel()
         heartbeats?.cancel()
         if let head {

@@ -42,17 +42,40 @@ struct EncodedPartsTests {
         let value = checkpoint(seed: 2)
         var parts = EncodedParts()
         try BinaryEncoder().encode(value, into: &parts)  // default: 64 KiB, above every array here but one
+        // Two arrays reach 64 KiB (`dense` and `momentum`): bytes, block, bytes, block, bytes.
+        #expect(parts.withParts { $0.count } == 5)
         var all = EncodedParts()
         try BinaryEncoder().encode(value, into: &all, gatheringAtLeast: .max)
         #expect(all.isContiguous)
+        #expect(all.withParts { $0.count } == 1)
         #expect(all.joined() == parts.joined())
     }
 
-    @Test("a value encoded out of order (tree fallback) still joins to the plain encoding")
+    /// A large array written first (gathered while streaming), then containers used out of
+    /// order: the whole value is encoded again as a tree, and the blocks gathered before must go.
+    struct ArrayThenInterleaved: Codable, Equatable {
+        var weights: [Float]
+        var rest: Interleaved
+    }
+
+    @Test("a value encoded again out of order (tree fallback) drops the blocks gathered before it")
     func treeFallback() throws {
-        let value = Interleaved(xs: Array(0..<50_000), ys: (0..<50_000).map { "\($0)" })
+        let value = ArrayThenInterleaved(weights: (0..<50_000).map { Float($0) / 9 },
+                                         rest: Interleaved(xs: Array(0..<1_000), ys: (0..<1_000).map { "\($0)" }))
         var parts = EncodedParts()
-        try BinaryEncoder().encode(value, into: &parts, gatheringAtLeast: 16)
+        try BinaryEncoder().encode(value, into: &parts, gatheringAtLeast: 4096)
+        let plain = try BinaryEncoder().encode(value)
+        #expect(parts.count == plain.count)
+        #expect(parts.joined() == plain)
+        #expect(try BinaryDecoder().decode(ArrayThenInterleaved.self, from: parts.joined()) == value)
+    }
+
+    @Test("small Data (kept inline in the value) is copied whatever the threshold asked")
+    func smallDataNeverGathered() throws {
+        let value = [Data([1, 2, 3]), Data(repeating: 9, count: 5_000)]
+        var parts = EncodedParts()
+        try BinaryEncoder().encode(value, into: &parts, gatheringAtLeast: 1)
+        #expect(parts.withParts { $0.count } == 2)  // the bytes, then the 5,000 gathered (they end the value)
         #expect(parts.joined() == (try BinaryEncoder().encode(value)))
     }
 

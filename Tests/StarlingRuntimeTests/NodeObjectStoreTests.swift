@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import StarlingCore
-import StarlingNode
+@testable import StarlingNode
 import StarlingWire
 
 /// The object store as local processes use it, through a real node's RPCs on a real socket
@@ -90,6 +90,27 @@ struct NodeObjectStoreTests {
             #expect(!object.found)
             // Woken by the abort, not by the node's 10 s deadline for seals.
             #expect(ContinuousClock.now - aborted < .seconds(5))
+        }
+    }
+
+    @Test("past the most readers a node holds for seals, more are told UNAVAILABLE at once; the held ones read after the seal")
+    func sealWaitersCapped() async throws {
+        try await withNode { client in
+            let id = UniqueID.random()
+            _ = try await createAndWrite(client, id, [UInt8](repeating: 5, count: 8192))
+            let held = (0..<NodeManager.maxSealWaiters).map { _ in ask(client, id) }
+            try await Task.sleep(for: .milliseconds(500))
+            let asked = ContinuousClock.now
+            let extra = try #require(try await ask(client, id).value.objects.first)
+            // Turned away at once, not held until the node's deadline for seals.
+            #expect(ContinuousClock.now - asked < NodeManager.sealWait / 2)
+            #expect(!extra.found)
+            #expect(extra.status?.code == .unavailable, "\(extra.status?.message ?? "")")
+            try await seal(client, id)
+            for reader in held {
+                let object = try #require(try await reader.value.objects.first)
+                #expect(object.found, "\(object.status?.message ?? "")")
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 import Distributed
 import StarlingWire
+import Synchronization
 import Testing
 @testable import Starling
 
@@ -26,6 +27,20 @@ struct InvocationFramingTests {
         #expect(try decoder.decodeNextArgument() as String == "weights")
         #expect(try decoder.decodeNextArgument() as [Float] == [1, 2.5, -3])
         #expect(throws: StarlingError.self) { _ = try decoder.decodeNextArgument() as Int }
+    }
+
+    @Test("a decoder borrowing its bytes says when the last argument is read, and only then")
+    func borrowedBytesReleasedAfterLastArgument() throws {
+        let bytes = try encoded("weights", [1, 2.5, -3])
+        let reads = ReleaseCount()
+        try bytes.withUnsafeBytes { raw in
+            var decoder = try StarlingInvocationDecoder(borrowing: raw, allRead: { reads.add() }, system: system)
+            #expect(try decoder.decodeNextArgument() as String == "weights")
+            #expect(reads.count == 0)
+            #expect(try decoder.decodeNextArgument() as [Float] == [1, 2.5, -3])
+            #expect(reads.count == 1)
+            #expect(throws: StarlingError.self) { _ = try decoder.decodeNextArgument() as Int }
+        }
     }
 
     @Test("every truncation and a huge claimed length are refused, never trapped on")
@@ -59,4 +74,11 @@ struct InvocationFramingTests {
             }
         }
     }
+}
+
+/// Counts calls of a release closure.
+final class ReleaseCount: Sendable {
+    private let calls = Mutex(0)
+    func add() { calls.withLock { $0 += 1 } }
+    var count: Int { calls.withLock { $0 } }
 }

@@ -82,6 +82,8 @@ public struct StarlingInvocationDecoder: DistributedTargetInvocationDecoder {
     /// while the call runs (a large invocation read in place from the node's store).
     private let owned: [UInt8]
     private let borrowed: UnsafeRawBufferPointer?
+    /// Called once every argument has been read from `borrowed` (the memory may go then).
+    private let allRead: (@Sendable () -> Void)?
     private let argumentsEnd: Int
     private let genericNames: [String]
     let system: StarlingActorSystem
@@ -89,18 +91,19 @@ public struct StarlingInvocationDecoder: DistributedTargetInvocationDecoder {
     private var argumentIndex = 0
 
     init(encoded: [UInt8], system: StarlingActorSystem) throws {
-        try self.init(owned: encoded, borrowed: nil, system: system)
+        try self.init(owned: encoded, borrowed: nil, allRead: nil, system: system)
     }
 
-    /// Decodes an invocation from memory the caller keeps valid and unchanged for as long as
-    /// this decoder is used.
-    init(borrowing bytes: UnsafeRawBufferPointer, system: StarlingActorSystem) throws {
-        try self.init(owned: [], borrowed: bytes, system: system)
+    /// Decodes an invocation from memory the caller keeps valid and unchanged until `allRead`
+    /// is called (once the last argument is decoded) or this decoder is no longer used.
+    init(borrowing bytes: UnsafeRawBufferPointer, allRead: @escaping @Sendable () -> Void, system: StarlingActorSystem) throws {
+        try self.init(owned: [], borrowed: bytes, allRead: allRead, system: system)
     }
 
-    private init(owned: [UInt8], borrowed: UnsafeRawBufferPointer?, system: StarlingActorSystem) throws {
+    private init(owned: [UInt8], borrowed: UnsafeRawBufferPointer?, allRead: (@Sendable () -> Void)?, system: StarlingActorSystem) throws {
         self.owned = owned
         self.borrowed = borrowed
+        self.allRead = allRead
         self.system = system
         let parse = { (bytes: UnsafeRawBufferPointer) throws -> (Int, [String]) in
             let trailerLength = Int(try InvocationFraming.readLength(UInt32.self, in: bytes, at: bytes.count - 4))
@@ -161,6 +164,7 @@ public struct StarlingInvocationDecoder: DistributedTargetInvocationDecoder {
             }
         }
         next = following
+        if next >= argumentsEnd { allRead?() }
         return argument
     }
 

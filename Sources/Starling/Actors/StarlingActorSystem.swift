@@ -449,7 +449,8 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
             // Large arguments go through this node's store: the host reads them from shared
             // memory when it is on this node, or pulls them in chunks.
             let id = UniqueID.random()
-            let stored = try await StoredObjects.storeInNode(encoded, id: id, owner: "")
+            // Sealed without waiting: this caller lives until the call is answered.
+            let stored = try await StoredObjects.storeInNode(encoded, id: id, owner: "", sealWithoutWaiting: true)
             request.storedInvocation = stored
             storedArguments = (id, stored.nodeId, cluster)
         } else {
@@ -629,8 +630,8 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         let started = ContinuousClock.now
         defer { served(id, started: started, failed: reply.status.map { $0.code != .ok } ?? false) }
         let handler = StarlingResultHandler()
-        // Large arguments are decoded in place from the caller's node store (pinned while the
-        // call runs; arguments are decoded before the method's body starts).
+        // Large arguments are decoded in place from the caller's node store, pinned until they
+        // are all decoded (before the method's body starts).
         var pinnedArguments: StoredObjects.PinnedValue?
         if let stored = request.storedInvocation {
             do {
@@ -645,7 +646,8 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         var decoder: StarlingInvocationDecoder
         do {
             if let pinnedArguments {
-                decoder = try StarlingInvocationDecoder(borrowing: pinnedArguments.bytes, system: self)
+                // Unpinned once the last argument is decoded, before the method's body runs.
+                decoder = try StarlingInvocationDecoder(borrowing: pinnedArguments.bytes, allRead: pinnedArguments.release, system: self)
             } else {
                 decoder = try StarlingInvocationDecoder(encoded: request.encodedInvocation, system: self)
             }
@@ -667,7 +669,9 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
                 // Large: into this node's store, where the caller reads it (a caller on this
                 // node copies it once from shared memory instead of through two sockets).
                 do {
-                    reply.result = try await StoredObjects.storeInNode(bytes, id: UniqueID.random(), owner: "")
+                    // Sealed before the reply: an actor result has no lineage, so it must not
+                    // depend on this worker living until a seal sent later arrives.
+                    reply.result = try await StoredObjects.storeInNode(bytes, id: UniqueID.random(), owner: "", sealWithoutWaiting: false)
                 } catch {
                     reply.status = Status(code: .tooLarge, message: "")
                     reply.error = RemoteErrorCoding.remoteError(code: .tooLarge, typeName: "ObjectTooLarge", message: "\(bytes.count)",

@@ -111,9 +111,9 @@ final class StoredObjects: Sendable {
     /// Puts a value too large to travel inline (a result, or an actor call's arguments) into
     /// the node of the code running now, and describes it for the message (the reader finds
     /// it through its own node).
-    static func storeInNode(_ value: EncodedParts, id: UniqueID, owner: String) async throws -> ReturnObject {
+    static func storeInNode(_ value: EncodedParts, id: UniqueID, owner: String, sealWithoutWaiting: Bool) async throws -> ReturnObject {
         let cluster = try Cluster.current()
-        _ = try await put(value, id: id, owner: owner, node: cluster.node, sealWithoutWaiting: true)
+        _ = try await put(value, id: id, owner: owner, node: cluster.node, sealWithoutWaiting: sealWithoutWaiting)
         var stored = ReturnObject()
         stored.objectId = id.bytes
         stored.isInline = false
@@ -137,9 +137,16 @@ final class StoredObjects: Sendable {
         request.objectIds = [id.bytes]
         request.holderNodeIds = holders
         request.pin = pin
-        // Pulling a large object between nodes takes a while.
-        guard let object = try await node.call(ObjectStoreRPC.getStoredObjects, request, timeout: .seconds(600)).objects.first else {
-            throw StarlingError.cluster("the node answered nothing for object \(id.short)")
+        var object = StoredObject()
+        for attempt in 1... {
+            // Pulling a large object between nodes takes a while.
+            guard let answer = try await node.call(ObjectStoreRPC.getStoredObjects, request, timeout: .seconds(600)).objects.first else {
+                throw StarlingError.cluster("the node answered nothing for object \(id.short)")
+            }
+            object = answer
+            // Not sealed yet, and the node holds enough readers already: ask again shortly.
+            guard object.status?.code == .unavailable, attempt < 50 else { break }
+            try await Task.sleep(for: .milliseconds(min(200, 1 << min(attempt, 8))))
         }
         if object.found, let location = object.location { return location }
         let detail = object.status?.message ?? "not found"
@@ -155,6 +162,7 @@ final class StoredObjects: Sendable {
     /// process's mapping of the arena, never copied out.
     struct PinnedValue {
         let bytes: UnsafeRawBufferPointer
+        /// Drops the pin; calls after the first do nothing.
         let release: @Sendable () -> Void
     }
 
@@ -162,7 +170,10 @@ final class StoredObjects: Sendable {
     static func pin(_ id: UniqueID, holders: [[UInt8]], node: RPCClient) async throws -> PinnedValue {
         for _ in 0..<3 {
             let location = try await locate(id, holders: holders, node: node, pin: true)
-            let release: @Sendable () -> Void = { unpin(id, node: node) }
+            let released = Atomic(false)
+            let release: @Sendable () -> Void = {
+                if !released.exchange(true, ordering: .relaxed) { unpin(id, node: node) }
+            }
             do {
                 let start = try SharedSegment.mappedValue(location)
                 return PinnedValue(bytes: UnsafeRawBufferPointer(start: start, count: Int(location.dataSize)), release: release)

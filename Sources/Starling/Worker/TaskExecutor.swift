@@ -64,7 +64,10 @@ enum TaskExecutor {
     private static func storeResult(_ output: EncodedParts, spec: TaskSpec, into partial: TaskResult) async -> TaskResult {
         var result = partial
         do {
-            result.returns = [try await StoredObjects.storeInNode(output, id: UniqueID(bytes: spec.returnIds.first ?? []), owner: spec.owner?.url ?? "")]
+            // Sealed without waiting: a result lost with this worker before its seal arrives
+            // is made again from its lineage.
+            result.returns = [try await StoredObjects.storeInNode(output, id: UniqueID(bytes: spec.returnIds.first ?? []), owner: spec.owner?.url ?? "",
+                                                                  sealWithoutWaiting: true)]
             result.status = Status(code: .ok, message: "")
         } catch let StarlingError.objectStoreFull(bytes, detail) {
             result.status = Status(code: .objectStoreFull, message: "")
