@@ -165,6 +165,7 @@ enum RayPeer {
             _ = try ChildProcess.capture(venv + "/bin/pip", ["install", "-q", "ray[default,tune,serve]==2.60.0"])
         }
         let output = try ChildProcess.capture(python, [BenchPaths.benchmarks.appendingPathComponent("ray/\(script)").path])
+        waitForExit(markers: [venv, "ray::"])
         guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
               let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double] else {
             throw BenchError.peerFailed("ray/\(script) printed no figures: \(output.suffix(500))")
@@ -172,4 +173,21 @@ enum RayPeer {
         return object
     }
 
+    /// Waits (20 s at most) until no process whose command line holds one of `markers` is
+    /// left: Ray's raylet, GCS and workers wind down for seconds after its driver exits, and
+    /// the next workload measured must not share the CPUs with them.
+    static func waitForExit(markers: [String]) {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            let lingering = entries.contains { entry in
+                guard Int32(entry) != nil, Int32(entry) != getpid(),
+                      let raw = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return false }
+                let command = String(decoding: raw.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+                return markers.contains { command.contains($0) }
+            }
+            if !lingering { return }
+            usleep(100_000)
+        }
+    }
 }
