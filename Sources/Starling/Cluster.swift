@@ -239,15 +239,7 @@ public struct Cluster: Sendable {
         if let location = stored.location(ref.id), location.dataSize >= StoredObjects.decodeInPlaceSize {
             // Large, in this node's store and owned here: decoded in place (pinned meanwhile),
             // rather than copied out first.
-            return try await StoredObjects.withValue(ref.id, holders: [], node: node) { value in
-                do {
-                    var decoder = BinaryDecoder()
-                    decoder.userInfo[.actorSystemKey] = actorSystem
-                    return try decoder.decode(T.self, from: value)
-                } catch {
-                    throw StarlingError.typeMismatch(task: ref.description, detail: "the value does not decode as \(T.self): \(error)")
-                }
-            }
+            return try await StoredObjects.withValue(ref.id, holders: [], node: node) { try decode(T.self, of: ref, from: $0) }
         }
         let bytes: [UInt8]
         do {
@@ -258,12 +250,17 @@ public struct Cluster: Sendable {
             Task { await submitter.cancel(id) }
             throw StarlingError.cancelled(task: ref.description)
         }
+        return try bytes.withUnsafeBytes { try decode(T.self, of: ref, from: $0) }
+    }
+
+    /// `ref`'s value decoded from its bytes (actor handles in it resolve against this process).
+    private func decode<T>(_ type: T.Type, of ref: ObjectRef<T>, from bytes: UnsafeRawBufferPointer) throws -> T {
         do {
             var decoder = BinaryDecoder()
             decoder.userInfo[.actorSystemKey] = actorSystem
             return try decoder.decode(T.self, from: bytes)
         } catch {
-            throw StarlingError.typeMismatch(task: ref.description, detail: "the result does not decode as \(T.self): \(error)")
+            throw StarlingError.typeMismatch(task: ref.description, detail: "the value does not decode as \(T.self): \(error)")
         }
     }
 
