@@ -598,7 +598,12 @@ struct TestApp {
                     let there = try await cluster.get(cluster.submit(VerifyPattern.self, .init(ref: put, seed: 6, size: 200 << 20),
                                                                      options: .init(scheduling: .node(other))))
                     let copies = try await cluster.memory().nodes.flatMap(\.objects).filter { $0.copy == "copy" }.count
-                    result = "\(here) \(there) copies \(copies)"
+                    // An actor on the other node: a 3 MiB argument stored here is pulled there and
+                    // read in place; its 3 MiB result is stored there and pulled here.
+                    let remote = try await cluster.spawn(Counter.self, config: 0, options: .init(scheduling: .node(other)))
+                    let sum = try await remote.total([UInt8](repeating: 3, count: 3 << 20))
+                    let big = try await remote.bigResult(3 << 20)
+                    result = "\(here) \(there) copies \(copies) actor \(sum == 3 * (3 << 20)) \(big.count == 3 << 20 && big.allSatisfy { $0 == 9 })"
                 case "lineage":
                     // Results stored on a node that then dies: one is rebuilt by running its task
                     // again, one whose task may not run again fails saying so.
