@@ -85,7 +85,8 @@ final class StoredObjects: Sendable {
             throw error
         }
         if sealWithoutWaiting {
-            Task {
+            // Immediate: the seal is on its way before the message naming the object is.
+            Task.immediate {
                 do {
                     _ = try await node.call(ObjectStoreRPC.sealObject, seal)
                 } catch let WireError.remote(_, _, code, _) where code == .notFound {
@@ -126,7 +127,7 @@ final class StoredObjects: Sendable {
     static func unpin(_ id: UniqueID, node: RPCClient) {
         var release = ReleaseObjectsRequest()
         release.objectIds = [id.bytes]
-        Task { _ = try? await node.call(ObjectStoreRPC.releaseObjects, release, timeout: .seconds(10)) }
+        Task.immediate { _ = try? await node.call(ObjectStoreRPC.releaseObjects, release, timeout: .seconds(10)) }
     }
 
     /// Where a stored object lies in this process's node: there already, restored from its
