@@ -113,4 +113,32 @@ struct NodeObjectStoreTests {
             }
         }
     }
+
+    @Test("another node asking about an object whose seal is on its way is answered once it is sealed")
+    func peerWaitsForSeal() async throws {
+        try await withNode { client in
+            let id = UniqueID.random()
+            _ = try await createAndWrite(client, id, [UInt8](repeating: 8, count: 1 << 20))
+            let peer = Task {
+                var ask = GetObjectInfoRequest()
+                ask.objectId = id.bytes
+                return try await client.call(ObjectManagerRPC.getObjectInfo, ask, timeout: .seconds(30))
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            try await seal(client, id)
+            let info = try #require(try await peer.value.info)
+            #expect(info.dataSize == 1 << 20)
+        }
+    }
+
+    @Test("a reader held for a seal that never comes is answered UNAVAILABLE at the node's deadline")
+    func sealDeadline() async throws {
+        try await withNode { client in
+            let id = UniqueID.random()
+            _ = try await createAndWrite(client, id, [UInt8](repeating: 1, count: 4096))
+            let object = try #require(try await ask(client, id).value.objects.first)
+            #expect(!object.found)
+            #expect(object.status?.code == .unavailable, "\(object.status?.message ?? "")")
+        }
+    }
 }
