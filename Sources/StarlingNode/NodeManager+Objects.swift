@@ -66,16 +66,19 @@ extension NodeManager {
     /// awaited through its pull instead.)
     func untilSealed(_ id: UniqueID) async -> Bool {
         let deadline = ContinuousClock.now + Self.sealWait
+        // One timer for the whole wait, gone as soon as the wait ends.
+        var timer: Task<Void, Never>?
+        defer { timer?.cancel() }
         while let entry = store.entries[id], entry.primary, !entry.sealed {
             guard !stopping, ContinuousClock.now < deadline,
                   sealWaiters.values.reduce(0, { $0 + $1.count }) < Self.maxSealWaiters else { return false }
-            await withCheckedContinuation { continuation in
-                sealWaiters[id, default: []].append(continuation)
-                Task { [weak self] in
-                    try? await Task.sleep(until: deadline)
+            if timer == nil {
+                timer = Task { [weak self] in
+                    guard (try? await Task.sleep(until: deadline)) != nil else { return }
                     await self?.wakeSealWaiters(id)
                 }
             }
+            await withCheckedContinuation { sealWaiters[id, default: []].append($0) }
         }
         return true
     }
@@ -235,8 +238,10 @@ extension NodeManager {
             do {
                 described = try await holder.call(ObjectManagerRPC.getObjectInfo, ask, timeout: .seconds(10))
                 break
-            } catch let WireError.remote(_, _, code, _) where code == .unavailable && attempt < 50 {
-                try await Task.sleep(for: .milliseconds(min(200, 1 << min(attempt, 8))))
+            } catch let error as WireError {
+                guard case let .remote(_, _, code, _) = error, code == .unavailable,
+                      let delay = RPCClient.delayBeforeAskingAgain(after: attempt) else { throw error }
+                try await Task.sleep(for: delay)
             }
         }
         guard let info = described.info else { throw RPCFailure(.objectLost, "the holder described nothing") }

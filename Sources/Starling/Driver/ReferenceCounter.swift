@@ -44,8 +44,8 @@ final class ReferenceCounter: Sendable {
         var request = FreeObjectsRequest()
         request.objectIds = ids.map(\.bytes)
         if let holder { request.holderNodeIds = [holder] }
-        // Immediate: the request is on its way before this returns (a new object the caller
-        // makes next finds the freed range ready for reuse), its answer is not awaited.
-        Task.immediate { _ = try? await node.call(ObjectManagerRPC.freeObjects, request, timeout: .seconds(10)) }
+        // On its way before this returns: a new object the caller makes next finds the freed
+        // range ready for reuse.
+        node.post(ObjectManagerRPC.freeObjects, request, timeout: .seconds(10))
     }
 }

@@ -85,15 +85,11 @@ final class StoredObjects: Sendable {
             throw error
         }
         if sealWithoutWaiting {
-            // Immediate: the seal is on its way before the message naming the object is.
-            Task.immediate {
-                do {
-                    _ = try await node.call(ObjectStoreRPC.sealObject, seal)
-                } catch let WireError.remote(_, _, code, _) where code == .notFound {
-                    // Its reader was quicker and freed it already: nothing to seal.
-                } catch {
-                    Logger(label: "objects").warning("sealing object \(id.short) failed: \(error)")
-                }
+            // The seal is on its way before the message naming the object is.
+            node.post(ObjectStoreRPC.sealObject, seal) { error in
+                // Not found: its reader was quicker and freed it already, nothing to seal.
+                if case let WireError.remote(_, _, code, _) = error, code == .notFound { return }
+                Logger(label: "objects").warning("sealing object \(id.short) failed: \(error)")
             }
             return location
         }
@@ -127,7 +123,7 @@ final class StoredObjects: Sendable {
     static func unpin(_ id: UniqueID, node: RPCClient) {
         var release = ReleaseObjectsRequest()
         release.objectIds = [id.bytes]
-        Task.immediate { _ = try? await node.call(ObjectStoreRPC.releaseObjects, release, timeout: .seconds(10)) }
+        node.post(ObjectStoreRPC.releaseObjects, release, timeout: .seconds(10))
     }
 
     /// Where a stored object lies in this process's node: there already, restored from its
@@ -146,8 +142,8 @@ final class StoredObjects: Sendable {
             }
             object = answer
             // Not sealed yet, and the node holds enough readers already: ask again shortly.
-            guard object.status?.code == .unavailable, attempt < 50 else { break }
-            try await Task.sleep(for: .milliseconds(min(200, 1 << min(attempt, 8))))
+            guard object.status?.code == .unavailable, let delay = RPCClient.delayBeforeAskingAgain(after: attempt) else { break }
+            try await Task.sleep(for: delay)
         }
         if object.found, let location = object.location { return location }
         let detail = object.status?.message ?? "not found"

@@ -91,6 +91,26 @@ public final class RPCClient: Sendable {
         NNG.closeInBackground(socket) { connections.release() }
     }
 
+    /// Calls `rpc` without waiting for its answer: the request is on its way when this returns
+    /// (it starts in an immediate task, which runs until the send is under way), so a call made
+    /// next on this client arrives after it. `failed` hears of an error, if given.
+    public func post<Request, Reply>(_ rpc: RPC<Request, Reply>, _ request: Request, timeout: Duration? = nil,
+                                     failed: (@Sendable (any Error) -> Void)? = nil) {
+        Task.immediate {
+            do {
+                _ = try await self.call(rpc, request, timeout: timeout)
+            } catch {
+                failed?(error)
+            }
+        }
+    }
+
+    /// How long to wait before asking again after an UNAVAILABLE answer (`attempt` counts from
+    /// 1): 2 ms, doubling up to 200 ms; nil once 50 attempts (about 8 s) are used.
+    public static func delayBeforeAskingAgain(after attempt: Int) -> Duration? {
+        attempt < 50 ? .milliseconds(min(200, 1 << min(attempt, 8))) : nil
+    }
+
     /// Calls `rpc` and returns its reply; throws `WireError.remote` for a non-OK status.
     /// `timeout` defaults to `settings.callTimeout`.
     public func call<Request, Reply>(_ rpc: RPC<Request, Reply>, _ request: Request, timeout: Duration? = nil) async throws -> Reply {
