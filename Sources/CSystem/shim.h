@@ -5,6 +5,8 @@
 #include <malloc.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 // glibc declares fallocate only under _GNU_SOURCE, which this module must not define: its
 // headers would then disagree with Swift's Glibc module (fd_set) in a clean build.
@@ -28,5 +30,22 @@ static inline int starling_die_with_parent(int sig) {
 // system) without changing its size; reads of the range then see zeros. 0, or -1 and errno.
 static inline int starling_punch_hole(int fd, long long offset, long long length) {
     return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (long)offset, (long)length);
+}
+
+// sched_setaffinity/sched_getaffinity and getcpu need _GNU_SOURCE (see above): the raw
+// system calls take the same mask, `words` longs of CPU bits (bit i = CPU i).
+static inline int starling_set_thread_cpus(int tid, const unsigned long *mask, int words) {
+    return (int)syscall(SYS_sched_setaffinity, tid, (unsigned long)words * sizeof(unsigned long), mask);
+}
+
+// Bytes of mask the kernel wrote, or -1 and errno.
+static inline int starling_get_thread_cpus(int tid, unsigned long *mask, int words) {
+    return (int)syscall(SYS_sched_getaffinity, tid, (unsigned long)words * sizeof(unsigned long), mask);
+}
+
+// The CPU the calling thread runs on, or -1.
+static inline int starling_current_cpu(void) {
+    unsigned cpu = 0;
+    return syscall(SYS_getcpu, &cpu, (void *)0, (void *)0) == 0 ? (int)cpu : -1;
 }
 #endif

@@ -21,4 +21,7 @@ extension WorkerEnvironment {
     public static let listenHost = "STARLING_WORKER_HOST"
     /// The worker's log file (its stdout and stderr), named in its tasks' errors.
     public static let workerLog = "STARLING_WORKER_LOG"
+    /// The CPUs the worker's threads may use (a list like `0-3`): its node's, not the CPU a
+    /// driver that hosts the node keeps its own threads on.
+    public static let cpus = "STARLING_WORKER_CPUS"
 }

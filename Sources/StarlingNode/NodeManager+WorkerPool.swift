@@ -27,6 +27,37 @@ extension NodeManager {
         return try await startWorker(pool: pool, job: job)
     }
 
+    /// Keeps a leased worker's threads on CPUs of their own: as many as the lease has CPUs (at
+    /// least one), the least loaded by other leases, the node's own CPU first among equals (an
+    /// embedded node shares its driver's CPU, and a driver waiting on each task answers twice
+    /// as fast from there; see `CPUAffinity`).
+    func placeWorker(_ workerID: UniqueID, demand: ResourceSet) {
+        guard !workerCPUs.isEmpty, let record = workers[workerID] else { return }
+        let wanted = min(workerCPUs.count, max(1, Int(demand["CPU"].rounded(.up))))
+        var cpuLoad: [Int: Double] = [:]
+        var leaseCount: [Int: Int] = [:]
+        for lease in leases.values where lease.worker != workerID {
+            guard let cpus = workers[lease.worker]?.cpus, !cpus.isEmpty else { continue }
+            for cpu in cpus {
+                cpuLoad[cpu, default: 0] += lease.demand["CPU"] / Double(cpus.count)
+                leaseCount[cpu, default: 0] += 1
+            }
+        }
+        let here = CPUAffinity.current()
+        let ranked = workerCPUs.sorted { a, b in
+            if cpuLoad[a, default: 0] != cpuLoad[b, default: 0] { return cpuLoad[a, default: 0] < cpuLoad[b, default: 0] }
+            if leaseCount[a, default: 0] != leaseCount[b, default: 0] { return leaseCount[a, default: 0] < leaseCount[b, default: 0] }
+            if (a == here) != (b == here) { return a == here }
+            return a < b
+        }
+        let chosen = Array(ranked.prefix(wanted)).sorted()
+        guard record.cpus != chosen else { return }
+        if !CPUAffinity.restrict(process: record.pid, to: chosen) {
+            log.debug("worker \(workerID.short): could not keep every thread on CPUs \(CPUAffinity.format(chosen))")
+        }
+        workers[workerID]?.cpus = chosen
+    }
+
     /// Starts a worker process and waits until it registered.
     func startWorker(pool: [UInt8], job: [UInt8]) async throws -> UniqueID {
         if stopping { throw RPCFailure(.unavailable, "node \(nodeID.short) is stopping") }
@@ -58,6 +89,8 @@ extension NodeManager {
         }
         let logPath = "\(settings.sessionDir)/logs/worker-\(id.short).log"
         environment[WorkerEnvironment.workerLog] = logPath
+        // All of the node's CPUs until a lease places it.
+        environment[WorkerEnvironment.cpus] = workerCPUs.isEmpty ? nil : CPUAffinity.format(workerCPUs)
         let spawned = try WorkerProcess.spawn(executable: executable, environment: environment, logPath: logPath)
         workers[id] = WorkerRecord(pid: spawned.pid, logPath: spawned.logPath, pool: pool, url: nil)
         log.debug("started worker \(id.short) (pid \(spawned.pid)) from \(executable)")

@@ -75,6 +75,8 @@ public actor NodeManager {
         /// The job whose executable it runs (empty: the node's own `workerExecutable`).
         let pool: [UInt8]
         var url: String?
+        /// The CPUs its threads are kept on since its last lease (nil: all of the node's).
+        var cpus: [Int]? = nil
     }
 
     struct Lease {
@@ -110,6 +112,10 @@ public actor NodeManager {
         if address.isWildcard, let host = settings.advertiseHost { return address.withHost(host) }
         return address
     }
+
+    /// The CPUs this node's workers may use: its process's, before a driver hosting the node
+    /// kept its own threads on one of them.
+    let workerCPUs = CPUAffinity.original
 
     public init(settings: NodeSettings, token: ClusterToken) {
         self.settings = settings
@@ -292,6 +298,7 @@ public actor NodeManager {
         }
         let leaseID = request.leaseId.isEmpty ? UniqueID.random() : UniqueID(bytes: request.leaseId)
         leases[leaseID] = Lease(worker: workerID, demand: demand, owner: owner, actor: request.actorId, bundle: bundle, taskName: request.taskName)
+        placeWorker(workerID, demand: demand)
         var reply = RequestWorkerLeaseReply()
         reply.granted = true
         reply.workerAddress = ProcessAddress(url: workers[workerID]?.url ?? "", nodeId: nodeID.bytes, workerId: workerID.bytes)

@@ -335,6 +335,18 @@ func spillFiles(_ node: MemoryReport.Node) -> Int {
     ((try? FileManager.default.contentsOfDirectory(atPath: node.spillDirectory)) ?? []).count
 }
 
+/// The CPUs the kernel lets this process's main thread run on, as `/proc/self/status` says.
+func cpusAllowed() -> String {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") } ?? ""
+    return line.split(separator: "\t").last.map(String.init) ?? "?"
+}
+
+/// Where the worker running it may run (see `cpusAllowed`).
+struct AllowedCPUs: RemoteFunction {
+    static func run(_ input: Int) async throws -> String { cpusAllowed() }
+}
+
 /// Sums refs it was passed inside its input (it borrows them from their owners).
 struct SumRefs: RemoteFunction {
     struct Input: Codable, Sendable { var refs: [ObjectRef<Int>] }
@@ -364,6 +376,11 @@ struct TestApp {
                     fflush(nil)
                     try await Task.sleep(for: .seconds(600))
                     result = "woke"
+                case "cpu-placement":
+                    // The driver's CPUs, then those of a worker leased for 1 CPU and for 2.
+                    let one = try await cluster.get(cluster.submit(AllowedCPUs.self, 0))
+                    let two = try await cluster.get(cluster.submit(AllowedCPUs.self, 0, options: .init(resources: ["CPU": 2])))
+                    result = "\(cpusAllowed()) \(one) \(two)"
                 case "squares":
                     let refs = try await (0..<100).asyncMap { try await cluster.submit(Square.self, $0) }
                     result = String(try await cluster.get(refs).reduce(0, +))

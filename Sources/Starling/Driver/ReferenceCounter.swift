@@ -34,7 +34,9 @@ final class ReferenceCounter: Sendable {
         guard !isLent(id) else { return }
         let put = stored.remove(id) != nil
         let holder = objects.release(id)
-        forget(id)
+        // Only results in a node's store have lineage (an inline value needs no rebuilding):
+        // the common small result costs no hop to the submitter.
+        if holder != nil { forget(id) }
         if put || holder != nil { Self.free([id], holder: holder, via: node) }
     }
 

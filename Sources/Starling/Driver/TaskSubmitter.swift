@@ -99,16 +99,23 @@ actor TaskSubmitter {
         var parkedAt = ContinuousClock.now
     }
 
-    func submit(_ task: PendingTask, key: Key) {
+    /// Queues `task`; when a lease of its key is parked, pushes on it before this returns.
+    nonisolated func submit(_ task: PendingTask, key: Key) async {
+        guard let (lease, first) = await enqueue(task, key: key) else { return }
+        // On this thread: the immediate task runs until the push is on the wire.
+        Task.immediate { await self.drive(key, lease, first: first) }
+    }
+
+    /// Queues `task`; when a lease of its key is parked, takes it and its first push, for the
+    /// caller to drive at once.
+    private func enqueue(_ task: PendingTask, key: Key) -> (HeldLease, Push)? {
         keys[key, default: KeyState()].queue.append(task)
         countsChanged()
-        if let lease = keys[key]!.parked.popLast() {
-            // Push from here, on this thread: an immediate task runs until the push is on the
-            // wire, where waking a parked loop would cost a hop through the executor first.
-            driving += 1
-            Task.immediate { await self.drive(key, lease) }
-        }
-        pump(key)
+        defer { pump(key) }
+        guard let lease = keys[key]!.parked.popLast() else { return nil }
+        driving += 1
+        guard let first = nextPush(key, lease) else { return nil } // parked again
+        return (lease, first)
     }
 
     /// Returns every lease and closes the worker connections; waits for the lease loops, so
@@ -248,35 +255,94 @@ actor TaskSubmitter {
         keys[key]!.activeLeases += 1
         pump(key)
         driving += 1
-        await drive(key, HeldLease(worker: worker, url: url, leaseID: leaseID, node: target))
+        await drive(key, HeldLease(worker: worker, url: url, leaseID: leaseID, node: target), first: nil)
     }
 
-    /// Pushes the key's work on `lease`; then parks it for more work (the sweeper returns it
+    /// A batch taken off a key's queue for one lease, and the request that pushes it.
+    struct Push: Sendable {
+        let batch: [PendingTask]
+        let request: PushTaskBatchRequest
+    }
+
+    /// Pushes the key's work on `lease`, then parks it for more work (the sweeper returns it
     /// after `leaseLinger`), or returns it when its worker failed or the owner shuts down.
-    private func drive(_ key: Key, _ lease: HeldLease) async {
-        defer {
-            driving -= 1
-            if driving == 0 {
-                for waiter in drivesDone { waiter.resume() }
-                drivesDone.removeAll()
+    ///
+    /// Runs outside the actor, visiting it between pushes: a push that `submit` starts goes on
+    /// the wire from the submitting thread (an immediate task cannot enter an actor, so an
+    /// isolated drive would wait for another thread to be woken first).
+    private nonisolated func drive(_ key: Key, _ lease: HeldLease, first: Push?) async {
+        var next = first
+        if next == nil { next = await nextPush(key, lease) }
+        while let push = next {
+            do {
+                let reply = try await lease.worker.call(WorkerRPC.pushTaskBatch, push.request, timeout: .seconds(365 * 24 * 3600))
+                next = await pushEnded(push, key: key, lease: lease, results: reply.results)
+            } catch {
+                await pushFailed(push, key: key, lease: lease, error: error)
+                return
             }
         }
-        let healthy = await run(key, worker: lease.worker, url: lease.url, leaseID: lease.leaseID)
-        if healthy && !shuttingDown {
-            var parked = lease
-            parked.parkedAt = .now
-            keys[key]!.parked.append(parked)
-            startSweeper()
-            // Work may have arrived while the last batch's results were delivered.
-            if !(keys[key]!.queue.isEmpty), let next = keys[key]!.parked.popLast() {
-                driving += 1
-                Task.immediate { await self.drive(key, next) }
-            }
+    }
+
+    /// Takes the key's next batch for `lease` and counts it running; nil when there is none.
+    private func nextPush(_ key: Key, _ lease: HeldLease) -> Push? {
+        guard let batch = takeBatch(key) else {
+            leaseIdle(key, lease)
+            return nil
+        }
+        var request = PushTaskBatchRequest()
+        request.tasks = batch.map(\.spec)
+        request.leaseId = lease.leaseID.bytes
+        for task in batch { pushed[task.returnID] = (lease.url, task.spec.taskId, task.spec.displayName) }
+        countsChanged()
+        return Push(batch: batch, request: request)
+    }
+
+    /// Delivers a push's results; returns the lease's next push, or nil once it is parked.
+    private func pushEnded(_ push: Push, key: Key, lease: HeldLease, results: [TaskResult]) -> Push? {
+        for task in push.batch { pushed[task.returnID] = nil }
+        countsChanged()
+        deliver(results, for: push.batch, key: key)
+        return nextPush(key, lease)
+    }
+
+    /// The worker failed during a push: its tasks are retried (or fail), the lease goes back.
+    private func pushFailed(_ push: Push, key: Key, lease: HeldLease, error: any Error) async {
+        for task in push.batch { pushed[task.returnID] = nil }
+        countsChanged()
+        log.info("worker \(lease.url) failed during a batch of \(push.batch.count): \(error)")
+        workers.drop(lease.url)
+        retryOrFail(push.batch, key: key, detail: "\(error)")
+        await leaseDone(key, lease, failed: true)
+    }
+
+    /// The key's queue is empty: park the lease for more work (in the same turn of the actor,
+    /// so a task queued next finds it), or return it when the owner shuts down.
+    private func leaseIdle(_ key: Key, _ lease: HeldLease) {
+        guard !shuttingDown else {
+            Task { await self.leaseDone(key, lease, failed: false) }
             return
         }
+        var parked = lease
+        parked.parkedAt = .now
+        keys[key]!.parked.append(parked)
+        startSweeper()
+        driveEnded()
+    }
+
+    private func leaseDone(_ key: Key, _ lease: HeldLease, failed: Bool) async {
+        defer { driveEnded() }
         keys[key]!.activeLeases -= 1
-        await returnLease(lease.leaseID, to: lease.node, failed: !healthy)
+        await returnLease(lease.leaseID, to: lease.node, failed: failed)
         pump(key)
+    }
+
+    private func driveEnded() {
+        driving -= 1
+        if driving == 0 {
+            for waiter in drivesDone { waiter.resume() }
+            drivesDone.removeAll()
+        }
     }
 
     private func startSweeper() {
@@ -306,31 +372,6 @@ actor TaskSubmitter {
             return false
         }
         return true
-    }
-
-    /// Pushes batches on one lease while the key has work; false when the worker failed.
-    private func run(_ key: Key, worker: RPCClient, url: String, leaseID: UniqueID) async -> Bool {
-        while true {
-            guard let batch = takeBatch(key) else { return true }
-            var push = PushTaskBatchRequest()
-            push.tasks = batch.map(\.spec)
-            push.leaseId = leaseID.bytes
-            for task in batch { pushed[task.returnID] = (url, task.spec.taskId, task.spec.displayName) }
-            countsChanged()
-            defer {
-                for task in batch { pushed[task.returnID] = nil }
-                countsChanged()
-            }
-            do {
-                let reply = try await worker.call(WorkerRPC.pushTaskBatch, push, timeout: .seconds(365 * 24 * 3600))
-                deliver(reply.results, for: batch, key: key)
-            } catch {
-                log.info("worker \(url) failed during a batch of \(batch.count): \(error)")
-                workers.drop(url)
-                retryOrFail(batch, key: key, detail: "\(error)")
-                return false
-            }
-        }
     }
 
     /// Takes the next batch off the key's queue: up to the batch size, a fair share when
@@ -449,7 +490,9 @@ actor TaskSubmitter {
             $0.retried += 1
             $0.finished -= min($0.finished, 1)
         }
-        submit(again, key: key)
+        if let (lease, first) = enqueue(again, key: key) {
+            Task { await self.drive(key, lease, first: first) }
+        }
         return .resubmitted
     }
 
@@ -492,6 +535,8 @@ actor TaskSubmitter {
     /// Fails the task's refs with `error`, counts it, and reports it as a task-failed event
     /// (a cancellation is counted, not reported).
     private func fail(_ task: PendingTask, _ error: StarlingError, labels: [String: String] = [:]) {
+        // A rerun that failed is over: its lineage is not asked for again.
+        rebuilding.remove(task.returnID)
         objects.fail(task.returnID, error)
         let name = task.spec.displayName
         count(name) { $0.failed += 1 }

@@ -14,6 +14,11 @@ enum WorkerRuntime {
 
     static func serve(environment: [String: String]) async -> Never {
         ProcessTuning.dieWithParent()
+        // A worker starts with the mask of the thread that spawned it: the node's CPUs, not
+        // the one CPU of a driver that hosts the node.
+        if let list = environment[WorkerEnvironment.cpus], let cpus = CPUAffinity.parse(list) {
+            CPUAffinity.restrict(to: cpus)
+        }
         let log = Logger(label: "worker")
         do {
             guard let idHex = environment[WorkerEnvironment.workerID], let workerID = UniqueID(hex: idHex),

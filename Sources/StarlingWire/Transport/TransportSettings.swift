@@ -1,3 +1,4 @@
+import CNNG
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -85,6 +86,9 @@ extension Duration {
     var nngMilliseconds: Int32 {
         let (seconds, attoseconds) = components
         let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        // Past NNG's range (about 24 days) means no timeout: such an aio stays off NNG's
+        // expiry list, whose thread is otherwise woken when it holds the earliest deadline.
+        if ms >= Int64(Int32.max) { return NNG_DURATION_INFINITE }
         return Int32(clamping: max(ms, 0))
     }
 }
