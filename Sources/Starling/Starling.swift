@@ -131,10 +131,8 @@ public enum Starling {
         let setting = environment[driverCPUsVariable] ?? ""
         if setting == "all" { return }
         let cpus = setting.isEmpty ? CPUAffinity.current().map { [$0] } : CPUAffinity.parse(setting)
-        guard let cpus, CPUAffinity.restrict(to: cpus) else {
-            Logger(label: "driver").warning("\(driverCPUsVariable)=\(setting) names no CPU of this machine; the driver's threads stay unplaced")
-            return
-        }
+        if let cpus, CPUAffinity.place(on: cpus) { return }
+        Logger(label: "driver").warning("the driver's threads stay unplaced: \(setting.isEmpty ? "the kernel did not say which CPU this is" : "\(driverCPUsVariable)=\(setting) names no CPU this process may use")")
     }
 
     /// Where `starling start --head` writes the cluster token unless told otherwise.

@@ -282,6 +282,8 @@ var unblocked = sigset_t()
 sigemptyset(&unblocked)
 pthread_sigmask(SIG_SETMASK, &unblocked, nil)
 ProcessTuning.apply()
+// Started by a driver that placed its threads on one CPU: take its CPUs back.
+CPUAffinity.undoInheritedPlacement()
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let command = arguments.first else {
     print(usage)

@@ -28,9 +28,31 @@ public enum CPUAffinity {
         return cpus
     }
 
-    /// The CPUs this process was allowed before it restricted itself: what a node hosted in
-    /// a driver gives its workers.
-    public static let original: [Int] = allowed()
+    /// Set by a driver that placed its threads, for the processes it starts (which inherit
+    /// its one CPU): the CPUs it had before. Starling's nodes and workers take them back.
+    public static let unplacedVariable = "STARLING_UNPLACED_CPUS"
+
+    /// The CPUs this process may use unplaced: those it started with, or those of the placed
+    /// driver that started it. What a node gives its workers.
+    public static let original: [Int] = {
+        if let list = getenv(unplacedVariable).map({ String(cString: $0) }), let cpus = parse(list) { return cpus }
+        return allowed()
+    }()
+
+    /// Takes back the CPUs a placed driver had when it started this process (a node started by
+    /// a driver, say), so that the process is not confined to the driver's one CPU.
+    public static func undoInheritedPlacement() {
+        guard getenv(unplacedVariable) != nil, allowed() != original else { return }
+        restrict(to: original)
+    }
+
+    /// Places this process's threads on `cpus`, and tells the processes it starts (through
+    /// `unplacedVariable`) which CPUs it had before.
+    @discardableResult
+    public static func place(on cpus: [Int]) -> Bool {
+        setenv(unplacedVariable, format(original), 1)
+        return restrict(to: cpus)
+    }
 
     /// The CPU the calling thread runs on now.
     public static func current() -> Int? {
@@ -39,8 +61,8 @@ public enum CPUAffinity {
     }
 
     /// Restricts every thread of process `pid` (0: this process) to `cpus`; threads it starts
-    /// later inherit the restriction. False when a thread could not be moved (it may have
-    /// exited meanwhile) or `cpus` holds no CPU this machine has.
+    /// later inherit the restriction. False when a thread could not be moved or `cpus` holds
+    /// no CPU this process may use.
     @discardableResult
     public static func restrict(process pid: pid_t = 0, to cpus: [Int]) -> Bool {
         var mask = [UInt](repeating: 0, count: maskWords)
@@ -55,7 +77,8 @@ public enum CPUAffinity {
         for _ in 0..<2 {
             for thread in threads(of: process) {
                 let result = mask.withUnsafeBufferPointer { starling_set_thread_cpus(thread, $0.baseAddress, Int32(maskWords)) }
-                if result != 0 { allMoved = false }
+                // A thread that ended meanwhile (ESRCH) needs no moving.
+                if result != 0 && errno != ESRCH { allMoved = false }
             }
         }
         return allMoved

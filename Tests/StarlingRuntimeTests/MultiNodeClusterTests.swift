@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import StarlingWire
 import Testing
 
 /// A head and node managers started with the `starling` command on 127.0.0.1, each a real
@@ -215,6 +216,28 @@ struct MultiNodeClusterTests {
         do {
             let target = try await cluster.addNode(resources: "CPU=1")
             #expect(try await runScenario(["affinity", target], environment: cluster.environment) == "4 \(target)")
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        await cluster.stop()
+    }
+
+    @Test("a node started by a driver that placed its threads takes back the CPUs the driver had (STARLING_UNPLACED_CPUS), and so do its workers")
+    func inheritedPlacementUndone() async throws {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let machine = try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }?.split(separator: "\t").last)
+        let last = try #require(CPUAffinity.parse(String(machine))?.last)
+        // The variable names one CPU: a member that honours it is confined there (a member
+        // that ignored it would keep this test process's CPUs).
+        let cluster = try await LocalCluster(headResources: "CPU=1", nodeResources: [], memberEnvironment: [CPUAffinity.unplacedVariable: "\(last)"])
+        do {
+            let pid = cluster.members[0].process.processIdentifier
+            let head = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            #expect(head.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }?.split(separator: "\t").last.map(String.init) == "\(last)")
+            // Its worker, leased for 1 CPU: on that CPU too (the driver here is placed as usual).
+            let placed = try await runScenario(["cpu-placement", "one"], environment: cluster.environment.merging(["STARLING_DRIVER_CPUS": "all"]) { $1 })
+            #expect(placed.split(separator: " ").dropFirst().first.map(String.init) == "\(last)")
         } catch {
             await cluster.stop()
             throw error
