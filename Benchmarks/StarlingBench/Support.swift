@@ -1,4 +1,5 @@
 import Foundation
+import StarlingWire
 
 struct BenchOptions {
     var json = false
@@ -85,8 +86,16 @@ final class ChildProcess {
     let output = Pipe()
 
     init(_ executable: String, _ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        // This process is a placed Starling driver (one CPU): a peer (Ray, the C echo server)
+        // runs on every CPU the benchmark had, as it would on its own, not on ours.
+        let unplaced = CPUAffinity.original
+        if CPUAffinity.allowed() != unplaced, !unplaced.isEmpty {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+            process.arguments = ["-c", CPUAffinity.format(unplaced), executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
         process.standardOutput = output
         try process.run()
     }
