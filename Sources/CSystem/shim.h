@@ -1,6 +1,7 @@
 // glibc calls that Swift's Glibc module does not expose.
 #ifndef STARLING_CSYSTEM_SHIM_H
 #define STARLING_CSYSTEM_SHIM_H
+#include <errno.h>
 #include <linux/falloc.h>
 #include <malloc.h>
 #include <signal.h>
@@ -34,13 +35,16 @@ static inline int starling_punch_hole(int fd, long long offset, long long length
 
 // sched_setaffinity/sched_getaffinity and getcpu need _GNU_SOURCE (see above): the raw
 // system calls take the same mask, `words` longs of CPU bits (bit i = CPU i).
+// 0, or -errno.
 static inline int starling_set_thread_cpus(int tid, const unsigned long *mask, int words) {
-    return (int)syscall(SYS_sched_setaffinity, tid, (unsigned long)words * sizeof(unsigned long), mask);
+    long result = syscall(SYS_sched_setaffinity, tid, (unsigned long)words * sizeof(unsigned long), mask);
+    return result == 0 ? 0 : -errno;
 }
 
-// Bytes of mask the kernel wrote, or -1 and errno.
+// Bytes of mask the kernel wrote, or -errno.
 static inline int starling_get_thread_cpus(int tid, unsigned long *mask, int words) {
-    return (int)syscall(SYS_sched_getaffinity, tid, (unsigned long)words * sizeof(unsigned long), mask);
+    long result = syscall(SYS_sched_getaffinity, tid, (unsigned long)words * sizeof(unsigned long), mask);
+    return result >= 0 ? (int)result : -errno;
 }
 
 // The CPU the calling thread runs on, or -1.

@@ -132,7 +132,7 @@ public enum Starling {
         if setting == "all" { return }
         let cpus = setting.isEmpty ? CPUAffinity.current().map { [$0] } : CPUAffinity.parse(setting)
         if let cpus, CPUAffinity.place(on: cpus) { return }
-        Logger(label: "driver").warning("the driver's threads stay unplaced: \(setting.isEmpty ? "the kernel did not say which CPU this is" : "\(driverCPUsVariable)=\(setting) names no CPU this process may use")")
+        Logger(label: "driver").warning("the driver's threads stay unplaced: \(setting.isEmpty ? "the kernel did not say which CPUs this process may use" : "\(driverCPUsVariable)=\(setting) names no CPU this process may use")")
     }
 
     /// Where `starling start --head` writes the cluster token unless told otherwise.

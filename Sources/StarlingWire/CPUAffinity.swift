@@ -29,29 +29,49 @@ public enum CPUAffinity {
     }
 
     /// Set by a driver that placed its threads, for the processes it starts (which inherit
-    /// its one CPU): the CPUs it had before. Starling's nodes and workers take them back.
+    /// its CPUs): the CPUs it had before. Starling's nodes and workers take them back.
     public static let unplacedVariable = "STARLING_UNPLACED_CPUS"
+    /// Set with `unplacedVariable`: the CPUs the driver was placed on. A process takes the
+    /// unplaced CPUs back only while its own are exactly these (not when someone placed it
+    /// elsewhere on purpose, with `taskset` say).
+    public static let placedVariable = "STARLING_PLACED_CPUS"
 
     /// The CPUs this process may use unplaced: those it started with, or those of the placed
     /// driver that started it. What a node gives its workers.
     public static let original: [Int] = {
-        if let list = getenv(unplacedVariable).map({ String(cString: $0) }), let cpus = parse(list) { return cpus }
-        return allowed()
+        let now = allowed()
+        if inheritedPlacement(now), let list = variable(unplacedVariable), let cpus = parse(list) { return cpus }
+        return now
     }()
 
     /// Takes back the CPUs a placed driver had when it started this process (a node started by
     /// a driver, say), so that the process is not confined to the driver's one CPU.
     public static func undoInheritedPlacement() {
-        guard getenv(unplacedVariable) != nil, allowed() != original else { return }
+        guard inheritedPlacement(allowed()), !original.isEmpty else { return }
         restrict(to: original)
     }
 
-    /// Places this process's threads on `cpus`, and tells the processes it starts (through
-    /// `unplacedVariable`) which CPUs it had before.
+    /// Places this process's threads on `cpus`, and tells the processes it starts which CPUs
+    /// it had before (`unplacedVariable`, `placedVariable`). False when it could not: its
+    /// CPUs are unknown, or `cpus` holds none it may use.
     @discardableResult
     public static func place(on cpus: [Int]) -> Bool {
-        setenv(unplacedVariable, format(original), 1)
-        return restrict(to: cpus)
+        guard !original.isEmpty, restrict(to: cpus) else { return false }
+        // Only when they change: setenv is not safe while other threads read the environment.
+        for (name, value) in [(unplacedVariable, format(original)), (placedVariable, format(allowed()))] where variable(name) != value {
+            setenv(name, value, 1)
+        }
+        return true
+    }
+
+    /// True when this process still has the CPUs its placed parent had.
+    private static func inheritedPlacement(_ allowed: [Int]) -> Bool {
+        guard let placed = variable(placedVariable).flatMap(parse) else { return false }
+        return placed == allowed
+    }
+
+    private static func variable(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
     }
 
     /// The CPU the calling thread runs on now.
@@ -73,28 +93,32 @@ public enum CPUAffinity {
         let process = pid == 0 ? getpid() : pid
         if process == getpid() { _ = original } // taken before the first change
         var allMoved = true
+        var moved = 0
         // Twice: a thread started while the first pass ran may have copied the old mask.
         for _ in 0..<2 {
             for thread in threads(of: process) {
                 let result = mask.withUnsafeBufferPointer { starling_set_thread_cpus(thread, $0.baseAddress, Int32(maskWords)) }
                 // A thread that ended meanwhile (ESRCH) needs no moving.
-                if result != 0 && errno != ESRCH { allMoved = false }
+                if result == 0 { moved += 1 } else if result != -ESRCH { allMoved = false }
             }
         }
-        return allMoved
+        return allMoved && moved > 0
     }
 
-    /// Parses a CPU list as Linux writes them: `0-3,6`. Nil when it is not one.
+    /// Parses a CPU list as Linux writes them (`0-3,6`, a trailing newline allowed) into
+    /// sorted, distinct CPUs. Nil when it is not one, or names a CPU past the 1,024 a mask holds.
     public static func parse(_ list: String) -> [Int]? {
-        var cpus: [Int] = []
+        var cpus = Set<Int>()
+        let limit = maskWords * UInt.bitWidth
         for part in list.split(separator: ",") {
-            let bounds = part.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map { Int(String($0)) }
+            let bounds = part.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+                .map { Int(String($0.filter { $0 != " " && $0 != "\n" && $0 != "\t" })) }
             guard let low = bounds.first ?? nil, low >= 0 else { return nil }
             let high = bounds.count == 2 ? bounds[1] : low
-            guard let high, high >= low else { return nil }
-            cpus.append(contentsOf: low...high)
+            guard let high, high >= low, high < limit else { return nil }
+            cpus.formUnion(low...high)
         }
-        return cpus.isEmpty ? nil : cpus
+        return cpus.isEmpty ? nil : cpus.sorted()
     }
 
     /// Writes `cpus` as a list `parse` reads (`0,1,2` as `0-2`).

@@ -115,17 +115,19 @@ enum ScenarioError: Error, CustomStringConvertible {
 
 @Suite("Embedded cluster (real processes)")
 struct EmbeddedClusterTests {
-    @Test("Each process's threads are placed: the driver on one CPU, a worker on as many as its lease has, the first beside the driver")
+    @Test("Each process's threads are placed: the driver on one CPU (and it exports the CPUs it had), a worker on as many as its lease has, the first beside the driver")
     func threadPlacement() async throws {
         // This test process is not placed: its CPUs are the machine's.
         let machine = try #require(CPUAffinity.parse(String(try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
             .split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }!.split(separator: "\t").last!)))
         let lists = try await runScenario(["cpu-placement"]).split(separator: " ").map { CPUAffinity.parse(String($0)) }
-        try #require(lists.count == 3)
+        try #require(lists.count == 4)
         let (driver, one, two) = (try #require(lists[0]), try #require(lists[1]), try #require(lists[2]))
         #expect(driver.count == 1)
         #expect(one == driver)
         #expect(two.count == min(2, machine.count))
+        // What the processes it starts take back (starling start, workers).
+        #expect(lists[3] == machine)
         let unplaced = try await runScenario(["cpu-placement"], environment: ["STARLING_DRIVER_CPUS": "all"])
         #expect(unplaced.split(separator: " ").first.flatMap { CPUAffinity.parse(String($0)) } == machine)
     }

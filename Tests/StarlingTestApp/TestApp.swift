@@ -377,11 +377,13 @@ struct TestApp {
                     try await Task.sleep(for: .seconds(600))
                     result = "woke"
                 case "cpu-placement":
-                    // The driver's CPUs, then those of a worker leased for 1 CPU and for 2.
+                    // The driver's CPUs, those of a worker leased for 1 CPU and for 2, and the
+                    // CPUs the driver tells the processes it starts it had before.
                     let one = try await cluster.get(cluster.submit(AllowedCPUs.self, 0))
                     let two = CommandLine.arguments.dropFirst(2).first == "one" ? "-"
                         : try await cluster.get(cluster.submit(AllowedCPUs.self, 0, options: .init(resources: ["CPU": 2])))
-                    result = "\(cpusAllowed()) \(one) \(two)"
+                    let unplaced = ProcessInfo.processInfo.environment["STARLING_UNPLACED_CPUS"] ?? "-"
+                    result = "\(cpusAllowed()) \(one) \(two) \(unplaced)"
                 case "squares":
                     let refs = try await (0..<100).asyncMap { try await cluster.submit(Square.self, $0) }
                     result = String(try await cluster.get(refs).reduce(0, +))

@@ -17,6 +17,12 @@ struct CPUAffinityTests {
         #expect(CPUAffinity.parse("-1") == nil)
         #expect(CPUAffinity.format([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8")
         #expect(CPUAffinity.format([3]) == "3")
+        // As /proc and sysfs write them (a newline), out of order, repeated: sorted, distinct.
+        #expect(CPUAffinity.parse("0-1\n") == [0, 1])
+        #expect(CPUAffinity.parse("3,1,1-2") == [1, 2, 3])
+        // A typo must not allocate billions of CPUs: past the mask's 1,024 is refused.
+        #expect(CPUAffinity.parse("0-4000000000") == nil)
+        #expect(CPUAffinity.parse("1024") == nil)
     }
 
     @Test("restrict moves every thread of another process; a CPU the machine lacks is refused")
@@ -36,6 +42,8 @@ struct CPUAffinityTests {
         let line = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }
         #expect(line.flatMap { $0.split(separator: "\t").last }.map(String.init) == "\(last)")
         #expect(!CPUAffinity.restrict(process: pid, to: [100_000]))
+        // A CPU a mask can name but this machine lacks.
+        if last < 1000 { #expect(!CPUAffinity.restrict(process: pid, to: [1000])) }
         #expect(!CPUAffinity.restrict(process: pid, to: []))
     }
 }

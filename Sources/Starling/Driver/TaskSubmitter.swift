@@ -313,6 +313,14 @@ actor TaskSubmitter {
         log.info("worker \(lease.url) failed during a batch of \(push.batch.count): \(error)")
         workers.drop(lease.url)
         retryOrFail(push.batch, key: key, detail: "\(error)")
+        // Retried tasks are queued again: a lease of the key parked meanwhile takes them now
+        // (`pump` asks for no lease while parked ones could take the queue).
+        if !keys[key]!.queue.isEmpty, let parked = keys[key]!.parked.popLast() {
+            driving += 1
+            if let first = nextPush(key, parked) {
+                Task { await self.drive(key, parked, first: first) }
+            }
+        }
         await leaseDone(key, lease, failed: true)
     }
 
@@ -429,8 +437,9 @@ actor TaskSubmitter {
             }
             switch result.status?.code ?? .ok {
             case .ok:
+                // A rerun is over, whether its result came back stored or inline.
+                rebuilding.remove(task.returnID)
                 if let stored = result.returns.first, !stored.isInline {
-                    rebuilding.remove(task.returnID)
                     if objects.fulfillStored(task.returnID, node: stored.nodeId) {
                         lineage[task.returnID] = (task, key)
                     } else {

@@ -82,13 +82,19 @@ public struct TLSSettings: Sendable, Equatable {
 }
 
 extension Duration {
-    /// Milliseconds for NNG, clamped to Int32 (NNG durations are `int32_t` ms).
+    /// Milliseconds for an NNG operation's timeout: past NNG's range (about 24 days) means
+    /// none. Such an aio stays off NNG's expiry list, whose thread is otherwise woken whenever
+    /// it holds the earliest deadline.
     var nngMilliseconds: Int32 {
+        let milliseconds = clampedMilliseconds
+        return milliseconds == Int32.max ? NNG_DURATION_INFINITE : milliseconds
+    }
+
+    /// Milliseconds clamped to NNG's `int32_t` range (dialer options, where -1 is no "never").
+    var clampedMilliseconds: Int32 {
         let (seconds, attoseconds) = components
-        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        // Past NNG's range (about 24 days) means no timeout: such an aio stays off NNG's
-        // expiry list, whose thread is otherwise woken when it holds the earliest deadline.
-        if ms >= Int64(Int32.max) { return NNG_DURATION_INFINITE }
-        return Int32(clamping: max(ms, 0))
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        if overflow || whole >= Int64(Int32.max) { return seconds < 0 ? 0 : Int32.max }
+        return Int32(clamping: max(whole + attoseconds / 1_000_000_000_000_000, 0))
     }
 }
