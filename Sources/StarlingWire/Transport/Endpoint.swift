@@ -36,8 +36,8 @@ enum Endpoint {
     static func dial(_ socket: nng_socket, to address: Address, settings: TransportSettings) throws {
         var dialer = nng_dialer()
         try NNG.check(nng_dialer_create(&dialer, socket, address.description), "dial \(address)")
-        nng_dialer_set_ms(dialer, NNG.optReconnectMin, settings.reconnectMin.clampedMilliseconds)
-        nng_dialer_set_ms(dialer, NNG.optReconnectMax, settings.reconnectMax.clampedMilliseconds)
+        nng_dialer_set_ms(dialer, NNG.optReconnectMin, settings.reconnectMin.nngMilliseconds)
+        nng_dialer_set_ms(dialer, NNG.optReconnectMax, settings.reconnectMax.nngMilliseconds)
         if address.scheme == .tlsTCP {
             guard let tls = settings.tls, tls.caFile != nil else {
                 nng_dialer_close(dialer)

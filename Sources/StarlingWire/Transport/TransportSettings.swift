@@ -1,4 +1,3 @@
-import CNNG
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -82,16 +81,9 @@ public struct TLSSettings: Sendable, Equatable {
 }
 
 extension Duration {
-    /// Milliseconds for an NNG operation's timeout: past NNG's range (about 24 days) means
-    /// none. Such an aio stays off NNG's expiry list, whose thread is otherwise woken whenever
-    /// it holds the earliest deadline.
+    /// Milliseconds for NNG, clamped to its `int32_t` range (24.8 days at most: a call that
+    /// may wait as long as it likes asks for a year and gets that).
     var nngMilliseconds: Int32 {
-        let milliseconds = clampedMilliseconds
-        return milliseconds == Int32.max ? NNG_DURATION_INFINITE : milliseconds
-    }
-
-    /// Milliseconds clamped to NNG's `int32_t` range (dialer options, where -1 is no "never").
-    var clampedMilliseconds: Int32 {
         let (seconds, attoseconds) = components
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1000)
         if overflow || whole >= Int64(Int32.max) { return seconds < 0 ? 0 : Int32.max }
