@@ -7,7 +7,7 @@ import StarlingWire
 //   starling-bench [--json] [--peer ray|none] [--only a,b,c] [--list]
 //
 // Hidden modes used by the benchmark itself: `serve-echo URL TOKEN_FILE`, `idle-rss-probe`,
-// `sync-probe N` (N sync no-op tasks, for profiles), `ps-probe N` (N ps_iteration rounds), `put-probe N` (N
+// `sync-probe N` (N sync no-op tasks, for profiles), `actor-probe N [sync|async]`, `ps-probe N` (N ps_iteration rounds), `put-probe N` (N
 // 100 MB puts, each timed).
 
 ProcessTuning.apply()
@@ -26,6 +26,24 @@ if arguments.first == "sync-probe" {
         let start = clock.now
         for _ in 0..<count { _ = try await cluster.get(cluster.submit(NoOp.self, 0)) }
         print("sync-probe: \(count) tasks in \(clock.now - start)")
+    }
+    exit(0)
+}
+if arguments.first == "actor-probe" {
+    // For profiles: N calls to one actor, one at a time (`sync`) or all at once (`async`).
+    let count = arguments.count > 1 ? Int(arguments[1]) ?? 20_000 : 20_000
+    let together = arguments.count > 2 && arguments[2] == "async"
+    try await Starling.run(embedded: .init(resources: ["CPU": 2])) { cluster in
+        let actor = try await cluster.spawn(BenchActor.self, config: 0)
+        for _ in 0..<200 { _ = try await actor.smallValue() }
+        let clock = ContinuousClock()
+        let start = clock.now
+        if together {
+            _ = try await ActorWorkloads.callsAtOnce(actor, count)
+        } else {
+            for _ in 0..<count { _ = try await actor.smallValue() }
+        }
+        print("actor-probe: \(count) \(together ? "async" : "sync") calls in \(clock.now - start)")
     }
     exit(0)
 }

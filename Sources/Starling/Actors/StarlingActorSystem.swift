@@ -55,9 +55,11 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     }
 
     struct Outbox {
-        var queue: [(request: ActorCallRequest, reply: CheckedContinuation<ActorCallReply, Error>)] = []
+        var queue = CallQueue<QueuedCall>()
         var inFlight = 0
     }
+
+    typealias QueuedCall = (request: ActorCallRequest, reply: CheckedContinuation<ActorCallReply, Error>)
 
     /// Batches in flight to one actor at most, and calls in one batch at most.
     static let batchesInFlight = 4
@@ -231,9 +233,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
                 // with numbers for the old one go back to their callers, to be sent anew.
                 let incarnation = (state.sequences[actor.id]?.incarnation ?? 0) + 1
                 state.sequences[actor.id] = Sequencing(incarnation: incarnation)
-                let queued = state.outboxes[actor.id]?.queue.map(\.reply) ?? []
-                state.outboxes[actor.id]?.queue.removeAll()
-                return queued
+                return state.outboxes[actor.id]?.queue.removeAll().map(\.reply) ?? []
             }
             for call in stale { call.resume(throwing: ConnectionLost(call: actor.name, detail: "the actor moved", sent: false)) }
             return (true, retries)
@@ -378,23 +378,18 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
     /// Sends the actor's queued calls in batches until its queue is empty.
     private func drain(_ actor: ActorIdentity) async {
         while true {
-            let batch = state.withLock { state -> [(request: ActorCallRequest, reply: CheckedContinuation<ActorCallReply, Error>)] in
-                guard var box = state.outboxes[actor.id], !box.queue.isEmpty, box.inFlight < Self.batchesInFlight else { return [] }
-                var bytes = 0
-                var count = 0
-                for call in box.queue.prefix(Self.maxBatch) {
-                    bytes += call.request.encodedInvocation.count
-                    if count > 0 && bytes > TaskExecutor.inlineLimit { break }
-                    count += 1
+            let batch = state.withLock { state -> [QueuedCall] in
+                // Changed in place: a copy of the outbox taken out of the dictionary and changed
+                // would copy its whole queue.
+                guard let inFlight = state.outboxes[actor.id]?.inFlight, inFlight < Self.batchesInFlight,
+                      state.outboxes[actor.id]?.queue.isEmpty == false else { return [] }
+                state.outboxes[actor.id]!.inFlight += 1
+                return state.outboxes[actor.id]!.queue.takeBatch(max: Self.maxBatch, byteLimit: TaskExecutor.inlineLimit) {
+                    $0.request.encodedInvocation.count
                 }
-                let batch = Array(box.queue.prefix(count))
-                box.queue.removeFirst(count)
-                box.inFlight += 1
-                state.outboxes[actor.id] = box
-                return batch
             }
             guard !batch.isEmpty else { return }
-            var unrun: [(request: ActorCallRequest, reply: CheckedContinuation<ActorCallReply, Error>)] = []
+            var unrun: [QueuedCall] = []
             do {
                 var request = ActorCallBatchRequest()
                 request.calls = batch.map(\.request)
@@ -416,7 +411,7 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
             state.withLock { state in
                 state.outboxes[actor.id]?.inFlight -= 1
                 // Sent back unrun (the batch's reply was full): first in line again.
-                state.outboxes[actor.id]?.queue.insert(contentsOf: unrun, at: 0)
+                state.outboxes[actor.id]?.queue.putBack(unrun)
             }
         }
     }
@@ -506,13 +501,20 @@ public final class StarlingActorSystem: DistributedActorSystem, Sendable {
         }
     }
 
+    /// Method names by target identifier: `description` demangles, on every call otherwise.
+    private static let methodNames = Mutex<[String: String]>([:])
+
     /// "add(_:)" from a target identifier (for display; the identifier itself is mangled).
     static func methodName(_ target: RemoteCallTarget) -> String {
+        if let known = methodNames.withLock({ $0[target.identifier] }) { return known }
         let description = target.description
+        var name = description
         if let open = description.firstIndex(of: "("), let dot = description[..<open].lastIndex(of: ".") {
-            return String(description[description.index(after: dot)..<open])
+            name = String(description[description.index(after: dot)..<open])
         }
-        return description
+        // One entry per distributed method of the program: bounded.
+        methodNames.withLock { $0[target.identifier] = name }
+        return name
     }
 
     private func client(for actor: ActorIdentity, url given: String? = nil) async throws -> RPCClient {
