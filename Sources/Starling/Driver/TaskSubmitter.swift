@@ -112,7 +112,13 @@ actor TaskSubmitter {
         keys[key, default: KeyState()].queue.append(task)
         countsChanged()
         defer { pump(key) }
-        guard let lease = keys[key]!.parked.popLast() else { return nil }
+        return takeParkedLease(key)
+    }
+
+    /// A parked lease of `key` and its first push, when the key has queued work and a parked
+    /// lease; the caller drives it.
+    private func takeParkedLease(_ key: Key) -> (HeldLease, Push)? {
+        guard !keys[key]!.queue.isEmpty, let lease = keys[key]!.parked.popLast() else { return nil }
         driving += 1
         guard let first = nextPush(key, lease) else { return nil } // parked again
         return (lease, first)
@@ -315,11 +321,8 @@ actor TaskSubmitter {
         retryOrFail(push.batch, key: key, detail: "\(error)")
         // Retried tasks are queued again: a lease of the key parked meanwhile takes them now
         // (`pump` asks for no lease while parked ones could take the queue).
-        if !keys[key]!.queue.isEmpty, let parked = keys[key]!.parked.popLast() {
-            driving += 1
-            if let first = nextPush(key, parked) {
-                Task { await self.drive(key, parked, first: first) }
-            }
+        if let (parked, first) = takeParkedLease(key) {
+            Task { await self.drive(key, parked, first: first) }
         }
         await leaseDone(key, lease, failed: true)
     }

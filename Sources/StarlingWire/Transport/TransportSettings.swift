@@ -81,8 +81,8 @@ public struct TLSSettings: Sendable, Equatable {
 }
 
 extension Duration {
-    /// Milliseconds for NNG, clamped to its `int32_t` range (24.8 days at most: a call that
-    /// may wait as long as it likes asks for a year and gets that).
+    /// Milliseconds for NNG, clamped to its `int32_t` range: 24.8 days at most, which is what a
+    /// call that may wait as long as it likes (asking for a year) gets.
     var nngMilliseconds: Int32 {
         let (seconds, attoseconds) = components
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1000)
